@@ -1,0 +1,97 @@
+/*
+ * alloc/mpsc.h: an intrusive multi-producer single-consumer FIFO queue.
+ * Header only; used by mailboxes (core/) and injection queues (sched/).
+ *
+ * The algorithm is Dmitry Vyukov's intrusive MPSC queue: a producer swaps
+ * itself in as the newest node with one atomic exchange and then links the
+ * previous newest to itself; the consumer walks from the oldest node. A stub
+ * node keeps the list non-empty so neither side needs a lock.
+ *
+ * Invariants:
+ *   - `in` is the newest node (producers' end); `out` is the oldest node not
+ *     yet taken, or the stub.
+ *   - Between a producer's exchange and its link store the queue is
+ *     "inconsistent": the consumer sees `out->next == NULL` although `in` is
+ *     newer. tel__mpsc_pop then returns NULL and tel__mpsc_nonempty returns
+ *     true; the consumer tries again later (it never spins here).
+ *
+ * Concurrency:
+ *   - push: any thread, wait-free (one exchange). seq_cst, so a waker's
+ *     "push then load the receiver's state" pairs with a parker's "store my
+ *     state then tel__mpsc_nonempty" (a Dekker pair: one of them sees the
+ *     other).
+ *   - pop, nonempty: the single consumer only.
+ */
+#ifndef TEL_ALLOC_MPSC_H
+#define TEL_ALLOC_MPSC_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "alloc/base.h"
+
+struct tel__mpsc_node {
+    _Atomic(struct tel__mpsc_node *) next;
+};
+
+struct tel__mpsc {
+    _Atomic(struct tel__mpsc_node *) in; /* producers */
+    struct tel__mpsc_node *out;          /* consumer */
+    struct tel__mpsc_node stub;
+};
+
+static inline void tel__mpsc_init(struct tel__mpsc *q)
+{
+    atomic_store_explicit(&q->stub.next, NULL, memory_order_relaxed);
+    atomic_store_explicit(&q->in, &q->stub, memory_order_relaxed);
+    q->out = &q->stub;
+}
+
+/* Any thread. Release: pairs with the acquire loads in tel__mpsc_pop. */
+static inline void tel__mpsc_push(struct tel__mpsc *q, struct tel__mpsc_node *n)
+{
+    atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
+    struct tel__mpsc_node *prev =
+        atomic_exchange_explicit(&q->in, n, memory_order_seq_cst);
+    atomic_store_explicit(&prev->next, n, memory_order_release);
+}
+
+/* Consumer only. The oldest node, or NULL if empty or inconsistent. */
+static inline struct tel__mpsc_node *tel__mpsc_pop(struct tel__mpsc *q)
+{
+    struct tel__mpsc_node *out = q->out;
+    struct tel__mpsc_node *next =
+        atomic_load_explicit(&out->next, memory_order_acquire);
+    if (out == &q->stub) {
+        if (next == NULL)
+            return NULL;
+        q->out = out = next;
+        next = atomic_load_explicit(&next->next, memory_order_acquire);
+    }
+    if (next) {
+        q->out = next;
+        return out;
+    }
+    if (out != atomic_load_explicit(&q->in, memory_order_acquire))
+        return NULL; /* a producer is between its exchange and its link */
+    tel__mpsc_push(q, &q->stub);
+    next = atomic_load_explicit(&out->next, memory_order_acquire);
+    if (next) {
+        q->out = next;
+        return out;
+    }
+    return NULL;
+}
+
+/*
+ * Consumer only: whether a node is queued or on its way (true while a
+ * producer is mid-push). seq_cst load: the parker's side of the Dekker pair.
+ */
+static inline bool tel__mpsc_nonempty(struct tel__mpsc *q)
+{
+    return q->out != &q->stub ||
+           atomic_load_explicit(&q->in, memory_order_seq_cst) != &q->stub;
+}
+
+#endif /* TEL_ALLOC_MPSC_H */

@@ -1,0 +1,3 @@
+module telar/bench/peers/go
+
+go 1.19

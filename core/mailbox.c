@@ -1,0 +1,175 @@
+/*
+ * core/mailbox.c: MPSC mailbox, selective receive with a save point, receive
+ * timeouts.
+ *
+ * Owns: a process's arrival queue (alloc/mpsc.h: any thread pushes with one
+ * exchange, lock-free) and its saved list (messages taken from the arrival
+ * queue and skipped by a selective receive).
+ *
+ * Invariants:
+ *   - Arrival order is kept: everything in `saved` is older than everything
+ *     still in `in`, and each keeps its order. So per sender->receiver order
+ *     holds for tel_recv and tel_recv_match alike.
+ *   - Within one receive call, a message is shown to match() at most once:
+ *     the call scans `saved` once, then only new arrivals, appending the
+ *     rejected ones to `saved`. That is BEAM's save point: k skipped messages
+ *     cost nothing per wake-up.
+ *
+ * Waking (the Dekker pair, see sched/park.c and sched/scheduler.c): a sender
+ * pushes (seq_cst exchange) and then loads the receiver's state; a receiver
+ * that parks publishes TASK_WAIT_MSG (seq_cst) only after leaving its stack
+ * and then re-checks tel__mbox_has_new. One of the two always sees the other.
+ */
+#include "core/mailbox.h"
+
+#include "core/pid.h"
+#include "core/process.h"
+#include "core/runtime.h"
+#include "sched/park.h"
+
+void tel__mbox_init(struct mailbox *mb)
+{
+    tel__mpsc_init(&mb->in);
+    mb->saved = mb->saved_tail = NULL;
+}
+
+void tel__mbox_drain(struct mailbox *mb)
+{
+    struct msg *m = mb->saved;
+    while (m) {
+        struct msg *next = m->next;
+        tel__msg_free(m);
+        m = next;
+    }
+    mb->saved = mb->saved_tail = NULL;
+    struct tel__mpsc_node *n;
+    while ((n = tel__mpsc_pop(&mb->in)))
+        tel__msg_free(tel_container_of(n, struct msg, node));
+}
+
+void tel__mbox_deliver(tel_pid_t to, struct msg *m)
+{
+    struct proc *p = tel__pid_ref(to);
+    if (!p) {
+        tel__msg_free(m); /* dead or stale: dropped, as in Erlang */
+        return;
+    }
+    tel__mpsc_push(&p->mbox.in, &m->node);
+    tel__sched_wake_msg(&p->task);
+    tel__pid_unref(p);
+}
+
+int tel_send(tel_pid_t to, uint64_t tag, const void *data, size_t size)
+{
+    if (to == 0 || (size && !data))
+        return TEL_EINVAL;
+    struct sched *s = tel__sched_self();
+    if (!s && !tel__rt_enter())
+        return TEL_ESHUTDOWN;
+    struct proc *self = tel__proc_current(s);
+    int rc = 0;
+    /* Skip the copy when the receiver is already gone. */
+    if (tel__pid_alive(to)) {
+        struct msg *m = tel__msg_new(self ? self->pid : 0, tag, data, size);
+        if (m)
+            tel__mbox_deliver(to, m);
+        else
+            rc = TEL_ENOMEM;
+    }
+    if (!s)
+        tel__rt_leave();
+    else if (self)
+        (void)tel__sched_charge(s, 1 + (uint32_t)(size >> 10));
+    return rc;
+}
+
+static void saved_append(struct mailbox *mb, struct msg *m)
+{
+    m->next = NULL;
+    if (mb->saved_tail)
+        mb->saved_tail->next = m;
+    else
+        mb->saved = m;
+    mb->saved_tail = m;
+}
+
+static int receive(tel_msg_t **out, bool (*match)(const tel_msg_t *, void *),
+                   void *ctx, int64_t timeout_ms)
+{
+    if (!out || timeout_ms < TEL_INFINITY)
+        return TEL_EINVAL;
+    *out = NULL;
+    struct sched *s = tel__sched_self();
+    struct proc *p = tel__proc_current(s);
+    if (!p)
+        return TEL_ENOTPROC;
+    struct mailbox *mb = &p->mbox;
+    uint32_t seen = 0;
+    struct msg *m, *prev = NULL;
+
+    /* 1. The saved list, oldest first. */
+    for (m = mb->saved; m; prev = m, m = m->next) {
+        seen++;
+        if (!match || match(&m->pub, ctx)) {
+            if (prev)
+                prev->next = m->next;
+            else
+                mb->saved = m->next;
+            if (mb->saved_tail == m)
+                mb->saved_tail = prev;
+            goto found;
+        }
+    }
+
+    /* 2. New arrivals, waiting for more as needed. */
+    bool armed = false;
+    int rc = TEL_ETIMEDOUT;
+    for (;;) {
+        struct tel__mpsc_node *n;
+        while ((n = tel__mpsc_pop(&mb->in))) {
+            m = tel_container_of(n, struct msg, node);
+            seen++;
+            if (!match || match(&m->pub, ctx))
+                goto found_armed;
+            saved_append(mb, m);
+        }
+        if (timeout_ms == 0)
+            break;
+        if (armed && atomic_load_explicit(&p->task.wait_timer.fired,
+                                          memory_order_acquire))
+            break;
+        if (!armed && timeout_ms > 0) {
+            tel__sched_timer_arm(s, &p->task,
+                                 tel__now_ns() +
+                                     (uint64_t)timeout_ms * 1000000ull);
+            armed = true;
+        }
+        s = tel__sched_park(s, TASK_WAIT_MSG);
+    }
+    if (armed)
+        tel__sched_timer_disarm(&p->task);
+    (void)tel__sched_charge(s, seen + 1);
+    return rc;
+
+found_armed:
+    if (armed)
+        tel__sched_timer_disarm(&p->task);
+found:
+    m->next = NULL;
+    *out = &m->pub;
+    (void)tel__sched_charge(s, seen);
+    return 0;
+}
+
+int tel_recv(tel_msg_t **out, int64_t timeout_ms)
+{
+    return receive(out, NULL, NULL, timeout_ms);
+}
+
+int tel_recv_match(tel_msg_t **out, bool (*match)(const tel_msg_t *, void *),
+                   void *ctx, int64_t timeout_ms)
+{
+    if (!match)
+        return TEL_EINVAL;
+    return receive(out, match, ctx, timeout_ms);
+}

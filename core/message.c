@@ -1,0 +1,48 @@
+/*
+ * core/message.c: copy-on-send message buffers.
+ *
+ * Owns: the layout of a message (header, then payload) and its allocation.
+ * A message is allocated by the sender's thread (its scheduler's cache) and
+ * freed by whoever holds it last (the receiver, or the runtime when the
+ * receiver is gone); jemalloc returns cross-thread frees to their arena.
+ *
+ * Not here yet: per-scheduler size-class pools (the memory issue).
+ */
+#include "core/message.h"
+
+#include <string.h>
+
+#include "alloc/numa.h"
+
+struct msg *tel__msg_new(tel_pid_t from, uint64_t tag, const void *data,
+                         size_t size)
+{
+    if (size > SIZE_MAX - MSG_HDR_SIZE)
+        return NULL;
+    size_t total = MSG_HDR_SIZE + size;
+    struct msg *m = tel__mem_alloc(total);
+    if (!m)
+        return NULL;
+    m->pub.from = from;
+    m->pub.tag = tag;
+    m->pub.size = size;
+    m->pub.data = NULL;
+    if (size) {
+        m->pub.data = (char *)m + MSG_HDR_SIZE;
+        memcpy(m->pub.data, data, size);
+    }
+    m->next = NULL;
+    m->alloc_size = total;
+    return m;
+}
+
+void tel__msg_free(struct msg *m)
+{
+    tel__mem_free(m, m->alloc_size);
+}
+
+void tel_msg_free(tel_msg_t *m)
+{
+    if (m)
+        tel__msg_free(tel__msg_of(m));
+}

@@ -1,0 +1,278 @@
+/*
+ * core/pid.c: the pid table: generation-tagged slots; lookups reject stale
+ * pids; senders hold a reference while they touch a process.
+ *
+ * Owns: an array of slots (one anonymous mapping, only touched pages
+ * resident), the free-slot lists, and the live-process count.
+ *
+ * A pid is gen << 28 | index (gen: 36 bits, starting at 1, so 0 is never a
+ * pid). A slot's word is gen << 28 | ALIVE << 27 | refs (27 bits):
+ *   - spawn stores the proc pointer, then publishes gen | ALIVE (release);
+ *   - a sender CASes refs + 1 only while the word's gen matches its pid and
+ *     ALIVE is set (acquire: pairs with the publishing release), uses the
+ *     proc, then subtracts 1 (release);
+ *   - exit clears ALIVE (acq_rel). Whoever sees ALIVE clear with refs at 0,
+ *     the exit itself or the last sender, releases the proc: exactly one.
+ *   - releasing bumps gen (so every old pid misses), then frees the slot.
+ * So a process block is never freed under a sender, without a lock, and an
+ * exit never waits for senders (a sender descheduled by the OS mid-send just
+ * delays the release).
+ *
+ * Invariants:
+ *   - live <= max_procs. The table has room for max_procs plus every slot
+ *     the caches may hold, so a slot is always found when live < max.
+ *   - gen wraps after 2^36 reuses of one slot (not before).
+ *
+ * Concurrency: cache i belongs to scheduler i; the shared free list is under
+ * a mutex taken once per batch of PID_BATCH; `next_unused` is an atomic bump.
+ */
+#include "core/pid.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "alloc/base.h"
+#include "alloc/numa.h"
+#include "core/process.h"
+
+#define PID_IDX_MASK ((1ull << PID_IDX_BITS) - 1)
+#define PID_GEN_SHIFT PID_IDX_BITS
+#define PID_GEN_MAX ((1ull << (64 - PID_IDX_BITS)) - 1)
+#define W_ALIVE (1ull << 27)
+#define W_REFS ((1ull << 27) - 1)
+#define PID_CACHE_MAX 64
+#define PID_BATCH 32
+
+struct slot {
+    _Atomic uint64_t word;
+    struct proc *proc; /* valid while ALIVE or refs > 0 */
+};
+
+struct pcache {
+    uint32_t n;
+    uint32_t idx[PID_CACHE_MAX];
+} TEL_ALIGNED_CL;
+
+static struct slot *slots;
+static size_t map_bytes;
+static uint32_t cap;
+static uint32_t max_live;
+static _Atomic uint32_t live TEL_ALIGNED_CL;
+static _Atomic uint32_t next_unused TEL_ALIGNED_CL;
+static pthread_mutex_t flock = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t *gfree; /* shared free stack, under flock */
+static uint32_t n_gfree;
+static struct pcache *caches;
+static unsigned n_caches;
+
+int tel__pid_init(uint32_t max_procs, unsigned nc)
+{
+    max_live = max_procs;
+    n_caches = nc;
+    cap = max_procs + nc * PID_CACHE_MAX + 1;
+    map_bytes = (size_t)cap * sizeof(struct slot);
+    void *m = mmap(NULL, map_bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return TEL_ENOMEM;
+    slots = m;
+    /* The shared free stack holds at most cap indices; mapped lazily too. */
+    void *g = mmap(NULL, (size_t)cap * sizeof(uint32_t),
+                   PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (g == MAP_FAILED) {
+        munmap(m, map_bytes);
+        return TEL_ENOMEM;
+    }
+    gfree = g;
+    n_gfree = 0;
+    caches = tel__mem_zalloc(sizeof(*caches) * (nc ? nc : 1));
+    if (!caches) {
+        munmap(g, (size_t)cap * sizeof(uint32_t));
+        munmap(m, map_bytes);
+        return TEL_ENOMEM;
+    }
+    atomic_store_explicit(&live, 0, memory_order_relaxed);
+    atomic_store_explicit(&next_unused, 0, memory_order_relaxed);
+    return 0;
+}
+
+void tel__pid_fini(void)
+{
+    munmap(slots, map_bytes);
+    munmap(gfree, (size_t)cap * sizeof(uint32_t));
+    tel__mem_free(caches, sizeof(*caches) * (n_caches ? n_caches : 1));
+    slots = NULL;
+    gfree = NULL;
+    caches = NULL;
+}
+
+static bool take_slot(int ci, uint32_t *idx)
+{
+    if (ci >= 0) {
+        struct pcache *c = &caches[ci];
+        if (TEL_LIKELY(c->n)) {
+            *idx = c->idx[--c->n];
+            return true;
+        }
+        pthread_mutex_lock(&flock);
+        while (n_gfree && c->n < PID_BATCH)
+            c->idx[c->n++] = gfree[--n_gfree];
+        pthread_mutex_unlock(&flock);
+        if (c->n) {
+            *idx = c->idx[--c->n];
+            return true;
+        }
+    } else {
+        pthread_mutex_lock(&flock);
+        bool ok = n_gfree > 0;
+        if (ok)
+            *idx = gfree[--n_gfree];
+        pthread_mutex_unlock(&flock);
+        if (ok)
+            return true;
+    }
+    uint32_t i = atomic_fetch_add_explicit(&next_unused, 1,
+                                           memory_order_relaxed);
+    if (i >= cap) {
+        atomic_fetch_sub_explicit(&next_unused, 1, memory_order_relaxed);
+        return false;
+    }
+    /* A fresh slot: generation 1. */
+    atomic_store_explicit(&slots[i].word, 1ull << PID_GEN_SHIFT,
+                          memory_order_relaxed);
+    *idx = i;
+    return true;
+}
+
+static void put_slot(int ci, uint32_t idx)
+{
+    if (ci >= 0) {
+        struct pcache *c = &caches[ci];
+        if (TEL_LIKELY(c->n < PID_CACHE_MAX)) {
+            c->idx[c->n++] = idx;
+            return;
+        }
+        pthread_mutex_lock(&flock);
+        for (uint32_t i = 0; i < PID_BATCH; i++)
+            gfree[n_gfree++] = c->idx[--c->n];
+        gfree[n_gfree++] = idx;
+        pthread_mutex_unlock(&flock);
+        return;
+    }
+    pthread_mutex_lock(&flock);
+    gfree[n_gfree++] = idx;
+    pthread_mutex_unlock(&flock);
+}
+
+int tel__pid_alloc(int ci, struct proc *p, tel_pid_t *out)
+{
+    uint32_t n = atomic_fetch_add_explicit(&live, 1, memory_order_relaxed);
+    if (n >= max_live) {
+        atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
+        return TEL_ELIMIT;
+    }
+    uint32_t idx;
+    if (!take_slot(ci, &idx)) {
+        atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
+        return TEL_ELIMIT;
+    }
+    struct slot *sl = &slots[idx];
+    uint64_t w = atomic_load_explicit(&sl->word, memory_order_relaxed);
+    uint64_t gen = w >> PID_GEN_SHIFT;
+    tel_pid_t pid = (gen << PID_GEN_SHIFT) | idx;
+    p->pid = pid;
+    sl->proc = p;
+    /* release: pairs with the acquire CAS in tel__pid_ref. */
+    atomic_store_explicit(&sl->word, (gen << PID_GEN_SHIFT) | W_ALIVE,
+                          memory_order_release);
+    *out = pid;
+    return 0;
+}
+
+static inline struct slot *slot_of(tel_pid_t pid)
+{
+    uint64_t idx = pid & PID_IDX_MASK;
+    if (TEL_UNLIKELY(idx >= atomic_load_explicit(&next_unused,
+                                                 memory_order_relaxed)))
+        return NULL;
+    return &slots[idx];
+}
+
+struct proc *tel__pid_ref(tel_pid_t pid)
+{
+    struct slot *sl = slot_of(pid);
+    if (!sl)
+        return NULL;
+    uint64_t gen = pid >> PID_GEN_SHIFT;
+    uint64_t w = atomic_load_explicit(&sl->word, memory_order_relaxed);
+    for (;;) {
+        if ((w >> PID_GEN_SHIFT) != gen || !(w & W_ALIVE))
+            return NULL;
+        if (TEL_UNLIKELY((w & W_REFS) == W_REFS))
+            tel__panic("pid: reference count overflow");
+        if (atomic_compare_exchange_weak_explicit(&sl->word, &w, w + 1,
+                                                  memory_order_acquire,
+                                                  memory_order_relaxed))
+            return sl->proc;
+    }
+}
+
+void tel__pid_unref(struct proc *p)
+{
+    struct slot *sl = &slots[p->pid & PID_IDX_MASK];
+    uint64_t w = atomic_fetch_sub_explicit(&sl->word, 1, memory_order_acq_rel);
+    if (TEL_UNLIKELY(((w - 1) & (W_ALIVE | W_REFS)) == 0))
+        tel__proc_release(p); /* the process exited while we held it */
+}
+
+void tel__pid_exit(struct proc *p)
+{
+    struct slot *sl = &slots[p->pid & PID_IDX_MASK];
+    atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
+    uint64_t w = atomic_fetch_and_explicit(&sl->word, ~W_ALIVE,
+                                           memory_order_acq_rel);
+    if ((w & W_REFS) == 0)
+        tel__proc_release(p);
+}
+
+void tel__pid_free_slot(tel_pid_t pid)
+{
+    uint32_t idx = (uint32_t)(pid & PID_IDX_MASK);
+    uint64_t gen = (pid >> PID_GEN_SHIFT) + 1;
+    if (gen > PID_GEN_MAX)
+        gen = 1;
+    atomic_store_explicit(&slots[idx].word, gen << PID_GEN_SHIFT,
+                          memory_order_release);
+    slots[idx].proc = NULL;
+    struct sched *s = tel__sched_self();
+    put_slot(s ? (int)s->index : -1, idx);
+}
+
+bool tel__pid_alive(tel_pid_t pid)
+{
+    struct slot *sl = slot_of(pid);
+    if (!sl || pid == 0)
+        return false;
+    uint64_t w = atomic_load_explicit(&sl->word, memory_order_acquire);
+    return (w >> PID_GEN_SHIFT) == (pid >> PID_GEN_SHIFT) && (w & W_ALIVE);
+}
+
+uint32_t tel__pid_live(void)
+{
+    return atomic_load_explicit(&live, memory_order_relaxed);
+}
+
+void tel__pid_foreach_live(void (*fn)(struct proc *p))
+{
+    uint32_t n = atomic_load_explicit(&next_unused, memory_order_relaxed);
+    if (n > cap)
+        n = cap;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t w = atomic_load_explicit(&slots[i].word, memory_order_relaxed);
+        if (w & W_ALIVE)
+            fn(slots[i].proc);
+    }
+}

@@ -1,0 +1,51 @@
+/*
+ * core/process.h: the process control block and its lifecycle.
+ */
+#ifndef TEL_CORE_PROCESS_H
+#define TEL_CORE_PROCESS_H
+
+#include "core/mailbox.h"
+#include "include/telar.h"
+#include "sched/scheduler.h"
+#include "sched/task.h"
+
+enum proc_flags {
+    PROC_MAIN = 1u << 0, /* tel_run's first process: its exit stops the run */
+};
+
+struct proc {
+    struct task task; /* first: the scheduler sees only this */
+    tel_pid_t pid;
+    tel_fn fn;
+    void *arg;
+    tel_reason_t reason;
+    uint32_t flags;
+    struct mailbox mbox;
+};
+
+/* The running process, or NULL outside a process. */
+static inline struct proc *tel__proc_current(struct sched *s)
+{
+    return s ? (struct proc *)(void *)s->cur : NULL;
+}
+
+/*
+ * Create a process (not yet queued). cache: the calling scheduler's index or
+ * -1. Returns 0 or -TEL_ELIMIT / -TEL_ENOMEM, with nothing left behind.
+ */
+int tel__proc_create(int cache, tel_fn fn, void *arg, struct proc **out);
+
+/*
+ * Free a process whose last reference is gone: its unread messages, its
+ * control block, its pid slot. Its stack was freed when it exited (or is
+ * freed by teardown). Any thread.
+ */
+void tel__proc_release(struct proc *p);
+
+/* The hooks core gives the scheduler. */
+extern const struct tel__sched_hooks tel__proc_hooks;
+
+/* tel_run's teardown: end every process still alive. */
+void tel__proc_kill_all(void);
+
+#endif /* TEL_CORE_PROCESS_H */

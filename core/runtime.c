@@ -1,0 +1,142 @@
+/*
+ * core/runtime.c: tel_run; wires the layers together; owns the configuration
+ * and the gate for threads outside the runtime.
+ *
+ * A run: validate the config, load the topology (once per program), make
+ * the memory, stack pool and pid table ready, create the first process, and
+ * hand the calling thread to the schedulers (it becomes scheduler 0). When
+ * the first process exits the schedulers stop; then the gate closes, every
+ * process still alive is ended with TEL_SHUTDOWN and every structure freed,
+ * in the reverse order of creation.
+ *
+ * The gate: a thread the runtime does not own (an embedding program's
+ * thread calling tel_send, tel_spawn, ...) counts itself in before it
+ * touches runtime state. Bit 63 says the gate is open; teardown clears it and
+ * waits for the count to drain, so no such call ever sees freed memory, and
+ * calls after the run get TEL_ESHUTDOWN.
+ *
+ * Concurrency: one run at a time per program (`running`, a CAS).
+ */
+#include "core/runtime.h"
+
+#include <sched.h>
+#include <stdatomic.h>
+
+#include "alloc/numa.h"
+#include "alloc/stack.h"
+#include "alloc/topo.h"
+#include "core/pid.h"
+#include "core/process.h"
+#include "sched/scheduler.h"
+
+#define GATE_OPEN (1ull << 63)
+
+static _Atomic uint64_t gate;
+static _Atomic bool running;
+
+bool tel__rt_enter(void)
+{
+    uint64_t v = atomic_fetch_add_explicit(&gate, 1, memory_order_acquire);
+    if (TEL_LIKELY(v & GATE_OPEN))
+        return true;
+    atomic_fetch_sub_explicit(&gate, 1, memory_order_release);
+    return false;
+}
+
+void tel__rt_leave(void)
+{
+    atomic_fetch_sub_explicit(&gate, 1, memory_order_release);
+}
+
+static void gate_close(void)
+{
+    atomic_fetch_and_explicit(&gate, ~GATE_OPEN, memory_order_seq_cst);
+    while (atomic_load_explicit(&gate, memory_order_acquire) & ~GATE_OPEN)
+        sched_yield();
+}
+
+static int resolve(const tel_config_t *cfg, struct tel__sched_config *sc,
+                   uint32_t *max_procs)
+{
+    tel_config_t c = {0};
+    if (cfg)
+        c = *cfg;
+    if (c.schedulers > 1024)
+        return TEL_EINVAL;
+    if (c.stack_size &&
+        (c.stack_size < TEL_MIN_STACK_SIZE || c.stack_size > (256u << 20)))
+        return TEL_EINVAL;
+    if (c.max_processes > TEL_MAX_MAX_PROCESSES)
+        return TEL_EINVAL;
+    if (c.reductions > (1u << 30))
+        return TEL_EINVAL;
+    sc->n = c.schedulers ? c.schedulers : tel__topo_ncores();
+    sc->pin = true;
+    sc->slice = c.reductions ? c.reductions : TEL_DEFAULT_REDUCTIONS;
+    size_t ss = c.stack_size ? c.stack_size : TEL_DEFAULT_STACK_SIZE;
+    sc->stack_size = (ss + 4095) & ~(size_t)4095;
+    *max_procs = c.max_processes ? c.max_processes : TEL_DEFAULT_MAX_PROCESSES;
+    return 0;
+}
+
+int tel_run(const tel_config_t *cfg, tel_fn main_fn, void *arg)
+{
+    if (!main_fn)
+        return TEL_EINVAL;
+    if (tel__sched_self())
+        return TEL_EBUSY;
+    bool no = false;
+    if (!atomic_compare_exchange_strong(&running, &no, true))
+        return TEL_EBUSY;
+
+    struct tel__sched_config sc;
+    uint32_t max_procs;
+    int rc = tel__topo_init();
+    if (rc)
+        goto out;
+    rc = resolve(cfg, &sc, &max_procs);
+    if (rc)
+        goto out;
+    rc = tel__mem_init(sc.n);
+    if (rc)
+        goto out;
+    rc = tel__stack_pool_init(sc.stack_size, sc.n);
+    if (rc)
+        goto out_mem;
+    rc = tel__pid_init(max_procs, sc.n);
+    if (rc)
+        goto out_stack;
+
+    struct proc *first;
+    rc = tel__proc_create(-1, main_fn, arg, &first);
+    if (rc)
+        goto out_pid;
+    first->flags |= PROC_MAIN;
+
+    atomic_fetch_or_explicit(&gate, GATE_OPEN, memory_order_seq_cst);
+    rc = tel__sched_run(&sc, &tel__proc_hooks, &first->task);
+    gate_close();
+
+    tel__proc_kill_all();
+    tel__sched_fini();
+out_pid:
+    tel__pid_fini();
+out_stack:
+    tel__stack_pool_fini();
+out_mem:
+    tel__mem_fini();
+out:
+    atomic_store(&running, false);
+    return rc;
+}
+
+unsigned tel_scheduler_count(void)
+{
+    struct sched *s = tel__sched_self();
+    if (!s && !tel__rt_enter())
+        return 0;
+    unsigned n = tel__sched_count();
+    if (!s)
+        tel__rt_leave();
+    return n;
+}

@@ -1,0 +1,783 @@
+/*
+ * sched/scheduler.c: scheduler threads, the run loop, switching, waking,
+ * stealing and the global queue.
+ *
+ * Owns: the array of struct sched (one per thread, each pinned to a core),
+ * the global run queue (overflow and balance), the idle counts, the stop
+ * flag, and the hooks core registered.
+ *
+ * How a switch works. A process never switches to the scheduler loop just to
+ * pick its successor: switch_out() picks the next task on the process's own
+ * stack and switches to it directly (or to the loop context when there is
+ * none), leaving itself in s->handoff with an action. The context that
+ * resumes runs finish_handoff() first, and only then is the old task
+ * published (requeued, parked, or freed). So no other thread can see a task
+ * as runnable or waiting while its stack is still in use: the "parked only
+ * after leaving its own stack" rule, as in Go's park_m and Argobots'
+ * switch-with-call.
+ *
+ * Picking (pick_next), in order:
+ *   1. every 61st pick, the injection queue and then the global queue
+ *      first, so neither starves behind a busy local queue;
+ *   2. the runnext slot, which inherits the current slice: a ping-pong pair
+ *      that keeps waking each other runs there, but once the slice is spent
+ *      runnext goes behind the others (tokio#4323, #5712);
+ *   3. the local ring (a fresh slice), then injection, then global.
+ * Timers are run during picks (every 4th pick when any are armed) and by the
+ * idle loop.
+ *
+ * Idle (find_work): timers, injection, global, steal half of a random
+ * victim's ring, then spin for SCHED_SPIN_NS looking again, then park (see
+ * park.c for the protocol). A parked scheduler is woken by injection into
+ * its queue, by another scheduler that has spare local work while nobody is
+ * spinning, or by its next timer's deadline.
+ *
+ * Concurrency:
+ *   - struct sched's first group and the runnext slot: owner thread only.
+ *   - runq: see runq.c. inject: MPSC, any thread pushes, owner pops.
+ *   - global queue: spinlock (rank 1), batches only.
+ *   - task->state: see task.h; wakers CAS WAIT_* -> RUNNABLE.
+ *
+ * Not here yet: stealing runnext from a stuck scheduler and handing off its
+ * queue (the soft-real-time issue's watchdog), NUMA-ordered victims.
+ */
+#include "sched/scheduler.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+
+#include "alloc/numa.h"
+#include "alloc/stack.h"
+#include "alloc/topo.h"
+#include "include/telar.h"
+
+#ifdef TEL_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+#ifdef TEL_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+#define SCHED_SPIN_NS 50000u
+#define SCHED_GLOBAL_EVERY 61u
+#define SCHED_INJECT_BATCH 32u
+
+enum handoff_act {
+    ACT_NONE = 0,
+    ACT_YIELD,
+    ACT_PARK_MSG,
+    ACT_PARK_TIMER,
+    ACT_EXIT,
+};
+
+__thread struct sched *tel__tls_sched __attribute__((tls_model("initial-exec")));
+
+static struct {
+    struct sched **s;
+    unsigned n;
+    struct tel__sched_hooks hooks;
+    size_t stack_size;
+    bool pin;
+    _Atomic bool stop;
+    struct park_counts idle;
+    _Atomic unsigned rr; /* round-robin for foreign spawns */
+    /* The global run queue. */
+    tel__spin_t glock TEL_ALIGNED_CL;
+    struct task *ghead, *gtail;
+    _Atomic uint32_t glen;
+} sys;
+
+/* ------------------------------------------------------------------ */
+/* Switching                                                           */
+/* ------------------------------------------------------------------ */
+
+static void task_entry(void *arg, void *user);
+static bool materialize(struct sched *s, struct task *t);
+
+/*
+ * Switch from the current context to `to` (a task, or the loop when to_task
+ * is NULL). dying: the current context will never be resumed.
+ */
+static inline struct sched *do_switch(struct sched *s, tel__ctx_t *from,
+                                      tel__ctx_t to, struct task *to_task,
+                                      bool dying)
+{
+    s->n_switches++;
+#ifdef TEL_TSAN
+    __tsan_switch_to_fiber(to_task ? to_task->tsan_fiber : s->tsan_loop_fiber,
+                           0);
+#endif
+#ifdef TEL_ASAN
+    void *fake = NULL;
+    if (to_task)
+        __sanitizer_start_switch_fiber(dying ? NULL : &fake, to_task->stack,
+                                       sys.stack_size);
+    else
+        __sanitizer_start_switch_fiber(dying ? NULL : &fake, s->loop_stack_lo,
+                                       s->loop_stack_size);
+#else
+    (void)dying;
+    (void)to_task;
+#endif
+    struct sched *ns = tel__ctx_switch(from, to, s);
+#ifdef TEL_ASAN
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#endif
+    return ns;
+}
+
+static void push_global_batch(struct task **ts, uint32_t n)
+{
+    if (n == 0)
+        return;
+    for (uint32_t i = 0; i + 1 < n; i++)
+        ts[i]->gnext = ts[i + 1];
+    ts[n - 1]->gnext = NULL;
+    tel__spin_lock(&sys.glock);
+    if (sys.gtail)
+        sys.gtail->gnext = ts[0];
+    else
+        sys.ghead = ts[0];
+    sys.gtail = ts[n - 1];
+    atomic_fetch_add_explicit(&sys.glen, n, memory_order_seq_cst);
+    tel__spin_unlock(&sys.glock);
+}
+
+/* Wake one parked scheduler if nobody is looking for work already. */
+static void wake_idle(void)
+{
+    if (atomic_load_explicit(&sys.idle.n_parked, memory_order_relaxed) == 0 ||
+        atomic_load_explicit(&sys.idle.n_spinning, memory_order_relaxed) != 0)
+        return;
+    for (unsigned i = 0; i < sys.n; i++)
+        if (tel__park_wake(&sys.s[i]->park, &sys.idle))
+            return;
+}
+
+/* Owner: append t (RUNNABLE) to s's ring; overflow goes to the global queue. */
+static void push_tail(struct sched *s, struct task *t, bool new_work)
+{
+    if (TEL_UNLIKELY(!tel__runq_push(&s->runq, t))) {
+        struct task *batch[RUNQ_CAP / 2 + 1];
+        uint32_t n = tel__runq_grab_half(&s->runq, batch);
+        batch[n++] = t;
+        push_global_batch(batch, n);
+        new_work = true;
+    }
+    if (new_work && sys.n > 1)
+        wake_idle();
+}
+
+/* Owner: t runs next; the task it displaces goes behind the others. */
+static void put_next(struct sched *s, struct task *t)
+{
+    struct task *old = s->runnext;
+    s->runnext = t;
+    if (old)
+        push_tail(s, old, true);
+}
+
+static void fire_timer(struct tw_node *n, void *ctx)
+{
+    struct sched *s = ctx;
+    if (n->kind == TW_HANDLE) {
+        n->next = s->fired_handles;
+        s->fired_handles = n;
+        return;
+    }
+    /* A wait timer: wake its task if it is parked. Under the wheel lock, so
+     * the task cannot disarm (and go on to free itself) until we are done. */
+    struct task *t = tel_container_of(n, struct task, wait_timer);
+    uint32_t st = atomic_load_explicit(&t->state, memory_order_seq_cst);
+    if ((st == TASK_WAIT_MSG || st == TASK_WAIT_TIMER) &&
+        atomic_compare_exchange_strong_explicit(&t->state, &st, TASK_RUNNABLE,
+                                                memory_order_acq_rel,
+                                                memory_order_acquire))
+        push_tail(s, t, true);
+}
+
+/* Owner: fire due timers; deliver TW_HANDLE ones outside the lock. */
+static void run_timers(struct sched *s)
+{
+    if (tel__tw_empty(&s->wheel))
+        return;
+    tel__tw_expire(&s->wheel, tel__now_ns(), fire_timer, s);
+    while (s->fired_handles) {
+        struct tw_node *n = s->fired_handles;
+        s->fired_handles = n->next;
+        sys.hooks.timer_fire(n);
+    }
+}
+
+/* Owner: move up to `max` tasks from the global queue; return the first. */
+static struct task *take_global(struct sched *s, uint32_t max)
+{
+    if (atomic_load_explicit(&sys.glen, memory_order_relaxed) == 0)
+        return NULL;
+    tel__spin_lock(&sys.glock);
+    uint32_t len = atomic_load_explicit(&sys.glen, memory_order_relaxed);
+    uint32_t n = len / sys.n + 1;
+    if (n > len)
+        n = len;
+    if (n > max)
+        n = max;
+    struct task *first = NULL;
+    for (uint32_t i = 0; i < n; i++) {
+        struct task *t = sys.ghead;
+        sys.ghead = t->gnext;
+        if (!sys.ghead)
+            sys.gtail = NULL;
+        if (!first)
+            first = t;
+        else if (!tel__runq_push(&s->runq, t)) {
+            /* Cannot happen: max leaves room. Put it back in front. */
+            t->gnext = sys.ghead;
+            sys.ghead = t;
+            if (!sys.gtail)
+                sys.gtail = t;
+            n = i;
+            break;
+        }
+    }
+    atomic_fetch_sub_explicit(&sys.glen, n, memory_order_relaxed);
+    tel__spin_unlock(&sys.glock);
+    return first;
+}
+
+/* Owner: take injected tasks; the first is returned, up to a batch queued. */
+static struct task *take_inject(struct sched *s)
+{
+    struct tel__mpsc_node *n = tel__mpsc_pop(&s->inject);
+    if (!n)
+        return NULL;
+    struct task *first = tel_container_of(n, struct task, qnode);
+    for (uint32_t i = 0; i < SCHED_INJECT_BATCH; i++) {
+        if (tel__runq_len(&s->runq) >= RUNQ_CAP)
+            break;
+        n = tel__mpsc_pop(&s->inject);
+        if (!n)
+            break;
+        tel__runq_push(&s->runq, tel_container_of(n, struct task, qnode));
+    }
+    return first;
+}
+
+static inline uint32_t room(struct sched *s)
+{
+    return RUNQ_CAP - tel__runq_len(&s->runq);
+}
+
+/* Owner: the next task to run, or NULL. */
+static struct task *pick_raw(struct sched *s)
+{
+    struct task *t;
+    s->tick++;
+    if (TEL_UNLIKELY(s->tick % SCHED_GLOBAL_EVERY == 0)) {
+        if ((t = take_inject(s)) || (t = take_global(s, room(s)))) {
+            if (s->runnext) {
+                push_tail(s, s->runnext, false);
+                s->runnext = NULL;
+            }
+            s->reds = (int32_t)s->slice;
+            return t;
+        }
+    }
+    if ((s->tick & 3) == 0)
+        run_timers(s);
+    if (s->runnext) {
+        t = s->runnext;
+        s->runnext = NULL;
+        if (s->reds > 0)
+            return t;
+        push_tail(s, t, false); /* slice spent: behind the others */
+    }
+    s->reds = (int32_t)s->slice;
+    if ((t = tel__runq_pop(&s->runq)))
+        return t;
+    if ((t = take_inject(s)))
+        return t;
+    return take_global(s, room(s));
+}
+
+/* Owner: the next task to run, with a stack, or NULL. */
+static struct task *pick_next(struct sched *s)
+{
+    struct task *t;
+    while ((t = pick_raw(s)) && TEL_UNLIKELY(!t->stack) && !materialize(s, t))
+        ;
+    return t;
+}
+
+/* The context that resumed publishes the task the last switch left. */
+static void finish_handoff(struct sched *s)
+{
+    struct task *t = s->handoff;
+    if (!t)
+        return;
+    s->handoff = NULL;
+    switch (s->handoff_act) {
+    case ACT_YIELD:
+        atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
+        push_tail(s, t, false);
+        break;
+    case ACT_PARK_MSG:
+    case ACT_PARK_TIMER: {
+        uint32_t kind = s->handoff_act == ACT_PARK_MSG ? TASK_WAIT_MSG
+                                                       : TASK_WAIT_TIMER;
+        /* seq_cst: the parker's half of the Dekker pairs with a sender
+         * (mailbox push, then load state) and the timer (fired, then CAS). */
+        atomic_store_explicit(&t->state, kind, memory_order_seq_cst);
+        bool wake =
+            atomic_load_explicit(&t->wait_timer.fired, memory_order_seq_cst) ||
+            (kind == TASK_WAIT_MSG && sys.hooks.has_msg(t));
+        uint32_t st = kind;
+        if (wake &&
+            atomic_compare_exchange_strong_explicit(&t->state, &st,
+                                                    TASK_RUNNABLE,
+                                                    memory_order_acq_rel,
+                                                    memory_order_acquire))
+            push_tail(s, t, false);
+        break;
+    }
+    case ACT_EXIT:
+        tel__stack_free((int)s->index, t->stack);
+        t->stack = NULL;
+        sys.hooks.task_exit(s, t);
+        break;
+    default:
+        break;
+    }
+}
+
+/*
+ * Owner: a task gets its stack when it first runs, not when it is spawned,
+ * so a spawned process waiting in a queue holds no stack page at all (a
+ * fan-out of a million spawns costs control blocks, not stacks). Returns
+ * false if no stack could be had: the task then ends (TASK_F_NOSTACK).
+ */
+static bool materialize(struct sched *s, struct task *t)
+{
+    void *stack = tel__stack_alloc((int)s->index);
+    if (TEL_UNLIKELY(!stack)) {
+        t->flags |= TASK_F_NOSTACK;
+        atomic_store_explicit(&t->state, TASK_EXITED, memory_order_release);
+        sys.hooks.task_exit(s, t);
+        return false;
+    }
+    t->stack = stack;
+    t->sp = tel__ctx_make(stack, sys.stack_size, task_entry, t);
+    return true;
+}
+
+static inline void start_running(struct sched *s, struct task *t)
+{
+    s->cur = t;
+    atomic_store_explicit(&t->state, TASK_RUNNING, memory_order_relaxed);
+    atomic_store_explicit(&t->home, s, memory_order_relaxed);
+}
+
+/* Leave the running task with act; returns the scheduler it resumed on. */
+static struct sched *switch_out(struct sched *s, struct task *prev, uint32_t act)
+{
+    char probe;
+    if (TEL_UNLIKELY(&probe < (char *)prev->stack + 256))
+        tel__panic("sched: process stack overflow");
+    struct task *next = NULL;
+    if (TEL_LIKELY(!atomic_load_explicit(&sys.stop, memory_order_relaxed)))
+        next = pick_next(s);
+    s->handoff = prev;
+    s->handoff_act = act;
+    struct sched *ns;
+    if (next) {
+        start_running(s, next);
+        ns = do_switch(s, &prev->sp, next->sp, next, act == ACT_EXIT);
+    } else {
+        s->cur = NULL;
+        ns = do_switch(s, &prev->sp, s->loop_sp, NULL, act == ACT_EXIT);
+    }
+    finish_handoff(ns);
+    return ns;
+}
+
+struct sched *tel__sched_yield(struct sched *s)
+{
+    struct task *t = s->cur;
+    run_timers(s);
+    if (!s->runnext && tel__runq_len(&s->runq) == 0 &&
+        !tel__mpsc_nonempty(&s->inject) &&
+        atomic_load_explicit(&sys.glen, memory_order_relaxed) == 0 &&
+        !atomic_load_explicit(&sys.stop, memory_order_relaxed)) {
+        s->reds = (int32_t)s->slice; /* alone: keep running, fresh slice */
+        return s;
+    }
+    s->reds = 0; /* the next pick must not give runnext our slice */
+    return switch_out(s, t, ACT_YIELD);
+}
+
+struct sched *tel__sched_preempt(struct sched *s)
+{
+    s->n_preempts++;
+    return tel__sched_yield(s);
+}
+
+struct sched *tel__sched_park(struct sched *s, uint32_t kind)
+{
+    return switch_out(s, s->cur,
+                      kind == TASK_WAIT_MSG ? ACT_PARK_MSG : ACT_PARK_TIMER);
+}
+
+_Noreturn void tel__sched_exit(struct sched *s)
+{
+    struct task *t = s->cur;
+    atomic_store_explicit(&t->state, TASK_EXITED, memory_order_release);
+    switch_out(s, t, ACT_EXIT);
+    tel__panic("sched: an exited task was resumed");
+}
+
+void tel__sched_timer_arm(struct sched *s, struct task *t, uint64_t deadline)
+{
+    /* Only the handle table can fail, and wait timers have no handle. */
+    (void)tel__tw_arm(&s->wheel, &t->wait_timer, TW_WAIT, deadline, NULL);
+}
+
+void tel__sched_timer_disarm(struct task *t)
+{
+    (void)tel__tw_disarm(&t->wait_timer);
+}
+
+/* ------------------------------------------------------------------ */
+/* Waking and spawning                                                 */
+/* ------------------------------------------------------------------ */
+
+static void inject(struct sched *target, struct task *t)
+{
+    tel__mpsc_push(&target->inject, &t->qnode); /* seq_cst exchange */
+    tel__park_wake(&target->park, &sys.idle);
+}
+
+void tel__sched_wake_msg(struct task *t)
+{
+    /* seq_cst: the sender's half of the Dekker pair (it pushed first). */
+    uint32_t st = atomic_load_explicit(&t->state, memory_order_seq_cst);
+    if (st != TASK_WAIT_MSG)
+        return;
+    if (!atomic_compare_exchange_strong_explicit(&t->state, &st, TASK_RUNNABLE,
+                                                 memory_order_acq_rel,
+                                                 memory_order_relaxed))
+        return;
+    struct sched *s = tel__sched_self();
+    if (s)
+        put_next(s, t);
+    else
+        inject(atomic_load_explicit(&t->home, memory_order_relaxed), t);
+}
+
+void tel__sched_spawn(struct task *t)
+{
+    struct sched *s = tel__sched_self();
+    if (s) {
+        atomic_store_explicit(&t->home, s, memory_order_relaxed);
+        put_next(s, t);
+        return;
+    }
+    unsigned i = atomic_fetch_add_explicit(&sys.rr, 1, memory_order_relaxed);
+    struct sched *target = sys.s[i % sys.n];
+    atomic_store_explicit(&t->home, target, memory_order_relaxed);
+    inject(target, t);
+}
+
+/* ------------------------------------------------------------------ */
+/* Tasks                                                               */
+/* ------------------------------------------------------------------ */
+
+static void task_entry(void *arg, void *user)
+{
+    struct sched *s = arg;
+    struct task *t = user;
+#ifdef TEL_ASAN
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+    finish_handoff(s);
+    sys.hooks.task_main(t);
+    tel__panic("sched: task_main returned");
+}
+
+int tel__task_init(struct task *t)
+{
+    t->stack = NULL; /* taken when it first runs (materialize) */
+    t->sp = NULL;
+    atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
+    atomic_store_explicit(&t->home, NULL, memory_order_relaxed);
+    t->flags = 0;
+    t->gnext = NULL;
+    memset(&t->wait_timer, 0, sizeof(t->wait_timer));
+#ifdef TEL_TSAN
+    t->tsan_fiber = __tsan_create_fiber(0);
+    if (!t->tsan_fiber)
+        return TEL_ENOMEM;
+#endif
+    return 0;
+}
+
+void tel__task_fini(struct task *t)
+{
+#ifdef TEL_TSAN
+    if (t->tsan_fiber)
+        __tsan_destroy_fiber(t->tsan_fiber);
+    t->tsan_fiber = NULL;
+#else
+    (void)t;
+#endif
+}
+
+/* ------------------------------------------------------------------ */
+/* The loop                                                            */
+/* ------------------------------------------------------------------ */
+
+static inline uint64_t next_rand(struct sched *s)
+{
+    uint64_t x = s->rng; /* xorshift64 */
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return s->rng = x;
+}
+
+static struct task *steal(struct sched *s)
+{
+    if (sys.n < 2)
+        return NULL;
+    unsigned start = (unsigned)(next_rand(s) % sys.n);
+    for (unsigned i = 0; i < sys.n; i++) {
+        struct sched *v = sys.s[(start + i) % sys.n];
+        if (v == s)
+            continue;
+        struct task *t = tel__runq_steal(&v->runq, &s->runq);
+        if (t) {
+            s->n_steals++;
+            return t;
+        }
+    }
+    return NULL;
+}
+
+static bool work_visible(struct sched *s)
+{
+    if (tel__mpsc_nonempty(&s->inject) || tel__runq_len(&s->runq) ||
+        atomic_load_explicit(&sys.glen, memory_order_seq_cst))
+        return true;
+    for (unsigned i = 0; i < sys.n; i++)
+        if (sys.s[i] != s && tel__runq_len(&sys.s[i]->runq) > 0)
+            return true;
+    return false;
+}
+
+static struct task *look_once(struct sched *s)
+{
+    struct task *t;
+    do {
+        run_timers(s);
+        if ((t = tel__runq_pop(&s->runq)) || (t = take_inject(s)) ||
+            (t = take_global(s, room(s))) || (t = steal(s)))
+            s->reds = (int32_t)s->slice;
+    } while (t && TEL_UNLIKELY(!t->stack) && !materialize(s, t));
+    return t;
+}
+
+/* The loop context: find work, spin, park. NULL means "stop". */
+static struct task *find_work(struct sched *s)
+{
+    struct task *t;
+    for (;;) {
+        if (atomic_load_explicit(&sys.stop, memory_order_acquire))
+            return NULL;
+        if ((t = look_once(s)))
+            return t;
+        /* Spin a little: waking a halted vCPU costs tens of microseconds. */
+        atomic_fetch_add_explicit(&sys.idle.n_spinning, 1,
+                                  memory_order_seq_cst);
+        uint64_t until = tel__now_ns() + SCHED_SPIN_NS;
+        do {
+            for (int i = 0; i < 64; i++)
+                tel__cpu_relax();
+            t = look_once(s);
+        } while (!t && tel__now_ns() < until &&
+                 !atomic_load_explicit(&sys.stop, memory_order_relaxed));
+        atomic_fetch_sub_explicit(&sys.idle.n_spinning, 1,
+                                  memory_order_seq_cst);
+        if (t)
+            return t;
+        /* Park: announce, look again, sleep until woken or the next timer. */
+        uint32_t seq = tel__park_prepare(&s->park, &sys.idle);
+        if (work_visible(s) ||
+            atomic_load_explicit(&sys.stop, memory_order_seq_cst)) {
+            tel__park_cancel(&s->park, &sys.idle);
+            continue;
+        }
+        s->n_parks++;
+        tel__park_sleep(&s->park, &sys.idle, seq, tel__tw_next_ns(&s->wheel));
+    }
+}
+
+static void sched_loop(struct sched *s)
+{
+    for (;;) {
+        struct task *t = NULL;
+        if (!atomic_load_explicit(&sys.stop, memory_order_acquire))
+            t = pick_next(s);
+        if (!t)
+            t = find_work(s);
+        if (!t)
+            return;
+        start_running(s, t);
+        s->handoff = NULL;
+        struct sched *ns = do_switch(s, &s->loop_sp, t->sp, t, false);
+        (void)ns; /* the loop context never changes thread */
+        finish_handoff(s);
+    }
+}
+
+static void thread_setup(struct sched *s)
+{
+    tel__tls_sched = s;
+    tel__mem_bind_thread((int)s->index);
+    if (sys.pin)
+        (void)tel__topo_bind_thread(s->index);
+    /* Timer wake-ups as precise as the kernel allows (default slack 50 us). */
+    (void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+#ifdef TEL_TSAN
+    s->tsan_loop_fiber = __tsan_get_current_fiber();
+#endif
+#ifdef TEL_ASAN
+    pthread_attr_t a;
+    if (pthread_getattr_np(pthread_self(), &a) == 0) {
+        (void)pthread_attr_getstack(&a, &s->loop_stack_lo, &s->loop_stack_size);
+        pthread_attr_destroy(&a);
+    }
+#endif
+}
+
+static void thread_teardown(void)
+{
+    tel__mem_bind_thread(-1);
+    tel__tls_sched = NULL;
+}
+
+static void *thread_main(void *arg)
+{
+    struct sched *s = arg;
+    thread_setup(s);
+    sched_loop(s);
+    thread_teardown();
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Start and stop                                                      */
+/* ------------------------------------------------------------------ */
+
+void tel__sched_stop(void)
+{
+    atomic_store_explicit(&sys.stop, true, memory_order_seq_cst);
+    for (unsigned i = 0; i < sys.n; i++)
+        tel__park_wake(&sys.s[i]->park, &sys.idle);
+}
+
+void tel__sched_kick(struct sched *s)
+{
+    tel__park_wake(&s->park, &sys.idle);
+}
+
+bool tel__sched_stopping(void)
+{
+    return atomic_load_explicit(&sys.stop, memory_order_acquire);
+}
+
+unsigned tel__sched_count(void)
+{
+    return sys.n;
+}
+
+struct sched *tel__sched_get(unsigned i)
+{
+    return i < sys.n ? sys.s[i] : NULL;
+}
+
+static void free_scheds(unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        tel__mem_free(sys.s[i], sizeof(struct sched));
+    tel__mem_free(sys.s, sizeof(struct sched *) * sys.n);
+    sys.s = NULL;
+    sys.n = 0;
+}
+
+int tel__sched_run(const struct tel__sched_config *cfg,
+                   const struct tel__sched_hooks *hooks, struct task *first)
+{
+    memset(&sys, 0, sizeof(sys));
+    sys.hooks = *hooks;
+    sys.stack_size = cfg->stack_size;
+    sys.pin = cfg->pin;
+    tel__spin_init(&sys.glock);
+    sys.n = cfg->n;
+    sys.s = tel__mem_zalloc(sizeof(struct sched *) * cfg->n);
+    if (!sys.s)
+        return TEL_ENOMEM;
+    uint64_t now = tel__now_ns();
+    for (unsigned i = 0; i < cfg->n; i++) {
+        struct sched *s = tel__mem_alloc(sizeof(struct sched));
+        if (!s) {
+            free_scheds(i);
+            return TEL_ENOMEM;
+        }
+        memset(s, 0, sizeof(*s));
+        s->index = i;
+        s->slice = cfg->slice;
+        s->reds = (int32_t)cfg->slice;
+        s->rng = 0x9e3779b97f4a7c15ull * (i + 1);
+        tel__runq_init(&s->runq);
+        tel__mpsc_init(&s->inject);
+        tel__park_init(&s->park);
+        tel__tw_init(&s->wheel, i, now);
+        sys.s[i] = s;
+    }
+    atomic_store_explicit(&first->home, sys.s[0], memory_order_relaxed);
+    tel__runq_push(&sys.s[0]->runq, first);
+
+    void *saved = tel__topo_save_binding();
+    thread_setup(sys.s[0]);
+    unsigned started = 1;
+    int rc = 0;
+    for (; started < cfg->n; started++) {
+        if (pthread_create(&sys.s[started]->thread, NULL, thread_main,
+                           sys.s[started]) != 0) {
+            rc = TEL_ESYS;
+            break;
+        }
+    }
+    if (rc == 0)
+        sched_loop(sys.s[0]);
+    else
+        tel__sched_stop();
+    for (unsigned i = 1; i < started; i++)
+        pthread_join(sys.s[i]->thread, NULL);
+    thread_teardown();
+    tel__topo_restore_binding(saved);
+    return rc;
+}
+
+static void drop_timer(struct tw_node *n, void *ctx)
+{
+    (void)ctx;
+    sys.hooks.timer_drop(n);
+}
+
+void tel__sched_fini(void)
+{
+    for (unsigned i = 0; i < sys.n; i++)
+        tel__tw_fini(&sys.s[i]->wheel, drop_timer, NULL);
+    free_scheds(sys.n);
+}

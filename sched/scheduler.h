@@ -1,0 +1,161 @@
+/*
+ * sched/scheduler.h: scheduler threads, the run loop, and the calls a
+ * process makes to give up its scheduler (yield, park, exit).
+ *
+ * Contract with core/ (the layer above), through hooks registered at start:
+ * core embeds struct task first in its process block, gives the scheduler
+ * a task_main to start a new task, a has_msg to re-check a parking task's
+ * mailbox, a task_exit to free a task after it left its stack for good, and
+ * timer_fire/timer_drop for TW_HANDLE timers. See sched/README.md.
+ */
+#ifndef TEL_SCHED_SCHEDULER_H
+#define TEL_SCHED_SCHEDULER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "alloc/base.h"
+#include "alloc/mpsc.h"
+#include "sched/park.h"
+#include "sched/runq.h"
+#include "sched/task.h"
+#include "sched/timerwheel.h"
+
+struct tel__sched_hooks {
+    /* On the new task's own stack; must end with tel__sched_exit. */
+    void (*task_main)(struct task *t);
+    /* Park re-check: does t (just switched out) have a new message? */
+    bool (*has_msg)(struct task *t);
+    /* After t called tel__sched_exit (its stack is already back in the
+     * pool), or when no stack could be had for it (TASK_F_NOSTACK). Owner
+     * thread. */
+    void (*task_exit)(struct sched *s, struct task *t);
+    /* A TW_HANDLE timer fired (wheel owner's thread, outside the lock). */
+    void (*timer_fire)(struct tw_node *n);
+    /* At teardown, for every TW_HANDLE timer that never fired. */
+    void (*timer_drop)(struct tw_node *n);
+};
+
+struct tel__sched_config {
+    unsigned n;       /* scheduler threads (>= 1) */
+    uint32_t slice;   /* reductions per slice */
+    size_t stack_size;
+    bool pin;         /* bind each thread to a core */
+};
+
+struct sched {
+    /* Owner thread only (hot). */
+    struct task *cur;     /* running task; NULL on the loop context */
+    struct task *runnext; /* runs next, in the current slice */
+    int32_t reds;         /* reductions left in the slice */
+    uint32_t tick;        /* picks so far, for periodic checks */
+    uint32_t index;
+    uint32_t slice;
+    tel__ctx_t loop_sp;   /* the scheduler loop's saved context */
+    struct task *handoff; /* the task the last switch left behind */
+    uint32_t handoff_act;
+    uint64_t rng;
+    struct tw_node *fired_handles; /* TW_HANDLE timers to deliver */
+    void *loop_stack_lo;  /* the thread's own stack (sanitizers) */
+    size_t loop_stack_size;
+    void *tsan_loop_fiber;
+    uint64_t n_switches, n_steals, n_parks, n_preempts; /* statistics */
+    pthread_t thread;
+
+    /* Cross-thread; each group starts its own cache line. */
+    struct runq runq;
+    struct tel__mpsc inject TEL_ALIGNED_CL; /* wake-ups from other threads */
+    struct park park TEL_ALIGNED_CL;
+    struct timerwheel wheel TEL_ALIGNED_CL;
+};
+
+extern __thread struct sched *tel__tls_sched
+    __attribute__((tls_model("initial-exec")));
+
+/*
+ * The calling thread's scheduler, or NULL on a thread the runtime does not
+ * own. Read it once on entry to a call; after a switch use the scheduler the
+ * switch returned (the task may have moved to another thread).
+ */
+static inline struct sched *tel__sched_self(void)
+{
+    return tel__tls_sched;
+}
+
+/*
+ * Run the schedulers with `first` queued, on the calling thread as scheduler
+ * 0 plus cfg->n - 1 new threads. Returns once tel__sched_stop was called and
+ * every scheduler thread has stopped, or -TEL_ENOMEM / -TEL_ESYS (nothing
+ * started). tel_run's thread.
+ */
+int tel__sched_run(const struct tel__sched_config *cfg,
+                   const struct tel__sched_hooks *hooks, struct task *first);
+
+/* Free what tel__sched_run kept (wheels, queues). After every task is freed. */
+void tel__sched_fini(void);
+
+/* Any thread: ask every scheduler to stop after its current task. */
+void tel__sched_stop(void);
+
+/* Any thread: wake s if it is parked, so it looks at its queues and timers. */
+void tel__sched_kick(struct sched *s);
+
+/* Any thread: whether a stop was requested. */
+bool tel__sched_stopping(void);
+
+/* The schedulers of the current run (valid between run and fini). */
+unsigned tel__sched_count(void);
+struct sched *tel__sched_get(unsigned i);
+
+/*
+ * Prepare a fresh task. Its stack is taken from the pool when it first runs
+ * and given back when it exits. Returns 0 or -TEL_ENOMEM. Any thread.
+ */
+int tel__task_init(struct task *t);
+/* Release what tel__task_init took (not the stack). Never the running task. */
+void tel__task_fini(struct task *t);
+
+/* Any thread: queue a new task. On a scheduler it runs next there. */
+void tel__sched_spawn(struct task *t);
+
+/* Any thread: if t is parked waiting for a message, make it runnable. */
+void tel__sched_wake_msg(struct task *t);
+
+/*
+ * Inside a process (s is its scheduler, t = s->cur). Each returns the
+ * scheduler the task resumed on.
+ *   yield: go behind the other runnable tasks (a fresh slice next time).
+ *   park:  sleep in state kind (TASK_WAIT_MSG or TASK_WAIT_TIMER) until a
+ *          wake or the task's wait timer fires.
+ *   preempt: yield because the slice is spent.
+ */
+struct sched *tel__sched_yield(struct sched *s);
+struct sched *tel__sched_park(struct sched *s, uint32_t kind);
+struct sched *tel__sched_preempt(struct sched *s);
+
+/* Inside a process: leave for good; hooks->task_exit frees it. */
+_Noreturn void tel__sched_exit(struct sched *s);
+
+/*
+ * Inside a process: arm the running task's wait timer on s's wheel for
+ * deadline_ns (monotonic). Disarm with tel__sched_timer_disarm; whether it
+ * fired is t->wait_timer.fired.
+ */
+void tel__sched_timer_arm(struct sched *s, struct task *t,
+                          uint64_t deadline_ns);
+void tel__sched_timer_disarm(struct task *t);
+
+/*
+ * Inside a process: count n reductions; preempt when the slice is spent.
+ * Returns the scheduler the caller runs on afterwards.
+ */
+static inline struct sched *tel__sched_charge(struct sched *s, uint32_t n)
+{
+    s->reds -= (int32_t)n;
+    if (TEL_UNLIKELY(s->reds <= 0))
+        return tel__sched_preempt(s);
+    return s;
+}
+
+#endif /* TEL_SCHED_SCHEDULER_H */

@@ -1,0 +1,57 @@
+/*
+ * sched/task.h: struct task, the unit the scheduler runs, and its states.
+ *
+ * core's struct proc embeds a struct task as its first member; the scheduler
+ * knows nothing else of it (tel_container_of gets the proc back).
+ */
+#ifndef TEL_SCHED_TASK_H
+#define TEL_SCHED_TASK_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "alloc/mpsc.h"
+#include "sched/context.h"
+#include "sched/timerwheel.h"
+
+struct sched;
+
+/*
+ * Task states. Transitions:
+ *   RUNNABLE -> RUNNING     the scheduler that popped it (it owns the task)
+ *   RUNNING  -> RUNNABLE    yield or preemption: the next context requeues it
+ *   RUNNING  -> WAIT_*      park: published by the next context, after the
+ *                           task's stack is no longer in use
+ *   WAIT_*   -> RUNNABLE    a waker's CAS (message, timer); the winner queues
+ *   RUNNING  -> EXITED      tel_exit; the next context frees the stack
+ */
+enum task_state {
+    TASK_RUNNING = 0,   /* its stack is in use; it is in no queue */
+    TASK_RUNNABLE = 1,  /* in exactly one queue or a next slot */
+    TASK_WAIT_MSG = 2,  /* parked until a message or its wait timer */
+    TASK_WAIT_TIMER = 3, /* parked until its wait timer (tel_sleep) */
+    TASK_EXITED = 4,    /* gone; only the pid table's references remain */
+};
+
+/* Task flags the scheduler sets (the low 16 bits of flags; core uses the
+ * high 16). */
+enum { TASK_F_NOSTACK = 1u << 0 };
+
+struct task {
+    /* Written by whichever scheduler runs the task. */
+    tel__ctx_t sp;          /* saved context, valid when not RUNNING */
+    void *stack;            /* its stack's base; NULL until it first runs */
+    _Atomic(struct sched *) home; /* the scheduler that ran it last */
+    /* Cross-thread. */
+    _Atomic uint32_t state; /* enum task_state */
+    uint32_t flags;         /* TASK_F_* and core's flags */
+    struct tel__mpsc_node qnode;    /* link in an injection queue */
+    struct task *gnext;             /* link in the global queue */
+    struct tw_node wait_timer;      /* receive timeouts and tel_sleep */
+#ifdef TEL_TSAN
+    void *tsan_fiber;
+#endif
+};
+
+#endif /* TEL_SCHED_TASK_H */
