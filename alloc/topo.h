@@ -8,7 +8,8 @@
 #ifndef TEL_ALLOC_TOPO_H
 #define TEL_ALLOC_TOPO_H
 
-/* Load the topology if not yet loaded. 0, or -TEL_ESYS. tel_run's thread. */
+/* Load the topology if not yet loaded, and take the calling thread's CPU
+ * affinity as the set of usable cores. 0, or -TEL_ESYS. tel_run's thread. */
 int tel__topo_init(void);
 
 /* Cores the process may run on (at least 1). */

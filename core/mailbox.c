@@ -140,8 +140,7 @@ static int receive(tel_msg_t **out, bool (*match)(const tel_msg_t *, void *),
             break;
         if (!armed && timeout_ms > 0) {
             tel__sched_timer_arm(s, &p->task,
-                                 tel__now_ns() +
-                                     (uint64_t)timeout_ms * 1000000ull);
+                                 tel__deadline_ns(timeout_ms));
             armed = true;
         }
         s = tel__sched_park(s, TASK_WAIT_MSG);

@@ -54,7 +54,7 @@ int tel_sleep(int64_t ms)
         return 0;
     }
     tel__sched_timer_arm(s, &p->task,
-                         tel__now_ns() + (uint64_t)ms * 1000000ull);
+                         tel__deadline_ns(ms));
     do
         s = tel__sched_park(s, TASK_WAIT_TIMER);
     while (!atomic_load_explicit(&p->task.wait_timer.fired,
@@ -85,7 +85,7 @@ int tel_send_after(uint64_t *timer_out, int64_t ms, tel_pid_t to, uint64_t tag,
     struct sched *owner = s ? s : tel__sched_get(0);
     uint64_t id;
     rc = tel__tw_arm(&owner->wheel, &st->node, TW_HANDLE,
-                     tel__now_ns() + (uint64_t)ms * 1000000ull, &id);
+                     tel__deadline_ns(ms), &id);
     if (rc) {
         tel__msg_free(st->msg);
         tel__mem_free(st, sizeof(*st));

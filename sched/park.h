@@ -53,4 +53,13 @@ bool tel__park_wake(struct park *p, struct park_counts *c);
 /* CLOCK_MONOTONIC in ns (vDSO; no syscall). */
 uint64_t tel__now_ns(void);
 
+/* now + ms milliseconds, saturating (huge timeouts never wrap). */
+static inline uint64_t tel__deadline_ns(int64_t ms)
+{
+    uint64_t now = tel__now_ns();
+    if ((uint64_t)ms >= (UINT64_MAX - now) / 1000000ull)
+        return UINT64_MAX >> 1;
+    return now + (uint64_t)ms * 1000000ull;
+}
+
 #endif /* TEL_SCHED_PARK_H */

@@ -565,7 +565,8 @@ static struct task *steal(struct sched *s)
 
 static bool work_visible(struct sched *s)
 {
-    if (tel__mpsc_nonempty(&s->inject) || tel__runq_len(&s->runq) ||
+    if (s->runnext || tel__mpsc_nonempty(&s->inject) ||
+        tel__runq_len(&s->runq) ||
         atomic_load_explicit(&sys.glen, memory_order_seq_cst))
         return true;
     for (unsigned i = 0; i < sys.n; i++)
@@ -579,7 +580,11 @@ static struct task *look_once(struct sched *s)
     struct task *t;
     do {
         run_timers(s);
-        if ((t = tel__runq_pop(&s->runq)) || (t = take_inject(s)) ||
+        /* A timer or a wake from this thread may have filled runnext. */
+        if ((t = s->runnext)) {
+            s->runnext = NULL;
+            s->reds = (int32_t)s->slice;
+        } else if ((t = tel__runq_pop(&s->runq)) || (t = take_inject(s)) ||
             (t = take_global(s, room(s))) || (t = steal(s)))
             s->reds = (int32_t)s->slice;
     } while (t && TEL_UNLIKELY(!t->stack) && !materialize(s, t));

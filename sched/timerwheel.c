@@ -73,14 +73,8 @@ static void insert(struct timerwheel *w, struct tw_node *n)
     }
     uint64_t diff = n->tick ^ w->now;
     unsigned level = (unsigned)(63 - __builtin_clzll(diff)) / TW_BITS;
-    if (level >= TW_LEVELS) {
-        /* Beyond the top level's range: park it in the top level's last
-         * slot; it is re-inserted (and moves down) when that slot comes up. */
-        level = TW_LEVELS - 1;
-    }
+    /* tel__tw_arm caps ticks at now + 2^47, inside the top level. */
     unsigned slot = (unsigned)(n->tick >> (level * TW_BITS)) & (TW_SLOTS - 1);
-    if (level == TW_LEVELS - 1 && (n->tick ^ w->now) >> (TW_LEVELS * TW_BITS))
-        slot = TW_SLOTS - 1;
     push_slot(&w->slots[level][slot], n);
     w->occupied[level] |= 1ull << slot;
 }
@@ -155,6 +149,9 @@ int tel__tw_arm(struct timerwheel *w, struct tw_node *n, uint8_t kind,
             return rc;
         }
     }
+    /* Cap at 2^47 ticks (146 years) ahead: always inside the wheel. */
+    if (n->tick > w->now + (1ull << 47))
+        n->tick = w->now + (1ull << 47);
     insert(w, n);
     atomic_fetch_add_explicit(&w->n_armed, 1, memory_order_relaxed);
     tel__spin_unlock(&w->lock);

@@ -1,0 +1,425 @@
+/*
+ * tests/alloc/stack_test.c: white-box tests of alloc/stack.h, the pool of
+ * process stacks carved from large reservations.
+ *
+ * Every test brings up the runtime's memory (tel__mem_init) and a pool, and
+ * takes both down at the end. Criterion runs each test in its own process,
+ * so the pool's statics start fresh.
+ */
+#include "common.h"
+
+#include <sys/mman.h>
+
+#include "alloc/numa.h"
+#include "alloc/stack.h"
+
+#define KIB ((size_t)1024)
+#define STACK_64K (64 * KIB)
+#define N_CACHES 2u
+
+static void pool_up(size_t size, unsigned n_caches)
+{
+    int rc = tel__mem_init(n_caches);
+    cr_assert_eq(rc, 0, "tel__mem_init: %d", rc);
+    rc = tel__stack_pool_init(size, n_caches);
+    cr_assert_eq(rc, 0, "tel__stack_pool_init: %d", rc);
+}
+
+static void pool_down(void)
+{
+    tel__stack_pool_fini();
+    tel__mem_fini();
+}
+
+static void up_64k(void)
+{
+    pool_up(STACK_64K, N_CACHES);
+}
+
+/* How many mappings the process has (lines of /proc/self/maps). */
+static long count_maps(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    cr_assert_not_null(f, "open /proc/self/maps: %s", strerror(errno));
+    long n = 0;
+    int c;
+    while ((c = fgetc(f)) != EOF)
+        if (c == '\n')
+            n++;
+    fclose(f);
+    return n;
+}
+
+static int cmp_ptr(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (void *const *)a;
+    uintptr_t y = (uintptr_t) * (void *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * Check that n bases are distinct, page aligned and at least `size` apart
+ * (so no two stacks overlap).
+ */
+static void check_disjoint(void **bases, size_t n, size_t size)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    void **sorted = malloc(n * sizeof(void *));
+    cr_assert_not_null(sorted);
+    memcpy(sorted, bases, n * sizeof(void *));
+    qsort(sorted, n, sizeof(void *), cmp_ptr);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_not_null(sorted[i]);
+        cr_assert_eq((uintptr_t)sorted[i] % (uintptr_t)page, 0,
+                     "base %p is not page aligned", sorted[i]);
+        if (i > 0)
+            cr_assert_geq((uintptr_t)sorted[i] - (uintptr_t)sorted[i - 1],
+                          size, "stacks %p and %p overlap (size %zu)",
+                          sorted[i - 1], sorted[i], size);
+    }
+    free(sorted);
+}
+
+Test(stack, size_reports_the_configured_stack_size, .init = up_64k,
+     .fini = pool_down)
+{
+    cr_assert_eq(tel__stack_size(), STACK_64K);
+}
+
+Test(stack, alloc_returns_distinct_page_aligned_non_overlapping_stacks,
+     .init = up_64k, .fini = pool_down)
+{
+    enum { N = 100 };
+    void *b[N];
+    for (int i = 0; i < N; i++) {
+        b[i] = tel__stack_alloc(0);
+        cr_assert_not_null(b[i], "alloc %d", i);
+    }
+    check_disjoint(b, N, STACK_64K);
+    for (int i = 0; i < N; i++)
+        tel__stack_free(0, b[i]);
+}
+
+Test(stack, every_byte_of_a_stack_is_writable, .init = up_64k,
+     .fini = pool_down)
+{
+    enum { N = 8 };
+    void *b[N];
+    for (int i = 0; i < N; i++) {
+        b[i] = tel__stack_alloc(i % 2);
+        cr_assert_not_null(b[i]);
+        memset(b[i], 0xA0 + i, STACK_64K);
+    }
+    /* Writing one never disturbed another. */
+    for (int i = 0; i < N; i++) {
+        unsigned char *p = b[i];
+        for (size_t k = 0; k < STACK_64K; k += 509)
+            cr_assert_eq(p[k], (unsigned char)(0xA0 + i), "stack %d byte %zu",
+                         i, k);
+        cr_assert_eq(p[0], (unsigned char)(0xA0 + i));
+        cr_assert_eq(p[STACK_64K - 1], (unsigned char)(0xA0 + i));
+    }
+    for (int i = 0; i < N; i++)
+        tel__stack_free(i % 2, b[i]);
+}
+
+Test(stack, a_reused_stack_is_writable_end_to_end, .init = up_64k,
+     .fini = pool_down)
+{
+    /* The free-list link lives in the stack; a reused stack must still be
+     * fully usable, and writing it must not break the pool. */
+    void *a = tel__stack_alloc(0);
+    cr_assert_not_null(a);
+    memset(a, 1, STACK_64K);
+    tel__stack_free(0, a);
+    void *b = tel__stack_alloc(0);
+    cr_assert_eq(b, a);
+    memset(b, 2, STACK_64K);
+    void *c = tel__stack_alloc(0);
+    cr_assert_not_null(c);
+    cr_assert_neq(c, b);
+    tel__stack_free(0, b);
+    tel__stack_free(0, c);
+}
+
+Test(stack, free_then_alloc_on_one_cache_returns_the_same_stack,
+     .init = up_64k, .fini = pool_down)
+{
+    void *a = tel__stack_alloc(1);
+    void *b = tel__stack_alloc(1);
+    cr_assert_not_null(a);
+    cr_assert_not_null(b);
+    tel__stack_free(1, a);
+    cr_assert_eq(tel__stack_alloc(1), a, "cache 1 did not reuse a");
+    /* LIFO: the last freed comes back first. */
+    tel__stack_free(1, a);
+    tel__stack_free(1, b);
+    cr_assert_eq(tel__stack_alloc(1), b);
+    cr_assert_eq(tel__stack_alloc(1), a);
+    tel__stack_free(1, a);
+    tel__stack_free(1, b);
+}
+
+Test(stack, caches_do_not_hand_out_each_others_live_stacks, .init = up_64k,
+     .fini = pool_down)
+{
+    enum { N = 200 };
+    void *b[2 * N];
+    for (int i = 0; i < N; i++) {
+        b[2 * i] = tel__stack_alloc(0);
+        b[2 * i + 1] = tel__stack_alloc(1);
+        cr_assert_not_null(b[2 * i]);
+        cr_assert_not_null(b[2 * i + 1]);
+    }
+    check_disjoint(b, 2 * N, STACK_64K);
+    for (int i = 0; i < 2 * N; i++)
+        tel__stack_free(i % 2, b[i]);
+}
+
+Test(stack, the_shared_path_allocates_and_reuses_stacks, .init = up_64k,
+     .fini = pool_down)
+{
+    enum { N = 100 };
+    void *b[N];
+    for (int i = 0; i < N; i++) {
+        b[i] = tel__stack_alloc(-1);
+        cr_assert_not_null(b[i], "shared alloc %d", i);
+        memset(b[i], 0x5A, STACK_64K);
+    }
+    check_disjoint(b, N, STACK_64K);
+    tel__stack_free(-1, b[7]);
+    cr_assert_eq(tel__stack_alloc(-1), b[7], "shared free list not LIFO");
+    for (int i = 0; i < N; i++)
+        tel__stack_free(-1, b[i]);
+    /* Freed to the shared list: allocating N again reuses exactly them. */
+    void *c[N];
+    for (int i = 0; i < N; i++) {
+        c[i] = tel__stack_alloc(-1);
+        cr_assert_not_null(c[i]);
+    }
+    qsort(b, N, sizeof(void *), cmp_ptr);
+    qsort(c, N, sizeof(void *), cmp_ptr);
+    cr_assert_arr_eq(b, c, sizeof b, "shared list did not give back the "
+                                     "freed stacks");
+    for (int i = 0; i < N; i++)
+        tel__stack_free(-1, c[i]);
+}
+
+Test(stack, shared_and_cached_stacks_mix_freely, .init = up_64k,
+     .fini = pool_down)
+{
+    /* A stack taken on one cache may be freed on another or on the shared
+     * list (a process that migrated), and comes back from there. */
+    void *a = tel__stack_alloc(0);
+    void *b = tel__stack_alloc(-1);
+    cr_assert_not_null(a);
+    cr_assert_not_null(b);
+    cr_assert_neq(a, b);
+    tel__stack_free(1, a);
+    tel__stack_free(0, b);
+    cr_assert_eq(tel__stack_alloc(1), a);
+    cr_assert_eq(tel__stack_alloc(0), b);
+    tel__stack_free(-1, a);
+    cr_assert_eq(tel__stack_alloc(-1), a);
+    tel__stack_free(0, a);
+    tel__stack_free(0, b);
+}
+
+Test(stack, a_cache_overflow_keeps_every_stack, .init = up_64k,
+     .fini = pool_down)
+{
+    /* Free 300 to one cache (more than it holds: half spills to the
+     * shared list, more than once), then take 300 back: exactly the same
+     * set, no duplicates, all writable. */
+    enum { N = 300 };
+    void *b[N], *c[N];
+    for (int i = 0; i < N; i++) {
+        b[i] = tel__stack_alloc(-1);
+        cr_assert_not_null(b[i]);
+    }
+    for (int i = 0; i < N; i++)
+        tel__stack_free(0, b[i]);
+    for (int i = 0; i < N; i++) {
+        c[i] = tel__stack_alloc(0);
+        cr_assert_not_null(c[i], "alloc %d after overflow", i);
+        memset(c[i], 0xC3, STACK_64K);
+    }
+    check_disjoint(c, N, STACK_64K);
+    qsort(b, N, sizeof(void *), cmp_ptr);
+    qsort(c, N, sizeof(void *), cmp_ptr);
+    cr_assert_arr_eq(b, c, sizeof b, "the stacks that came back are not the "
+                                     "ones freed");
+    /* The pool has no more freed stacks: the next one is new. */
+    void *d = tel__stack_alloc(0);
+    cr_assert_not_null(d);
+    cr_assert_null(bsearch(&d, c, N, sizeof(void *), cmp_ptr),
+                   "stack %p handed out twice", d);
+    tel__stack_free(0, d);
+    for (int i = 0; i < N; i++)
+        tel__stack_free(0, c[i]);
+}
+
+Test(stack, a_cache_overflow_spills_to_the_other_cache, .init = up_64k,
+     .fini = pool_down)
+{
+    /* What cache 0 spills reaches the shared list, where cache 1's refill
+     * finds it, before any new reservation memory. */
+    enum { N = 300 };
+    void *b[N];
+    for (int i = 0; i < N; i++) {
+        b[i] = tel__stack_alloc(-1);
+        cr_assert_not_null(b[i]);
+    }
+    qsort(b, N, sizeof(void *), cmp_ptr);
+    for (int i = 0; i < N; i++)
+        tel__stack_free(0, b[i]);
+    void *c = tel__stack_alloc(1);
+    cr_assert_not_null(c);
+    cr_assert_not_null(bsearch(&c, b, N, sizeof(void *), cmp_ptr),
+                       "cache 1 got a new stack although cache 0 spilled");
+    tel__stack_free(1, c);
+    for (int i = 0; i < N; i++) {
+        void *s = tel__stack_alloc(0);
+        cr_assert_not_null(s);
+        (void)s;
+    }
+    /* (The pool is torn down with stacks out: that is allowed.) */
+}
+
+Test(stack, twenty_thousand_stacks_do_not_take_a_mapping_each, .init = up_64k,
+     .fini = pool_down, .timeout = 60)
+{
+    const size_t n = 20000;
+    void **b = malloc(n * sizeof(void *));
+    cr_assert_not_null(b);
+    long before = count_maps();
+    for (size_t i = 0; i < n; i++) {
+        b[i] = tel__stack_alloc((int)(i % 3) - 1); /* -1, 0, 1 */
+        cr_assert_not_null(b[i], "alloc %zu of %zu", i, n);
+        /* Touch the top word, where a process starts. */
+        ((volatile char *)b[i])[STACK_64K - 1] = 1;
+    }
+    long after = count_maps();
+    cr_assert_lt(after - before, 200,
+                 "%zu stacks added %ld mappings (%ld -> %ld)", n,
+                 after - before, before, after);
+    check_disjoint(b, n, STACK_64K);
+    for (size_t i = 0; i < n; i++)
+        tel__stack_free((int)(i % 3) - 1, b[i]);
+    /* Reuse: taking them again adds no mapping. */
+    for (size_t i = 0; i < n; i++) {
+        b[i] = tel__stack_alloc(0);
+        cr_assert_not_null(b[i]);
+    }
+    cr_assert_leq(count_maps(), after + 2, "reuse added mappings");
+    for (size_t i = 0; i < n; i++)
+        tel__stack_free(0, b[i]);
+    free(b);
+}
+
+Test(stack, fini_unmaps_the_reservations)
+{
+    pool_up(STACK_64K, 1);
+    void *b[4000];
+    for (int i = 0; i < 4000; i++) {
+        b[i] = tel__stack_alloc(0);
+        cr_assert_not_null(b[i]);
+        ((volatile char *)b[i])[0] = 1;
+    }
+    void *probe = b[0];
+    tel__stack_pool_fini();
+    tel__mem_fini();
+    /* The reservation holding b[0] is gone: mincore on it fails ENOMEM. */
+    long page = sysconf(_SC_PAGESIZE);
+    unsigned char vec;
+    int rc = mincore((void *)((uintptr_t)probe & ~((uintptr_t)page - 1)),
+                     (size_t)page, &vec);
+    cr_assert_eq(rc, -1, "stack memory still mapped after fini");
+    cr_assert_eq(errno, ENOMEM);
+}
+
+Test(stack, a_second_pool_after_fini_works)
+{
+    /* A program may call tel_run more than once: fini then init again,
+     * with another stack size. */
+    pool_up(STACK_64K, 2);
+    void *a = tel__stack_alloc(0);
+    cr_assert_not_null(a);
+    tel__stack_free(0, a);
+    pool_down();
+
+    pool_up(128 * KIB, 1);
+    cr_assert_eq(tel__stack_size(), 128 * KIB);
+    void *b[50];
+    for (int i = 0; i < 50; i++) {
+        b[i] = tel__stack_alloc(i % 2 ? 0 : -1);
+        cr_assert_not_null(b[i]);
+        memset(b[i], 0x77, 128 * KIB);
+    }
+    check_disjoint(b, 50, 128 * KIB);
+    for (int i = 0; i < 50; i++)
+        tel__stack_free(0, b[i]);
+    pool_down();
+}
+
+/* ------------------------------------------------------------------ */
+/* Threads                                                             */
+/* ------------------------------------------------------------------ */
+
+struct worker {
+    int cache;
+    size_t rounds;
+    uintptr_t sum; /* out: checksum mismatch count */
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    enum { HOLD = 40 };
+    void *held[HOLD] = {0};
+    for (size_t r = 0; r < w->rounds; r++) {
+        unsigned k = (unsigned)(r % HOLD);
+        if (held[k]) {
+            /* Our mark must still be there: nobody else had this stack. */
+            uintptr_t *top = (uintptr_t *)((char *)held[k] + STACK_64K) - 2;
+            uintptr_t *bot = held[k];
+            if (*top != (uintptr_t)held[k] || *bot != (uintptr_t)held[k])
+                w->sum++;
+            tel__stack_free(w->cache, held[k]);
+            held[k] = NULL;
+        }
+        void *s = tel__stack_alloc(w->cache);
+        if (!s) {
+            w->sum++;
+            continue;
+        }
+        *((uintptr_t *)((char *)s + STACK_64K) - 2) = (uintptr_t)s;
+        *(uintptr_t *)s = (uintptr_t)s;
+        held[k] = s;
+    }
+    for (unsigned k = 0; k < HOLD; k++)
+        if (held[k])
+            tel__stack_free(w->cache, held[k]);
+    return NULL;
+}
+
+Test(stack, cache_threads_and_shared_threads_never_share_a_stack,
+     .init = up_64k, .fini = pool_down, .timeout = 60)
+{
+    /* Cache 0 and cache 1 each on its own thread, plus two threads on the
+     * shared path: a stack is never held by two at once. */
+    struct worker w[4] = {
+        {.cache = 0}, {.cache = 1}, {.cache = -1}, {.cache = -1}};
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        w[i].rounds = tel_test_scaled(50000, 2000);
+        cr_assert_eq(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(pthread_join(th[i], NULL), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(w[i].sum, 0,
+                     "worker %d (cache %d): %zu stacks clobbered or missing",
+                     i, w[i].cache, (size_t)w[i].sum);
+}
