@@ -123,6 +123,22 @@ void tel__mem_free(void *p, size_t size)
         tel__je_sdallocx(p, size ? size : 1, flags_now());
 }
 
+#define NUMA_LG_ALIGN_CL 6 /* MALLOCX_LG_ALIGN(6): 64 bytes */
+
+void *tel__mem_zalloc_cl(size_t size)
+{
+    if (TEL_UNLIKELY(tel__failinj_hit()))
+        return NULL;
+    return tel__je_mallocx(size ? size : 1,
+                           flags_now() | 0x40 | NUMA_LG_ALIGN_CL);
+}
+
+void tel__mem_free_cl(void *p, size_t size)
+{
+    if (p)
+        tel__je_sdallocx(p, size ? size : 1, flags_now() | NUMA_LG_ALIGN_CL);
+}
+
 #else /* NUMA_LIBC: sanitizer builds */
 
 int tel__mem_init(unsigned n_tcaches)
@@ -153,6 +169,23 @@ void *tel__mem_zalloc(size_t size)
 }
 
 void tel__mem_free(void *p, size_t size)
+{
+    (void)size;
+    free(p);
+}
+
+void *tel__mem_zalloc_cl(size_t size)
+{
+    if (TEL_UNLIKELY(tel__failinj_hit()))
+        return NULL;
+    size_t n = (size + TEL_CACHELINE - 1) & ~(size_t)(TEL_CACHELINE - 1);
+    void *p = aligned_alloc(TEL_CACHELINE, n ? n : TEL_CACHELINE);
+    if (p)
+        memset(p, 0, n ? n : TEL_CACHELINE);
+    return p;
+}
+
+void tel__mem_free_cl(void *p, size_t size)
 {
     (void)size;
     free(p);

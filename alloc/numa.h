@@ -41,4 +41,9 @@ void *tel__mem_zalloc(size_t size);
 /* Free p, which was allocated with exactly size bytes. NULL is ignored. */
 void tel__mem_free(void *p, size_t size);
 
+/* Zero-filled, aligned to a cache line (for structs with TEL_ALIGNED_CL
+ * members); free with tel__mem_free_cl and the same size. */
+void *tel__mem_zalloc_cl(size_t size);
+void tel__mem_free_cl(void *p, size_t size);
+
 #endif /* TEL_ALLOC_NUMA_H */

@@ -90,7 +90,7 @@ int tel__stack_pool_init(size_t size, unsigned n)
     bump = bump_end = NULL;
     n_resvs = 0;
     n_caches = n;
-    caches = tel__mem_zalloc(sizeof(*caches) * (n ? n : 1));
+    caches = tel__mem_zalloc_cl(sizeof(*caches) * (n ? n : 1));
     return caches ? 0 : TEL_ENOMEM;
 }
 
@@ -101,7 +101,7 @@ void tel__stack_pool_fini(void)
     tel__mem_free(resvs, cap_resvs * sizeof(void *));
     resvs = NULL;
     n_resvs = cap_resvs = 0;
-    tel__mem_free(caches, sizeof(*caches) * (n_caches ? n_caches : 1));
+    tel__mem_free_cl(caches, sizeof(*caches) * (n_caches ? n_caches : 1));
     caches = NULL;
     shared_head = NULL;
     bump = bump_end = NULL;

@@ -88,7 +88,7 @@ int tel__pid_init(uint32_t max_procs, unsigned nc)
     }
     gfree = g;
     n_gfree = 0;
-    caches = tel__mem_zalloc(sizeof(*caches) * (nc ? nc : 1));
+    caches = tel__mem_zalloc_cl(sizeof(*caches) * (nc ? nc : 1));
     if (!caches) {
         munmap(g, (size_t)cap * sizeof(uint32_t));
         munmap(m, map_bytes);
@@ -103,7 +103,7 @@ void tel__pid_fini(void)
 {
     munmap(slots, map_bytes);
     munmap(gfree, (size_t)cap * sizeof(uint32_t));
-    tel__mem_free(caches, sizeof(*caches) * (n_caches ? n_caches : 1));
+    tel__mem_free_cl(caches, sizeof(*caches) * (n_caches ? n_caches : 1));
     slots = NULL;
     gfree = NULL;
     caches = NULL;

@@ -41,6 +41,7 @@
  * Not here yet: stealing runnext from a stuck scheduler and handing off its
  * queue (the soft-real-time issue's watchdog), NUMA-ordered victims.
  */
+#define _GNU_SOURCE 1
 #include "sched/scheduler.h"
 
 #include <errno.h>
@@ -713,7 +714,7 @@ struct sched *tel__sched_get(unsigned i)
 static void free_scheds(unsigned n)
 {
     for (unsigned i = 0; i < n; i++)
-        tel__mem_free(sys.s[i], sizeof(struct sched));
+        tel__mem_free_cl(sys.s[i], sizeof(struct sched));
     tel__mem_free(sys.s, sizeof(struct sched *) * sys.n);
     sys.s = NULL;
     sys.n = 0;
@@ -733,12 +734,11 @@ int tel__sched_run(const struct tel__sched_config *cfg,
         return TEL_ENOMEM;
     uint64_t now = tel__now_ns();
     for (unsigned i = 0; i < cfg->n; i++) {
-        struct sched *s = tel__mem_alloc(sizeof(struct sched));
+        struct sched *s = tel__mem_zalloc_cl(sizeof(struct sched));
         if (!s) {
             free_scheds(i);
             return TEL_ENOMEM;
         }
-        memset(s, 0, sizeof(*s));
         s->index = i;
         s->slice = cfg->slice;
         s->reds = (int32_t)cfg->slice;
