@@ -85,13 +85,17 @@ static inline struct tel__mpsc_node *tel__mpsc_pop(struct tel__mpsc *q)
 }
 
 /*
- * Consumer only: whether a node is queued or on its way (true while a
- * producer is mid-push). seq_cst load: the parker's side of the Dekker pair.
+ * Whether a node is queued or on its way (true while a producer is
+ * mid-push). Reads only `in`: between the consumer's calls, `in` is the stub
+ * exactly when the queue is empty (tel__mpsc_pop pushes the stub back only
+ * when it takes the last node, and moves `out` past it before returning).
+ * So a scheduler may ask on behalf of a parked consumer without touching
+ * the consumer's `out`, even if that consumer is already running elsewhere.
+ * seq_cst load: the parker's side of the Dekker pair.
  */
 static inline bool tel__mpsc_nonempty(struct tel__mpsc *q)
 {
-    return q->out != &q->stub ||
-           atomic_load_explicit(&q->in, memory_order_seq_cst) != &q->stub;
+    return atomic_load_explicit(&q->in, memory_order_seq_cst) != &q->stub;
 }
 
 #endif /* TEL_ALLOC_MPSC_H */

@@ -192,11 +192,23 @@ static void fire_timer(struct tw_node *n, void *ctx)
      * the task cannot disarm (and go on to free itself) until we are done. */
     struct task *t = tel_container_of(n, struct task, wait_timer);
     uint32_t st = atomic_load_explicit(&t->state, memory_order_seq_cst);
-    if ((st == TASK_WAIT_MSG || st == TASK_WAIT_TIMER) &&
-        atomic_compare_exchange_strong_explicit(&t->state, &st, TASK_RUNNABLE,
-                                                memory_order_acq_rel,
-                                                memory_order_acquire))
-        push_tail(s, t, true);
+    for (;;) {
+        if (st == TASK_WAIT_MSG || st == TASK_WAIT_TIMER) {
+            if (atomic_compare_exchange_weak_explicit(
+                    &t->state, &st, TASK_RUNNABLE, memory_order_acq_rel,
+                    memory_order_acquire)) {
+                push_tail(s, t, true);
+                return;
+            }
+        } else if (st == TASK_PARKING_MSG || st == TASK_PARKING_TIMER) {
+            if (atomic_compare_exchange_weak_explicit(
+                    &t->state, &st, TASK_WOKEN, memory_order_acq_rel,
+                    memory_order_acquire))
+                return;
+        } else {
+            return;
+        }
+    }
 }
 
 /* Owner: fire due timers; deliver TW_HANDLE ones outside the lock. */
@@ -328,18 +340,23 @@ static void finish_handoff(struct sched *s)
         uint32_t kind = s->handoff_act == ACT_PARK_MSG ? TASK_WAIT_MSG
                                                        : TASK_WAIT_TIMER;
         /* seq_cst: the parker's half of the Dekker pairs with a sender
-         * (mailbox push, then load state) and the timer (fired, then CAS). */
-        atomic_store_explicit(&t->state, kind, memory_order_seq_cst);
+         * (mailbox push, then load state) and the timer (fired, then load
+         * state). While PARKING no waker queues t, so reading t is safe. */
+        uint32_t parking = kind == TASK_WAIT_MSG ? TASK_PARKING_MSG
+                                                 : TASK_PARKING_TIMER;
+        atomic_store_explicit(&t->state, parking, memory_order_seq_cst);
         bool wake =
             atomic_load_explicit(&t->wait_timer.fired, memory_order_seq_cst) ||
             (kind == TASK_WAIT_MSG && sys.hooks.has_msg(t));
-        uint32_t st = kind;
-        if (wake &&
-            atomic_compare_exchange_strong_explicit(&t->state, &st,
-                                                    TASK_RUNNABLE,
-                                                    memory_order_acq_rel,
-                                                    memory_order_acquire))
+        uint32_t st = parking;
+        if (wake || !atomic_compare_exchange_strong_explicit(
+                        &t->state, &st, kind, memory_order_acq_rel,
+                        memory_order_acquire)) {
+            /* A wake came (or was seen): t is still ours; run it again. */
+            atomic_store_explicit(&t->state, TASK_RUNNABLE,
+                                  memory_order_relaxed);
             push_tail(s, t, false);
+        }
         break;
     }
     case ACT_EXIT:
@@ -462,12 +479,21 @@ void tel__sched_wake_msg(struct task *t)
 {
     /* seq_cst: the sender's half of the Dekker pair (it pushed first). */
     uint32_t st = atomic_load_explicit(&t->state, memory_order_seq_cst);
-    if (st != TASK_WAIT_MSG)
-        return;
-    if (!atomic_compare_exchange_strong_explicit(&t->state, &st, TASK_RUNNABLE,
-                                                 memory_order_acq_rel,
-                                                 memory_order_relaxed))
-        return;
+    for (;;) {
+        if (st == TASK_WAIT_MSG) {
+            if (atomic_compare_exchange_weak_explicit(
+                    &t->state, &st, TASK_RUNNABLE, memory_order_acq_rel,
+                    memory_order_acquire))
+                break;
+        } else if (st == TASK_PARKING_MSG) {
+            if (atomic_compare_exchange_weak_explicit(
+                    &t->state, &st, TASK_WOKEN, memory_order_acq_rel,
+                    memory_order_acquire))
+                return; /* its parker sees WOKEN and requeues it */
+        } else {
+            return;
+        }
+    }
     struct sched *s = tel__sched_self();
     if (s)
         put_next(s, t);

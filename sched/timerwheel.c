@@ -139,7 +139,9 @@ int tel__tw_arm(struct timerwheel *w, struct tw_node *n, uint8_t kind,
 {
     n->kind = kind;
     n->wheel = w;
-    n->tick = (deadline_ns + (1ull << TW_TICK_SHIFT) - 1) >> TW_TICK_SHIFT;
+    /* Round up (never fire early), saturating near UINT64_MAX. */
+    n->tick = (deadline_ns >> TW_TICK_SHIFT) +
+              ((deadline_ns & ((1ull << TW_TICK_SHIFT) - 1)) != 0);
     atomic_store_explicit(&n->fired, 0, memory_order_relaxed);
     tel__spin_lock(&w->lock);
     if (kind == TW_HANDLE) {

@@ -204,13 +204,40 @@ static inline const char *tt_first_failure(void)
                  "%d check(s) failed inside the runtime; first: %s",          \
                  tt_failures(), tt_first_failure())
 
-/* On the test's thread: run the runtime, expect 0 and no failed checks. */
+/*
+ * TT_LEAK_CHECK: in AddressSanitizer builds, fail the test if memory nothing
+ * points to any more was leaked so far (tel_run promises to free every byte
+ * it allocated). LeakSanitizer's report at a worker's exit does not fail a
+ * Criterion test, so the check is made here. A no-op in other builds.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define TT_HAVE_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TT_HAVE_LSAN 1
+#endif
+#endif
+
+#ifdef TT_HAVE_LSAN
+#include <sanitizer/lsan_interface.h>
+#define TT_LEAK_CHECK()                                                       \
+    cr_assert_eq(__lsan_do_recoverable_leak_check(), 0,                       \
+                 "memory leaked (see the LeakSanitizer report on stderr)")
+#else
+#define TT_LEAK_CHECK() ((void)0)
+#endif
+
+/*
+ * On the test's thread: run the runtime, expect 0 and no failed checks, and
+ * (in ASan builds) no leaks.
+ */
 #define TT_RUN(cfg, fn, arg)                                                  \
     do {                                                                      \
         int tt_rc_ = tel_run((cfg), (fn), (arg));                             \
         cr_assert_eq(tt_rc_, 0, "tel_run returned %d (%s)", tt_rc_,           \
                      tel_errname(tt_rc_));                                    \
         TT_ASSERT_NO_FAILURES();                                              \
+        TT_LEAK_CHECK();                                                      \
     } while (0)
 
 /* ------------------------------------------------------------------------ */

@@ -4,6 +4,8 @@
  */
 #include "common.h"
 
+#include <signal.h>
+
 /* The pid of the test's main process, for children to report to. */
 static _Atomic tel_pid_t main_pid;
 
@@ -170,6 +172,13 @@ Test(process, exit_ends_the_process_at_once, .timeout = 30)
     cr_assert_eq(atomic_load(&after_exit_ran), 0,
                  "code after tel_exit ran %d times",
                  atomic_load(&after_exit_ran));
+}
+
+/* Documented misuse: tel_exit outside a process aborts the program. */
+Test(process, exit_outside_a_process_aborts, .signal = SIGABRT,
+     .timeout = 30)
+{
+    tel_exit(TEL_NORMAL);
 }
 
 /* tel_exit with pending messages: they are freed, nothing else notices. */
