@@ -85,17 +85,19 @@ static inline struct tel__mpsc_node *tel__mpsc_pop(struct tel__mpsc *q)
 }
 
 /*
- * Whether a node is queued or on its way (true while a producer is
- * mid-push). Reads only `in`: between the consumer's calls, `in` is the stub
- * exactly when the queue is empty (tel__mpsc_pop pushes the stub back only
- * when it takes the last node, and moves `out` past it before returning).
- * So a scheduler may ask on behalf of a parked consumer without touching
- * the consumer's `out`, even if that consumer is already running elsewhere.
- * seq_cst load: the parker's side of the Dekker pair.
+ * Consumer side: whether a node is queued or on its way (true while a
+ * producer is mid-push). Both ends are needed: after a pop that returned
+ * NULL on its stub path, `in` can be the stub while nodes still wait behind
+ * `out` (a producer had swapped itself in but not linked yet). It reads the
+ * consumer's `out`, so only the consumer may call it, or a thread acting for
+ * a consumer that provably cannot run meanwhile (the scheduler re-checking a
+ * task in TASK_PARKING_*: no waker queues such a task). The seq_cst load of
+ * `in` is the parker's side of the Dekker pair.
  */
 static inline bool tel__mpsc_nonempty(struct tel__mpsc *q)
 {
-    return atomic_load_explicit(&q->in, memory_order_seq_cst) != &q->stub;
+    return q->out != &q->stub ||
+           atomic_load_explicit(&q->in, memory_order_seq_cst) != &q->stub;
 }
 
 #endif /* TEL_ALLOC_MPSC_H */

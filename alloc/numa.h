@@ -17,7 +17,7 @@
  * tel__mem_init: make ready for a run with n_tcaches scheduler caches.
  * The arena is created on the first run and kept for later runs (so memory a
  * user still holds, such as an unfreed message, stays valid after tel_run
- * returns). Returns 0 or -TEL_ENOMEM. Called by tel_run only.
+ * returns). Returns 0 or TEL_ENOMEM. Called by tel_run only.
  */
 int tel__mem_init(unsigned n_tcaches);
 

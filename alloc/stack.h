@@ -12,7 +12,7 @@
 
 /*
  * Set up for a run: stacks of stack_size bytes (a multiple of the page size)
- * and n_caches per-scheduler caches. 0 or -TEL_ENOMEM. tel_run's thread.
+ * and n_caches per-scheduler caches. 0 or TEL_ENOMEM. tel_run's thread.
  */
 int tel__stack_pool_init(size_t stack_size, unsigned n_caches);
 

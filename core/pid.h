@@ -15,14 +15,14 @@ struct proc;
 
 /*
  * Set up for max_procs live processes and n_caches per-scheduler slot
- * caches. 0 or -TEL_ENOMEM. tel_run's thread.
+ * caches. 0 or TEL_ENOMEM. tel_run's thread.
  */
 int tel__pid_init(uint32_t max_procs, unsigned n_caches);
 void tel__pid_fini(void);
 
 /*
  * Give p a pid and make it visible (alive). cache: the caller's scheduler
- * index or -1. Returns 0 or -TEL_ELIMIT. Any thread.
+ * index or -1. Returns 0 or TEL_ELIMIT. Any thread.
  */
 int tel__pid_alloc(int cache, struct proc *p, tel_pid_t *out);
 

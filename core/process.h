@@ -31,7 +31,7 @@ static inline struct proc *tel__proc_current(struct sched *s)
 
 /*
  * Create a process (not yet queued). cache: the calling scheduler's index or
- * -1. Returns 0 or -TEL_ELIMIT / -TEL_ENOMEM, with nothing left behind.
+ * -1. Returns 0 or TEL_ELIMIT / TEL_ENOMEM, with nothing left behind.
  */
 int tel__proc_create(int cache, tel_fn fn, void *arg, struct proc **out);
 

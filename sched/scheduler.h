@@ -86,7 +86,7 @@ static inline struct sched *tel__sched_self(void)
 /*
  * Run the schedulers with `first` queued, on the calling thread as scheduler
  * 0 plus cfg->n - 1 new threads. Returns once tel__sched_stop was called and
- * every scheduler thread has stopped, or -TEL_ENOMEM / -TEL_ESYS (nothing
+ * every scheduler thread has stopped, or TEL_ENOMEM / TEL_ESYS (nothing
  * started). tel_run's thread.
  */
 int tel__sched_run(const struct tel__sched_config *cfg,
@@ -110,7 +110,7 @@ struct sched *tel__sched_get(unsigned i);
 
 /*
  * Prepare a fresh task. Its stack is taken from the pool when it first runs
- * and given back when it exits. Returns 0 or -TEL_ENOMEM. Any thread.
+ * and given back when it exits. Returns 0 or TEL_ENOMEM. Any thread.
  */
 int tel__task_init(struct task *t);
 /* Release what tel__task_init took (not the stack). Never the running task. */

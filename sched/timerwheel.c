@@ -73,6 +73,8 @@ static void insert(struct timerwheel *w, struct tw_node *n)
     }
     uint64_t diff = n->tick ^ w->now;
     unsigned level = (unsigned)(63 - __builtin_clzll(diff)) / TW_BITS;
+    if (TEL_UNLIKELY(level >= TW_LEVELS)) /* only with a clock past 2^63 ns */
+        level = TW_LEVELS - 1;
     /* tel__tw_arm caps ticks at now + 2^47, inside the top level. */
     unsigned slot = (unsigned)(n->tick >> (level * TW_BITS)) & (TW_SLOTS - 1);
     push_slot(&w->slots[level][slot], n);

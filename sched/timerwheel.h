@@ -1,8 +1,10 @@
 /*
  * sched/timerwheel.h: a hierarchical timer wheel per scheduler.
  *
- * Time is counted in ticks of 2^TW_TICK_SHIFT ns (32.8 us). A timer fires at
- * the first expiry pass at or after its deadline, never before it. Insert and
+ * Time is counted in ticks of 2^TW_TICK_SHIFT ns (32.8 us). A deadline is
+ * rounded up to its tick, so a timer never fires before its deadline and
+ * fires at the first expiry pass at or after that tick: at most one tick
+ * (32.8 us) late, plus however late the pass itself comes. Insert and
  * cancel are O(1); an expiry pass costs O(levels) plus the timers it fires or
  * moves down a level.
  */
@@ -68,7 +70,8 @@ void tel__tw_fini(struct timerwheel *w, tw_fire_fn drop, void *ctx);
 
 /*
  * Any thread: arm n to expire at deadline_ns. For TW_HANDLE nodes *id gets a
- * cancel id (never 0). Returns 0 or -TEL_ENOMEM (handle table growth).
+ * cancel id (never 0). Returns 0, TEL_ENOMEM (the handle table could not
+ * grow) or TEL_ELIMIT (2^30 handle timers pending on this wheel).
  */
 int tel__tw_arm(struct timerwheel *w, struct tw_node *n, uint8_t kind,
                 uint64_t deadline_ns, uint64_t *id);
@@ -97,7 +100,8 @@ struct tw_node *tel__tw_cancel_id(struct timerwheel *w, uint64_t id);
 uint32_t tel__tw_expire(struct timerwheel *w, uint64_t now_ns,
                         tw_fire_fn fire, void *ctx);
 
-/* Owner: when the next expiry pass has work (ns), or UINT64_MAX. */
+/* Owner: when the next expiry pass has work (ns; the start of that tick, so
+ * possibly a little after the earliest deadline), or UINT64_MAX. */
 uint64_t tel__tw_next_ns(struct timerwheel *w);
 
 static inline bool tel__tw_empty(struct timerwheel *w)

@@ -5,7 +5,10 @@
  * Single-threaded: FIFO order, an empty pop, tel__mpsc_nonempty, the stub
  * being re-pushed when the queue drains to one node. Threaded: several
  * producers push concurrently while one consumer pops; nothing is lost,
- * nothing is duplicated and each producer's nodes come out in its order.
+ * nothing is duplicated and each producer's nodes come out in its order;
+ * and a consumer whose pop came back empty is never told "empty" by
+ * tel__mpsc_nonempty while a completed push is still unpopped (the parking
+ * check). That last test takes TEL_TEST_SEED and names it on failure.
  */
 #include "common.h"
 
@@ -265,5 +268,98 @@ Test(mpsc, concurrent_producers_lose_nothing_and_keep_their_order,
         cr_assert_eq(next[p], per, "producer %u: %u of %u delivered", p,
                      next[p], per);
         free(prods[p].items);
+    }
+}
+
+/*
+ * The parking check: a consumer whose pop returned NULL asks
+ * tel__mpsc_nonempty before it sleeps. If a push has completed (exchange
+ * and link) and its node has not been popped, the answer must be true, or
+ * the consumer sleeps with a message in its queue and nobody wakes it.
+ *
+ * One producer, pushing one node at a time with short random pauses, keeps
+ * the queue at length 0 or 1, so pop often takes the path that re-pushes
+ * the stub while a producer may be mid-push.
+ */
+struct paced_producer {
+    struct tel__mpsc *q;
+    struct item *items;
+    uint32_t n;
+    uint64_t seed;
+    atomic_uint completed; /* pushes finished (exchange and link) */
+};
+
+static void *paced_producer_main(void *arg)
+{
+    struct paced_producer *p = arg;
+    struct tt_rng rng = {.s = p->seed};
+    for (uint32_t i = 0; i < p->n; i++) {
+        tel__mpsc_push(p->q, &p->items[i].node);
+        atomic_fetch_add(&p->completed, 1);
+        uint64_t r = tt_rng_next(&rng);
+        for (uint64_t k = (r & 1) ? 0 : (r >> 8) % 32; k > 0; k--)
+            tel__cpu_relax();
+    }
+    return NULL;
+}
+
+/* One round: returns how many times nonempty was wrongly false. */
+static uint64_t paced_round(uint64_t seed, uint32_t n, uint32_t *bad_done,
+                            uint32_t *bad_popped)
+{
+    struct tel__mpsc q;
+    tel__mpsc_init(&q);
+    struct paced_producer p = {.q = &q, .seed = seed, .n = n};
+    p.items = calloc(n, sizeof(struct item));
+    cr_assert_not_null(p.items);
+    for (uint32_t i = 0; i < n; i++)
+        p.items[i].seq = i;
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, paced_producer_main, &p), 0);
+
+    uint32_t popped = 0;
+    uint64_t bad = 0, null_pops = 0;
+    while (popped < n) {
+        struct tel__mpsc_node *node = tel__mpsc_pop(&q);
+        if (node) {
+            if (item_of(node)->seq != popped)
+                cr_assert_fail("popped seq %u, want %u (seed %" PRIu64 ")",
+                               item_of(node)->seq, popped, seed);
+            popped++;
+            continue;
+        }
+        null_pops++;
+        /* Read the count first: those pushes were complete before the
+         * nonempty call below. */
+        uint32_t done = atomic_load(&p.completed);
+        if (!tel__mpsc_nonempty(&q) && done > popped && bad++ == 0) {
+            *bad_done = done;
+            *bad_popped = popped;
+        }
+        if ((null_pops & 4095) == 0)
+            sched_yield();
+    }
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    free(p.items);
+    return bad;
+}
+
+Test(mpsc, nonempty_is_true_while_a_completed_push_is_unpopped,
+     .timeout = 60)
+{
+    /* Several rounds, each with a new producer thread (a new placement on
+     * the cores); stop at the first round that shows the fault. */
+    const uint64_t seed = tel_test_seed();
+    const uint32_t n = (uint32_t)tel_test_scaled(500000, 50000);
+    for (int round = 0; round < 8; round++) {
+        uint32_t bad_done = 0, bad_popped = 0;
+        uint64_t bad = paced_round(seed + (uint64_t)round, n, &bad_done,
+                                   &bad_popped);
+        cr_assert_eq(bad, 0,
+                     "tel__mpsc_nonempty returned false with completed "
+                     "pushes unpopped, %" PRIu64 " time(s) in round %d; "
+                     "first: %u pushes complete, %u popped (seed %" PRIu64
+                     ")",
+                     bad, round, bad_done, bad_popped, seed);
     }
 }

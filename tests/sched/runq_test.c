@@ -322,6 +322,7 @@ struct stress {
     uint64_t seed;
     atomic_bool owner_done;
     atomic_bool go;
+    atomic_uint started; /* thieves running */
     atomic_uint n_out; /* tasks taken by anyone */
     atomic_uint n_stolen;
 };
@@ -351,6 +352,7 @@ static void *thief_main(void *arg)
     struct thief *th = arg;
     struct stress *s = th->s;
     struct tt_rng rng = {.s = s->seed ^ (0x5bd1e995u * (th->id + 1))};
+    atomic_fetch_add(&s->started, 1);
     while (!atomic_load(&s->go))
         tel__cpu_relax();
     for (;;) {
@@ -412,6 +414,8 @@ static void run_stress(unsigned n_thieves)
      * scheduler does to the global queue). Owner pops must come out in
      * increasing order: steals only ever take from the old end. */
     struct tt_rng rng = {.s = s->seed};
+    while (atomic_load(&s->started) < n_thieves)
+        sched_yield();
     atomic_store(&s->go, true);
     struct task *half[RUNQ_CAP / 2];
     int64_t last_pop = -1;
@@ -441,6 +445,9 @@ static void run_stress(unsigned n_thieves)
                 }
             }
         }
+        /* "Run" something for a moment, so thieves find work. */
+        for (uint64_t k = tt_rng_below(&rng, 64); k > 0; k--)
+            tel__cpu_relax();
         uint64_t r = tt_rng_below(&rng, 8);
         for (uint64_t k = 0; k < (r < 5 ? 0 : r - 4); k++) { /* 0..3 pops */
             struct task *t = tel__runq_pop(&s->victim);
