@@ -28,6 +28,12 @@
 extern "C" {
 #endif
 
+#if defined(__cplusplus)
+#define TEL_NORETURN [[noreturn]]
+#else
+#define TEL_NORETURN _Noreturn
+#endif
+
 #if defined(__GNUC__)
 #define TEL_API __attribute__((visibility("default")))
 #define TEL_NODISCARD __attribute__((warn_unused_result))
@@ -219,7 +225,7 @@ TEL_API int tel_reduce(uint32_t n);
  *   programming error that cannot be reported through a return value: the
  *   program is aborted with a message on stderr.
  */
-TEL_API _Noreturn void tel_exit(tel_reason_t reason);
+TEL_NORETURN TEL_API void tel_exit(tel_reason_t reason);
 
 /*
  * tel_is_alive: whether pid names a live process (false for 0, stale or

@@ -31,11 +31,6 @@
 extern "C" {
 #include "sched/context.h"
 }
-// telar.h spells tel_exit's attribute the C11 way (_Noreturn), which C++
-// does not know; until the header maps it for C++, map it here.
-#if !defined(_Noreturn)
-#define _Noreturn __attribute__((noreturn))
-#endif
 #include "telar.h"
 
 namespace {
