@@ -47,6 +47,13 @@ void tel__mbox_drain(struct mailbox *mb)
         tel__msg_free(tel_container_of(n, struct msg, node));
 }
 
+/* p is referenced by the caller: enqueue m and wake p if it waits. */
+static void push_and_wake(struct proc *p, struct msg *m)
+{
+    tel__mpsc_push(&p->mbox.in, &m->node);
+    tel__sched_wake_msg(&p->task);
+}
+
 void tel__mbox_deliver(tel_pid_t to, struct msg *m)
 {
     struct proc *p = tel__pid_ref(to);
@@ -54,8 +61,7 @@ void tel__mbox_deliver(tel_pid_t to, struct msg *m)
         tel__msg_free(m); /* dead or stale: dropped, as in Erlang */
         return;
     }
-    tel__mpsc_push(&p->mbox.in, &m->node);
-    tel__sched_wake_msg(&p->task);
+    push_and_wake(p, m);
     tel__pid_unref(p);
 }
 
@@ -68,13 +74,16 @@ int tel_send(tel_pid_t to, uint64_t tag, const void *data, size_t size)
         return TEL_ESHUTDOWN;
     struct proc *self = tel__proc_current(s);
     int rc = 0;
-    /* Skip the copy when the receiver is already gone. */
-    if (tel__pid_alive(to)) {
+    /* One lookup: the reference both proves the receiver alive (a dead one
+     * costs no copy) and keeps its block valid through the push. */
+    struct proc *p = tel__pid_ref(to);
+    if (p) {
         struct msg *m = tel__msg_new(self ? self->pid : 0, tag, data, size);
         if (m)
-            tel__mbox_deliver(to, m);
+            push_and_wake(p, m);
         else
             rc = TEL_ENOMEM;
+        tel__pid_unref(p);
     }
     if (!s)
         tel__rt_leave();

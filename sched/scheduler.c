@@ -244,15 +244,8 @@ static struct task *take_global(struct sched *s, uint32_t max)
             sys.gtail = NULL;
         if (!first)
             first = t;
-        else if (!tel__runq_push(&s->runq, t)) {
-            /* Cannot happen: max leaves room. Put it back in front. */
-            t->gnext = sys.ghead;
-            sys.ghead = t;
-            if (!sys.gtail)
-                sys.gtail = t;
-            n = i;
-            break;
-        }
+        else if (TEL_UNLIKELY(!tel__runq_push(&s->runq, t)))
+            tel__panic("sched: no room for a global batch"); /* n <= max */
     }
     atomic_fetch_sub_explicit(&sys.glen, n, memory_order_relaxed);
     tel__spin_unlock(&sys.glock);
@@ -419,19 +412,28 @@ static struct sched *switch_out(struct sched *s, struct task *prev, uint32_t act
     return ns;
 }
 
+/* Owner: nothing else could run here now. */
+static inline bool alone(struct sched *s)
+{
+    return !s->runnext && tel__runq_len(&s->runq) == 0 &&
+           !tel__mpsc_nonempty(&s->inject) &&
+           atomic_load_explicit(&sys.glen, memory_order_relaxed) == 0 &&
+           !atomic_load_explicit(&sys.stop, memory_order_relaxed);
+}
+
 struct sched *tel__sched_yield(struct sched *s)
 {
-    struct task *t = s->cur;
-    run_timers(s);
-    if (!s->runnext && tel__runq_len(&s->runq) == 0 &&
-        !tel__mpsc_nonempty(&s->inject) &&
-        atomic_load_explicit(&sys.glen, memory_order_relaxed) == 0 &&
-        !atomic_load_explicit(&sys.stop, memory_order_relaxed)) {
-        s->reds = (int32_t)s->slice; /* alone: keep running, fresh slice */
-        return s;
+    /* Alone, keep running with a fresh slice, unless a due timer has work
+     * for someone else (pick_next runs timers on the switching path). */
+    if (alone(s)) {
+        run_timers(s);
+        if (alone(s)) {
+            s->reds = (int32_t)s->slice;
+            return s;
+        }
     }
     s->reds = 0; /* the next pick must not give runnext our slice */
-    return switch_out(s, t, ACT_YIELD);
+    return switch_out(s, s->cur, ACT_YIELD);
 }
 
 struct sched *tel__sched_preempt(struct sched *s)

@@ -54,14 +54,13 @@ static void push_slot(struct tw_node **head, struct tw_node *n)
     *head = n;
 }
 
-static void unlink_node(struct timerwheel *w, struct tw_node *n)
+static void unlink_node(struct tw_node *n)
 {
     *n->pprev = n->next;
     if (n->next)
         n->next->pprev = n->pprev;
     n->pprev = NULL;
     n->next = NULL;
-    (void)w;
 }
 
 /* Under lock: put n where its tick belongs relative to w->now. */
@@ -84,7 +83,7 @@ static void insert(struct timerwheel *w, struct tw_node *n)
 static void remove_node(struct timerwheel *w, struct tw_node *n)
 {
     struct tw_node **head = n->pprev;
-    unlink_node(w, n);
+    unlink_node(n);
     /* Clear the occupied bit if that slot list became empty. */
     for (unsigned l = 0; l < TW_LEVELS; l++) {
         struct tw_node **base = &w->slots[l][0];
@@ -251,7 +250,7 @@ uint32_t tel__tw_expire(struct timerwheel *w, uint64_t now_ns, tw_fire_fn fire,
     for (;;) {
         while (w->due) {
             struct tw_node *n = w->due;
-            unlink_node(w, n);
+            unlink_node(n);
             fire_one(w, n, fire, ctx);
             fired++;
         }
