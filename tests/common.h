@@ -75,6 +75,24 @@ static inline size_t tel_test_scaled(size_t n, size_t floor_n)
 }
 
 /*
+ * tel_test_live_cap: n, but at most TEL_TEST_MAX_LIVE if that is set. For
+ * tests whose processes are alive at the same time: the TSan build gives
+ * each process a TSan fiber, and TSan keeps at most 8128 threads and fibers
+ * alive (it dies beyond that), so tools/test sets TEL_TEST_MAX_LIVE there.
+ */
+static inline size_t tel_test_live_cap(size_t n)
+{
+    const char *s = getenv("TEL_TEST_MAX_LIVE");
+    if (s == NULL || *s == '\0')
+        return n;
+    char *end = NULL;
+    unsigned long long cap = strtoull(s, &end, 10);
+    if (end == s || cap == 0)
+        return n;
+    return n < cap ? n : (size_t)cap;
+}
+
+/*
  * tel_test_seed: the seed for a randomised test: TEL_TEST_SEED if set, else
  * one made from the clock and pid. It is logged; tests also put it in their
  * failure messages so a failing run can be replayed.

@@ -545,7 +545,7 @@ static void skynet_main(void *arg)
 
 static void run_skynet(unsigned schedulers)
 {
-    sky_n = tel_test_scaled(1000000, 1000);
+    sky_n = tel_test_live_cap(tel_test_scaled(1000000, 1000));
     tel_config_t cfg = {.schedulers = schedulers};
     TT_RUN(&cfg, skynet_main, NULL);
     uint64_t want = sky_n * (sky_n - 1) / 2;
@@ -636,7 +636,7 @@ static void live_main(void *arg)
 Test(process, a_million_blocked_processes_all_get_a_message_and_reply,
      .timeout = 300)
 {
-    live_n = tel_test_scaled(1000000, 1000);
+    live_n = tel_test_live_cap(tel_test_scaled(1000000, 1000));
     live_pids = calloc(live_n, sizeof *live_pids);
     cr_assert_not_null(live_pids);
     TT_RUN(NULL, live_main, NULL);
