@@ -83,8 +83,11 @@ static void proc_exit(struct sched *s, struct task *t)
     struct proc *p = (struct proc *)(void *)t;
     (void)s;
     bool is_main = p->flags & PROC_MAIN;
-    if (t->flags & TASK_F_NOSTACK)
+    if (t->flags & TASK_F_NOSTACK) {
         p->reason = TEL_NOMEM;
+        if (is_main)
+            tel__rt_main_nostack = true;
+    }
     tel__pid_exit(p); /* may free p */
     if (is_main)
         tel__sched_stop();

@@ -33,6 +33,7 @@
 
 static _Atomic uint64_t gate;
 static _Atomic bool running;
+bool tel__rt_main_nostack;
 
 bool tel__rt_enter(void)
 {
@@ -113,9 +114,12 @@ int tel_run(const tel_config_t *cfg, tel_fn main_fn, void *arg)
         goto out_pid;
     first->flags |= PROC_MAIN;
 
+    tel__rt_main_nostack = false;
     atomic_fetch_or_explicit(&gate, GATE_OPEN, memory_order_seq_cst);
     rc = tel__sched_run(&sc, &tel__proc_hooks, &first->task);
     gate_close();
+    if (rc == 0 && tel__rt_main_nostack)
+        rc = TEL_ENOMEM; /* main_fn never ran */
 
     tel__proc_kill_all();
     tel__sched_fini();

@@ -14,4 +14,11 @@
 bool tel__rt_enter(void);
 void tel__rt_leave(void);
 
+/*
+ * The main process could not get a stack, so main_fn never ran: tel_run
+ * returns TEL_ENOMEM rather than 0. Set by process.c on the scheduler thread
+ * that ended main, read by tel_run after the schedulers have stopped.
+ */
+extern bool tel__rt_main_nostack;
+
 #endif /* TEL_CORE_RUNTIME_H */

@@ -170,7 +170,8 @@ typedef struct tel_config {
  * Errors: TEL_EINVAL if main_fn is NULL or a cfg field is out of range;
  *   TEL_EBUSY if a runtime is already running (another thread's tel_run, or a
  *   call from inside a process); TEL_ENOMEM if the runtime's memory could not
- *   be had; TEL_ESYS if the OS refused a thread, a topology or a mapping.
+ *   be had, including a stack for main_fn's process (then main_fn never
+ *   ran); TEL_ESYS if the OS refused a thread, a topology or a mapping.
  * Ownership: cfg is read during the call only; arg is passed to main_fn.
  */
 TEL_API TEL_NODISCARD int tel_run(const tel_config_t *cfg, tel_fn main_fn,

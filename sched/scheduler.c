@@ -756,10 +756,10 @@ int tel__sched_run(const struct tel__sched_config *cfg,
     sys.stack_size = cfg->stack_size;
     sys.pin = cfg->pin;
     tel__spin_init(&sys.glock);
-    sys.n = cfg->n;
     sys.s = tel__mem_zalloc(sizeof(struct sched *) * cfg->n);
     if (!sys.s)
-        return TEL_ENOMEM;
+        return TEL_ENOMEM; /* sys.n stays 0: tel__sched_fini has nothing to do */
+    sys.n = cfg->n;
     uint64_t now = tel__now_ns();
     for (unsigned i = 0; i < cfg->n; i++) {
         struct sched *s = tel__mem_zalloc_cl(sizeof(struct sched));
