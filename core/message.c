@@ -4,15 +4,15 @@
  * Owns: the layout of a message (header, then payload) and its allocation.
  * A message is allocated by the sender's thread (its scheduler's cache) and
  * freed by whoever holds it last (the receiver, or the runtime when the
- * receiver is gone); jemalloc returns cross-thread frees to their arena.
- *
- * Not here yet: per-scheduler size-class pools (the memory issue).
+ * receiver is gone). Small ones come from the scheduler's block cache
+ * (alloc/pool.h), the rest from jemalloc.
  */
 #include "core/message.h"
 
 #include <string.h>
 
 #include "alloc/numa.h"
+#include "alloc/pool.h"
 
 struct msg *tel__msg_new(tel_pid_t from, uint64_t tag, const void *data,
                          size_t size)
@@ -20,7 +20,7 @@ struct msg *tel__msg_new(tel_pid_t from, uint64_t tag, const void *data,
     if (size > SIZE_MAX - MSG_HDR_SIZE)
         return NULL;
     size_t total = MSG_HDR_SIZE + size;
-    struct msg *m = tel__mem_alloc(total);
+    struct msg *m = tel__pool_alloc(total);
     if (!m)
         return NULL;
     m->pub.from = from;
@@ -38,7 +38,7 @@ struct msg *tel__msg_new(tel_pid_t from, uint64_t tag, const void *data,
 
 void tel__msg_free(struct msg *m)
 {
-    tel__mem_free(m, m->alloc_size);
+    tel__pool_free(m, m->alloc_size);
 }
 
 void tel_msg_free(tel_msg_t *m)

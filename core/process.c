@@ -26,13 +26,14 @@
 #include <stdlib.h>
 
 #include "alloc/numa.h"
+#include "alloc/pool.h"
 #include "alloc/stack.h"
 #include "core/pid.h"
 #include "core/runtime.h"
 
 int tel__proc_create(int cache, tel_fn fn, void *arg, struct proc **out)
 {
-    struct proc *p = tel__mem_alloc(sizeof(*p));
+    struct proc *p = tel__pool_alloc(sizeof(*p));
     if (!p)
         return TEL_ENOMEM;
     if (tel__task_init(&p->task) != 0)
@@ -46,14 +47,14 @@ int tel__proc_create(int cache, tel_fn fn, void *arg, struct proc **out)
     int rc = tel__pid_alloc(cache, p, &pid);
     if (rc) {
         tel__task_fini(&p->task);
-        tel__mem_free(p, sizeof(*p));
+        tel__pool_free(p, sizeof(*p));
         return rc;
     }
     *out = p;
     return 0;
 
 err_block:
-    tel__mem_free(p, sizeof(*p));
+    tel__pool_free(p, sizeof(*p));
     return TEL_ENOMEM;
 }
 
@@ -62,7 +63,7 @@ void tel__proc_release(struct proc *p)
     tel__mbox_drain(&p->mbox);
     tel__task_fini(&p->task);
     tel_pid_t pid = p->pid;
-    tel__mem_free(p, sizeof(*p));
+    tel__pool_free(p, sizeof(*p));
     tel__pid_free_slot(pid);
 }
 

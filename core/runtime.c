@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 
 #include "alloc/numa.h"
+#include "alloc/pool.h"
 #include "alloc/stack.h"
 #include "alloc/topo.h"
 #include "core/pid.h"
@@ -101,9 +102,12 @@ int tel_run(const tel_config_t *cfg, tel_fn main_fn, void *arg)
     rc = tel__mem_init(sc.n);
     if (rc)
         goto out;
-    rc = tel__stack_pool_init(sc.stack_size, sc.n);
+    rc = tel__pool_init(sc.n);
     if (rc)
         goto out_mem;
+    rc = tel__stack_pool_init(sc.stack_size, sc.n);
+    if (rc)
+        goto out_pool;
     rc = tel__pid_init(max_procs, sc.n);
     if (rc)
         goto out_stack;
@@ -127,6 +131,8 @@ out_pid:
     tel__pid_fini();
 out_stack:
     tel__stack_pool_fini();
+out_pool:
+    tel__pool_fini();
 out_mem:
     tel__mem_fini();
 out:

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 
 #include "alloc/numa.h"
+#include "alloc/pool.h"
 #include "core/mailbox.h"
 #include "core/process.h"
 #include "core/runtime.h"
@@ -31,14 +32,14 @@ void tel__timer_fire(struct tw_node *n)
 {
     struct send_timer *st = tel_container_of(n, struct send_timer, node);
     tel__mbox_deliver(st->to, st->msg);
-    tel__mem_free(st, sizeof(*st));
+    tel__pool_free(st, sizeof(*st));
 }
 
 void tel__timer_drop(struct tw_node *n)
 {
     struct send_timer *st = tel_container_of(n, struct send_timer, node);
     tel__msg_free(st->msg);
-    tel__mem_free(st, sizeof(*st));
+    tel__pool_free(st, sizeof(*st));
 }
 
 int tel_sleep(int64_t ms)
@@ -73,13 +74,13 @@ int tel_send_after(uint64_t *timer_out, int64_t ms, tel_pid_t to, uint64_t tag,
         return TEL_ESHUTDOWN;
     struct proc *self = tel__proc_current(s);
     int rc = TEL_ENOMEM;
-    struct send_timer *st = tel__mem_alloc(sizeof(*st));
+    struct send_timer *st = tel__pool_alloc(sizeof(*st));
     if (!st)
         goto out;
     st->to = to;
     st->msg = tel__msg_new(self ? self->pid : 0, tag, data, size);
     if (!st->msg) {
-        tel__mem_free(st, sizeof(*st));
+        tel__pool_free(st, sizeof(*st));
         goto out;
     }
     struct sched *owner = s ? s : tel__sched_get(0);
@@ -88,7 +89,7 @@ int tel_send_after(uint64_t *timer_out, int64_t ms, tel_pid_t to, uint64_t tag,
                      tel__deadline_ns(ms), &id);
     if (rc) {
         tel__msg_free(st->msg);
-        tel__mem_free(st, sizeof(*st));
+        tel__pool_free(st, sizeof(*st));
         goto out;
     }
     if (timer_out)

@@ -50,6 +50,7 @@
 #include <sys/prctl.h>
 
 #include "alloc/numa.h"
+#include "alloc/pool.h"
 #include "alloc/stack.h"
 #include "alloc/topo.h"
 #include "include/telar.h"
@@ -677,6 +678,7 @@ static void thread_setup(struct sched *s)
 {
     tel__tls_sched = s;
     tel__mem_bind_thread((int)s->index);
+    tel__pool_bind_thread((int)s->index);
     if (sys.pin)
         (void)tel__topo_bind_thread(s->index);
     /* Timer wake-ups as precise as the kernel allows (default slack 50 us). */
@@ -696,6 +698,7 @@ static void thread_setup(struct sched *s)
 static void thread_teardown(void)
 {
     tel__mem_bind_thread(-1);
+    tel__pool_bind_thread(-1);
     tel__tls_sched = NULL;
 }
 
