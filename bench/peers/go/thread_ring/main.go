@@ -1,0 +1,62 @@
+// thread_ring: the benchmarks-game thread-ring. PROCS goroutines, numbered
+// 1..PROCS, form a ring; each has a mailbox (a buffered channel of capacity 1)
+// and knows the next one's. The main goroutine injects a token, the number of
+// hops left, at process 1; each process decrements it and passes it on, and
+// the one that receives 0 reports its number to the main goroutine, which then
+// stops them all. The holder must be (HOPS mod PROCS) + 1.
+//
+// ns_per_hop is timed from injecting the token to the holder's report.
+//
+//	thread_ring [-s SCHEDULERS] [PROCS [HOPS]]    (defaults 503 10000000)
+package main
+
+import (
+	"time"
+
+	"telar/bench/peers/go/internal/cli"
+)
+
+const (
+	name = "thread_ring"
+	stop = -1
+)
+
+func node(id int, self <-chan int, next chan<- int, done chan<- int) {
+	for {
+		t := <-self
+		switch t {
+		case stop:
+			return
+		case 0:
+			done <- id
+		default:
+			next <- t - 1
+		}
+	}
+}
+
+func main() {
+	sizes := cli.ParseSizes(name, 503, 10000000)
+	procs, hops := sizes[0], sizes[1]
+	done := make(chan int, 1)
+
+	boxes := make([]chan int, procs)
+	for i := range boxes {
+		boxes[i] = make(chan int, 1)
+	}
+	for i, box := range boxes {
+		go node(i+1, box, boxes[(i+1)%procs], done)
+	}
+	start := time.Now()
+	boxes[0] <- hops
+	holder := <-done
+	elapsed := time.Since(start)
+
+	for _, box := range boxes {
+		box <- stop
+	}
+	if want := hops%procs + 1; holder != want {
+		cli.Fail(name, "token ended at process %d, want %d", holder, want)
+	}
+	cli.Report(name, "ns_per_hop", float64(elapsed.Nanoseconds())/float64(hops))
+}
