@@ -172,6 +172,23 @@ static void push_tail(struct sched *s, struct task *t, bool new_work)
         wake_idle();
 }
 
+/*
+ * Owner: t (RUNNABLE) used up its slice or yielded: it goes behind every
+ * runnable task. While the global queue holds overflow, that is the global
+ * queue's tail, not the ring: otherwise the ring's tasks would take turns
+ * among themselves and the overflow would wait for the every-61st-pick look
+ * (thousands of slices with a thousand busy tasks). The ring refills from
+ * the global queue's head when it runs dry, so the order stays round-robin.
+ */
+static void requeue(struct sched *s, struct task *t)
+{
+    if (TEL_UNLIKELY(atomic_load_explicit(&sys.glen, memory_order_relaxed))) {
+        push_global_batch(&t, 1);
+        return;
+    }
+    push_tail(s, t, false);
+}
+
 /* Owner: t runs next; the task it displaces goes behind the others. */
 static void put_next(struct sched *s, struct task *t)
 {
@@ -225,8 +242,11 @@ static void run_timers(struct sched *s)
     }
 }
 
-/* Owner: move up to `max` tasks from the global queue; return the first. */
-static struct task *take_global(struct sched *s, uint32_t max)
+/* Owner: take a fair share of the global queue, at most `room` + 1 tasks:
+ * the first is returned (to run now), the rest go to s's ring. Taking one
+ * even when the ring is full is what keeps the global queue from starving
+ * behind a ring of busy tasks. */
+static struct task *take_global(struct sched *s, uint32_t room)
 {
     if (atomic_load_explicit(&sys.glen, memory_order_relaxed) == 0)
         return NULL;
@@ -235,8 +255,8 @@ static struct task *take_global(struct sched *s, uint32_t max)
     uint32_t n = len / sys.n + 1;
     if (n > len)
         n = len;
-    if (n > max)
-        n = max;
+    if (n > room + 1)
+        n = room + 1;
     struct task *first = NULL;
     for (uint32_t i = 0; i < n; i++) {
         struct task *t = sys.ghead;
@@ -246,7 +266,7 @@ static struct task *take_global(struct sched *s, uint32_t max)
         if (!first)
             first = t;
         else if (TEL_UNLIKELY(!tel__runq_push(&s->runq, t)))
-            tel__panic("sched: no room for a global batch"); /* n <= max */
+            tel__panic("sched: no room for a global batch"); /* n <= room+1 */
     }
     atomic_fetch_sub_explicit(&sys.glen, n, memory_order_relaxed);
     tel__spin_unlock(&sys.glock);
@@ -298,7 +318,7 @@ static struct task *pick_raw(struct sched *s)
         s->runnext = NULL;
         if (s->reds > 0)
             return t;
-        push_tail(s, t, false); /* slice spent: behind the others */
+        requeue(s, t); /* slice spent: behind the others */
     }
     s->reds = (int32_t)s->slice;
     if ((t = tel__runq_pop(&s->runq)))
@@ -327,7 +347,7 @@ static void finish_handoff(struct sched *s)
     switch (s->handoff_act) {
     case ACT_YIELD:
         atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
-        push_tail(s, t, false);
+        requeue(s, t);
         break;
     case ACT_PARK_MSG:
     case ACT_PARK_TIMER: {

@@ -381,6 +381,73 @@ Test(process, several_reduce_loops_with_a_small_slice_do_not_starve_others,
     cr_assert_gt(atomic_load(&hog_spins), 0, "the hogs never ran");
 }
 
+/* More busy processes than a scheduler's ring holds (256): the overflow
+ * waits in the global queue and must still get its turns, and so must a
+ * process woken by its timer. (Once, the ring's tasks took turns among
+ * themselves and the rest never ran.) */
+#define MANY_HOGS 1000
+
+static atomic_uint_fast64_t many_spins[MANY_HOGS];
+
+static void counted_hog(void *arg)
+{
+    atomic_uint_fast64_t *mine = &many_spins[(uintptr_t)arg];
+    for (;;) {
+        atomic_fetch_add_explicit(mine, 1, memory_order_relaxed);
+        int rc = tel_reduce(1);
+        if (!TT_CHECK_RC(rc, 0, "tel_reduce in the hog"))
+            return;
+    }
+}
+
+static atomic_int many_woke, many_all_ran;
+
+static void many_hogs_main(void *arg)
+{
+    (void)arg;
+    for (uintptr_t i = 0; i < MANY_HOGS; i++) {
+        int rc = tel_spawn(NULL, counted_hog, (void *)i);
+        if (!TT_CHECK_RC(rc, 0, "tel_spawn hog"))
+            return;
+    }
+    if (!TT_CHECK_RC(tel_sleep(5), 0, "tel_sleep"))
+        return;
+    atomic_store(&many_woke, 1);
+    int64_t deadline = tt_now_ms() + 20000;
+    for (;;) {
+        int never = 0;
+        for (int i = 0; i < MANY_HOGS; i++)
+            never += atomic_load_explicit(&many_spins[i],
+                                          memory_order_relaxed) == 0;
+        if (never == 0) {
+            atomic_store(&many_all_ran, 1);
+            return;
+        }
+        if (!TT_CHECK(tt_now_ms() < deadline,
+                      "%d of %d busy processes never ran", never, MANY_HOGS))
+            return;
+        (void)tel_sleep(10);
+    }
+}
+
+Test(process, more_busy_processes_than_a_run_queue_holds_all_get_turns,
+     .timeout = 60)
+{
+    tel_config_t cfg = {.schedulers = 1, .reductions = 100};
+    TT_RUN(&cfg, many_hogs_main, NULL);
+    cr_assert_eq(atomic_load(&many_woke), 1, "the sleeper never woke");
+    cr_assert_eq(atomic_load(&many_all_ran), 1);
+}
+
+Test(process, more_busy_processes_than_two_run_queues_hold_all_get_turns,
+     .timeout = 60)
+{
+    tel_config_t cfg = {.schedulers = 2, .reductions = 100};
+    TT_RUN(&cfg, many_hogs_main, NULL);
+    cr_assert_eq(atomic_load(&many_woke), 1, "the sleeper never woke");
+    cr_assert_eq(atomic_load(&many_all_ran), 1);
+}
+
 /* A flag-based variant: the other process sets a flag that main polls. */
 static atomic_int flag_set;
 
