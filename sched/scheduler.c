@@ -242,10 +242,10 @@ static void run_timers(struct sched *s)
     }
 }
 
-/* Owner: take a fair share of the global queue, at most `room` + 1 tasks:
- * the first is returned (to run now), the rest go to s's ring. Taking one
- * even when the ring is full is what keeps the global queue from starving
- * behind a ring of busy tasks. */
+/* Owner: take a fair share of the global queue, at most max(room, 1)
+ * tasks: the first is returned (to run now), the rest go to s's ring.
+ * Taking one even when the ring is full is what keeps the global queue from
+ * starving behind a ring of busy tasks. */
 static struct task *take_global(struct sched *s, uint32_t room)
 {
     if (atomic_load_explicit(&sys.glen, memory_order_relaxed) == 0)
@@ -255,8 +255,8 @@ static struct task *take_global(struct sched *s, uint32_t room)
     uint32_t n = len / sys.n + 1;
     if (n > len)
         n = len;
-    if (n > room + 1)
-        n = room + 1;
+    if (n > room)
+        n = room ? room : 1;
     struct task *first = NULL;
     for (uint32_t i = 0; i < n; i++) {
         struct task *t = sys.ghead;
@@ -266,7 +266,7 @@ static struct task *take_global(struct sched *s, uint32_t room)
         if (!first)
             first = t;
         else if (TEL_UNLIKELY(!tel__runq_push(&s->runq, t)))
-            tel__panic("sched: no room for a global batch"); /* n <= room+1 */
+            tel__panic("sched: no room for a global batch"); /* n <= room */
     }
     atomic_fetch_sub_explicit(&sys.glen, n, memory_order_relaxed);
     tel__spin_unlock(&sys.glock);
@@ -304,7 +304,12 @@ static struct task *pick_raw(struct sched *s)
     if (TEL_UNLIKELY(s->tick % SCHED_GLOBAL_EVERY == 0)) {
         if ((t = take_inject(s)) || (t = take_global(s, room(s)))) {
             if (s->runnext) {
-                push_tail(s, s->runnext, false);
+                /* Into a full ring it would spill half the ring to the
+                 * global queue: one task to the global tail is cheaper. */
+                if (room(s) == 0)
+                    push_global_batch(&s->runnext, 1);
+                else
+                    push_tail(s, s->runnext, false);
                 s->runnext = NULL;
             }
             s->reds = (int32_t)s->slice;
