@@ -48,6 +48,8 @@ struct sched {
     /* Owner thread only (hot). */
     struct task *cur;     /* running task; NULL on the loop context */
     struct task *runnext; /* runs next, in the current slice */
+    struct task **bl;     /* backlog: older tasks the ring had no room for */
+    uint32_t bl_cap, bl_head, bl_tail;
     int32_t reds;         /* reductions left in the slice */
     uint32_t tick;        /* picks so far, for periodic checks */
     uint32_t index;

@@ -382,9 +382,11 @@ Test(process, several_reduce_loops_with_a_small_slice_do_not_starve_others,
 }
 
 /* More busy processes than a scheduler's ring holds (256): the overflow
- * waits in the global queue and must still get its turns, and so must a
- * process woken by its timer. (Once, the ring's tasks took turns among
- * themselves and the rest never ran.) */
+ * waits in the backlog and the global queue and must still get its turns,
+ * and so must a process woken by its timer. (Once, the ring's tasks took
+ * turns among themselves and the rest never ran; later, batches from the
+ * global queue kept the ring from running dry, and six processes in the
+ * backlog never ran.) */
 #define MANY_HOGS 1000
 
 static atomic_uint_fast64_t many_spins[MANY_HOGS];
@@ -446,6 +448,81 @@ Test(process, more_busy_processes_than_two_run_queues_hold_all_get_turns,
     TT_RUN(&cfg, many_hogs_main, NULL);
     cr_assert_eq(atomic_load(&many_woke), 1, "the sleeper never woke");
     cr_assert_eq(atomic_load(&many_all_ran), 1);
+}
+
+/*
+ * A burst of spawns far larger than a ring, in one slice (the slice is long
+ * enough that the spawner is never preempted): the backlog grows several
+ * times, drains, and gives its memory back; every process runs exactly
+ * once. Each reports to main, which counts them by index.
+ */
+static uint8_t *burst_seen;
+static size_t burst_n;
+
+static void burst_kid(void *arg)
+{
+    tel_pid_t *parent = arg;
+    uint64_t me = 0;
+    tel_msg_t *m;
+    if (!TT_CHECK_RC(tel_recv(&m, TEL_INFINITY), 0, "kid receive"))
+        return;
+    memcpy(&me, m->data, sizeof(me));
+    tel_msg_free(m);
+    (void)TT_CHECK_RC(tel_send(*parent, 1, &me, sizeof(me)), 0, "kid send");
+}
+
+static void burst_main(void *arg)
+{
+    (void)arg;
+    tel_pid_t self = tel_self();
+    for (uint64_t i = 0; i < burst_n; i++) {
+        tel_pid_t kid;
+        if (!TT_CHECK_RC(tel_spawn(&kid, burst_kid, &self), 0, "spawn"))
+            return;
+        /* The kid is queued, not run: it finds this in its mailbox. */
+        if (!TT_CHECK_RC(tel_send(kid, 0, &i, sizeof(i)), 0, "send"))
+            return;
+    }
+    for (size_t got = 0; got < burst_n; got++) {
+        tel_msg_t *m;
+        if (!TT_CHECK_RC(tel_recv(&m, 60000), 0, "main receive"))
+            return;
+        uint64_t who;
+        memcpy(&who, m->data, sizeof(who));
+        tel_msg_free(m);
+        if (!TT_CHECK(who < burst_n && burst_seen[who] == 0,
+                      "kid %llu reported twice or out of range",
+                      (unsigned long long)who))
+            return;
+        burst_seen[who] = 1;
+    }
+}
+
+static void burst_on(unsigned schedulers)
+{
+    burst_n = tel_test_live_cap(100000);
+    burst_seen = calloc(burst_n, 1);
+    cr_assert_not_null(burst_seen);
+    tel_config_t cfg = {.schedulers = schedulers, .reductions = 1u << 30};
+    TT_RUN(&cfg, burst_main, NULL);
+    size_t ran = 0;
+    for (size_t i = 0; i < burst_n; i++)
+        ran += burst_seen[i];
+    free(burst_seen);
+    cr_assert_eq(ran, burst_n, "%zu of %zu spawned processes ran", ran,
+                 burst_n);
+}
+
+Test(process, a_burst_of_spawns_far_larger_than_a_run_queue_all_run_once,
+     .timeout = 120)
+{
+    burst_on(1);
+}
+
+Test(process, a_burst_of_spawns_on_two_schedulers_all_run_once,
+     .timeout = 120)
+{
+    burst_on(2);
 }
 
 /* A flag-based variant: the other process sets a flag that main polls. */
