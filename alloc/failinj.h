@@ -17,6 +17,9 @@
 void tel__failinj_arm(long n);
 /* Whether this allocation must fail (consumes one count). Any thread. */
 bool tel__failinj_hit(void);
+/* Whether the armed failure has happened since the last arm (a test's way
+ * to see that a call absorbed a failure and still succeeded). */
+bool tel__failinj_fired(void);
 #else
 static inline bool tel__failinj_hit(void) { return false; }
 #endif

@@ -23,8 +23,10 @@
  */
 #include "common.h"
 
-/* alloc/failinj.h: fail the n-th runtime allocation from now; n < 0 disarms. */
+/* alloc/failinj.h: fail the n-th runtime allocation from now; n < 0 disarms.
+ * fired: whether that failure has happened since. */
 extern void tel__failinj_arm(long n);
+extern bool tel__failinj_fired(void);
 
 /* No call under test needs anywhere near this many allocations. */
 #define NOMEM_MAX_N 64
@@ -829,4 +831,67 @@ Test(nomem, send_after_from_a_foreign_thread_that_cannot_get_memory_never_fires,
 {
     tel_config_t cfg = {.schedulers = 1};
     TT_RUN(&cfg, foreign_after_main, NULL);
+}
+
+/*
+ * A scheduler's ring is full and the backlog it moves the older half to
+ * cannot grow: the half goes to the global queue instead, the spawn that
+ * overflowed the ring still succeeds, and every process runs once. main's
+ * slice is long enough that nothing runs until it waits.
+ */
+#define SPILL_FILL 257 /* a full ring (RUNQ_CAP, 256) plus the next slot */
+
+static atomic_int spill_runs;
+
+static void spill_kid(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&spill_runs, 1);
+}
+
+static void spill_main(void *arg)
+{
+    (void)arg;
+    int spawned = 0;
+    for (int i = 0; i < SPILL_FILL; i++) {
+        if (!TT_CHECK_RC(tel_spawn(NULL, spill_kid, NULL), 0, "fill spawn"))
+            return;
+        spawned++;
+    }
+    /* The next spawn displaces the next slot's process into the full ring,
+     * which moves its older half to the backlog, whose array is allocated
+     * then. Find the n at which that allocation fails. */
+    bool absorbed = false;
+    long n;
+    for (n = 0; n < NOMEM_MAX_N && !absorbed; n++) {
+        arm(n);
+        int rc = tel_spawn(NULL, spill_kid, NULL);
+        bool fired = tel__failinj_fired();
+        disarm();
+        if (rc == 0) {
+            spawned++;
+            absorbed = fired;
+            if (!fired)
+                break; /* every allocation succeeded: nothing to see */
+        } else if (!TT_CHECK(rc == TEL_ENOMEM, "n=%ld: tel_spawn returned %s",
+                             n, tel_errname(rc))) {
+            return;
+        }
+    }
+    if (!TT_CHECK(absorbed, "no spawn absorbed an allocation failure "
+                            "(the backlog never needed memory?)"))
+        return;
+    int64_t deadline = tt_now_ms() + 20000;
+    while (atomic_load(&spill_runs) < spawned && tt_now_ms() < deadline)
+        (void)tel_sleep(1);
+    TT_CHECK(atomic_load(&spill_runs) == spawned,
+             "%d of %d processes ran", atomic_load(&spill_runs), spawned);
+    check_still_works("a backlog that could not grow");
+}
+
+Test(nomem, a_full_ring_whose_backlog_cannot_grow_still_runs_every_process,
+     .timeout = 60)
+{
+    tel_config_t cfg = {.schedulers = 1, .reductions = 1u << 30};
+    TT_RUN(&cfg, spill_main, NULL);
 }
