@@ -18,7 +18,7 @@
  * Concurrency:
  *   - push: any thread, wait-free (one exchange). seq_cst, so a waker's
  *     "push then load the receiver's state" pairs with a parker's "store my
- *     state then tel__mpsc_nonempty" (a Dekker pair: one of them sees the
+ *     state then tel__mpsc_pushed_since_empty" (a Dekker pair: one sees the
  *     other).
  *   - pop, nonempty: the single consumer only.
  */
@@ -85,14 +85,24 @@ static inline struct tel__mpsc_node *tel__mpsc_pop(struct tel__mpsc *q)
 }
 
 /*
- * Consumer side: whether a node is queued or on its way (true while a
+ * Any thread: whether anything was pushed since the consumer last saw the
+ * queue truly empty (tel__mpsc_nonempty false: `out` and `in` both the
+ * stub). Only the consumer pushes the stub, so until it runs again `in`
+ * leaves the stub for good at the first push. NOT sound after a pop that
+ * returned NULL with a producer in flight: the consumer's stub push may
+ * have replaced that producer's `in`. Reads only `in`, so it does not race
+ * with the consumer. seq_cst: a parker's half of the Dekker pair.
+ */
+static inline bool tel__mpsc_pushed_since_empty(struct tel__mpsc *q)
+{
+    return atomic_load_explicit(&q->in, memory_order_seq_cst) != &q->stub;
+}
+
+/*
+ * Consumer only: whether a node is queued or on its way (true while a
  * producer is mid-push). Both ends are needed: after a pop that returned
  * NULL on its stub path, `in` can be the stub while nodes still wait behind
- * `out` (a producer had swapped itself in but not linked yet). It reads the
- * consumer's `out`, so only the consumer may call it, or a thread acting for
- * a consumer that provably cannot run meanwhile (the scheduler re-checking a
- * task in TASK_PARKING_*: no waker queues such a task). The seq_cst load of
- * `in` is the parker's side of the Dekker pair.
+ * `out` (a producer had swapped itself in but not linked yet).
  */
 static inline bool tel__mpsc_nonempty(struct tel__mpsc *q)
 {

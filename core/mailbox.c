@@ -56,13 +56,15 @@ static void push_and_wake(struct proc *p, struct msg *m)
 
 void tel__mbox_deliver(tel_pid_t to, struct msg *m)
 {
-    struct proc *p = tel__pid_ref(to);
+    bool on_sched = tel__sched_self() != NULL;
+    struct proc *p = on_sched ? tel__pid_lookup(to) : tel__pid_ref(to);
     if (!p) {
         tel__msg_free(m); /* dead or stale: dropped, as in Erlang */
         return;
     }
     push_and_wake(p, m);
-    tel__pid_unref(p);
+    if (!on_sched)
+        tel__pid_unref(p);
 }
 
 int tel_send(tel_pid_t to, uint64_t tag, const void *data, size_t size)
@@ -74,16 +76,18 @@ int tel_send(tel_pid_t to, uint64_t tag, const void *data, size_t size)
         return TEL_ESHUTDOWN;
     struct proc *self = tel__proc_current(s);
     int rc = 0;
-    /* One lookup: the reference both proves the receiver alive (a dead one
-     * costs no copy) and keeps its block valid through the push. */
-    struct proc *p = tel__pid_ref(to);
+    /* One lookup proves the receiver alive (a dead one costs no copy) and
+     * keeps its block valid through the push: on a scheduler until its next
+     * switch (no atomic read-modify-write), elsewhere by a reference. */
+    struct proc *p = s ? tel__pid_lookup(to) : tel__pid_ref(to);
     if (p) {
         struct msg *m = tel__msg_new(self ? self->pid : 0, tag, data, size);
         if (m)
             push_and_wake(p, m);
         else
             rc = TEL_ENOMEM;
-        tel__pid_unref(p);
+        if (!s)
+            tel__pid_unref(p);
     }
     if (!s)
         tel__rt_leave();
@@ -147,6 +151,15 @@ static int receive(tel_msg_t **out, bool (*match)(const tel_msg_t *, void *),
         if (armed && atomic_load_explicit(&p->task.wait_timer.fired,
                                           memory_order_acquire))
             break;
+        if (TEL_UNLIKELY(tel__mpsc_nonempty(&mb->in))) {
+            /* A sender is between its exchange and its link: the message
+             * is a few instructions away. Parking now would be wrong: the
+             * park re-check (tel__mbox_has_new) is only sound from a truly
+             * empty queue, and our own stub push may already have hidden
+             * that sender's exchange from it. */
+            s = tel__sched_yield(s);
+            continue;
+        }
         if (!armed && timeout_ms > 0) {
             tel__sched_timer_arm(s, &p->task,
                                  tel__deadline_ns(timeout_ms));

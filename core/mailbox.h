@@ -21,10 +21,13 @@ void tel__mbox_init(struct mailbox *mb);
 /* Free every message in the mailbox. No sender may be active. */
 void tel__mbox_drain(struct mailbox *mb);
 
-/* Park re-check: has anything arrived? (owner side, see alloc/mpsc.h) */
+/* Park re-check, by the scheduler that parked the owner (who may already
+ * be running elsewhere): has anything arrived since its receive found the
+ * queue empty? Sound only if the receive parked on a truly empty queue
+ * (not with a sender mid-push: then it yields instead; see receive()). */
 static inline bool tel__mbox_has_new(struct mailbox *mb)
 {
-    return tel__mpsc_nonempty(&mb->in);
+    return tel__mpsc_pushed_since_empty(&mb->in);
 }
 
 /*

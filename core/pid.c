@@ -1,22 +1,28 @@
 /*
  * core/pid.c: the pid table: generation-tagged slots; lookups reject stale
- * pids; senders hold a reference while they touch a process.
+ * pids; a process block is never freed under a sender.
  *
  * Owns: an array of slots (one anonymous mapping, only touched pages
  * resident), the free-slot lists, and the live-process count.
  *
  * A pid is gen << 28 | index (gen: 36 bits, starting at 1, so 0 is never a
- * pid). A slot's word is gen << 28 | ALIVE << 27 | refs (27 bits):
- *   - spawn stores the proc pointer, then publishes gen | ALIVE (release);
- *   - a sender CASes refs + 1 only while the word's gen matches its pid and
- *     ALIVE is set (acquire: pairs with the publishing release), uses the
- *     proc, then subtracts 1 (release);
- *   - exit clears ALIVE (acq_rel). Whoever sees ALIVE clear with refs at 0,
- *     the exit itself or the last sender, releases the proc: exactly one.
- *   - releasing bumps gen (so every old pid misses), then frees the slot.
+ * pid). A slot's word is gen << 28 | ALIVE << 27 | refs (27 bits).
+ *   - spawn stores the proc pointer, then publishes gen | ALIVE (release).
+ *   - A sender on a scheduler thread looks up without a reference
+ *     (tel__pid_lookup): word, proc pointer, word again; the pointer is the
+ *     pid's if the word still has its gen and ALIVE. The block stays valid
+ *     until that scheduler's next switch, because exited blocks are retired
+ *     through sched/epoch.h, not freed.
+ *   - Any other thread CASes refs + 1 only while the word's gen matches its
+ *     pid and ALIVE is set (acquire: pairs with the publishing release),
+ *     uses the proc, then subtracts 1 (release).
+ *   - Exit clears ALIVE (seq_cst: the unlink epoch.c's proof starts from).
+ *     Whoever sees ALIVE clear with refs at 0, the exit itself or the last
+ *     referencing thread, frees the slot (bumping gen, so every old pid
+ *     misses) and retires the block: exactly one.
  * So a process block is never freed under a sender, without a lock, and an
  * exit never waits for senders (a sender descheduled by the OS mid-send just
- * delays the release).
+ * delays the reclamation).
  *
  * Invariants:
  *   - live <= max_procs. The table has room for max_procs plus every slot
@@ -47,7 +53,10 @@
 
 struct slot {
     _Atomic uint64_t word;
-    struct proc *proc; /* valid while ALIVE or refs > 0 */
+    /* The pid's block while ALIVE or refs > 0. Atomic: a lookup may read it
+     * while a spawn that reuses the slot writes it (the lookup then sees
+     * the word change and discards what it read). */
+    _Atomic(struct proc *) proc;
 };
 
 struct pcache {
@@ -184,7 +193,7 @@ int tel__pid_alloc(int ci, struct proc *p, tel_pid_t *out)
     uint64_t gen = w >> PID_GEN_SHIFT;
     tel_pid_t pid = (gen << PID_GEN_SHIFT) | idx;
     p->pid = pid;
-    sl->proc = p;
+    atomic_store_explicit(&sl->proc, p, memory_order_relaxed);
     /* release: pairs with the acquire CAS in tel__pid_ref. */
     atomic_store_explicit(&sl->word, (gen << PID_GEN_SHIFT) | W_ALIVE,
                           memory_order_release);
@@ -216,29 +225,55 @@ struct proc *tel__pid_ref(tel_pid_t pid)
         if (atomic_compare_exchange_weak_explicit(&sl->word, &w, w + 1,
                                                   memory_order_acquire,
                                                   memory_order_relaxed))
-            return sl->proc;
+            return atomic_load_explicit(&sl->proc, memory_order_relaxed);
     }
 }
 
+struct proc *tel__pid_lookup(tel_pid_t pid)
+{
+    struct slot *sl = slot_of(pid);
+    if (!sl)
+        return NULL;
+    const uint64_t key = pid >> PID_GEN_SHIFT << PID_GEN_SHIFT | W_ALIVE;
+    const uint64_t mask = ~W_REFS;
+    /* seq_cst: see the proof in sched/epoch.c (plain loads on x86). */
+    uint64_t w = atomic_load_explicit(&sl->word, memory_order_seq_cst);
+    if ((w & mask) != key)
+        return NULL;
+    struct proc *p = atomic_load_explicit(&sl->proc, memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    w = atomic_load_explicit(&sl->word, memory_order_relaxed);
+    return (w & mask) == key ? p : NULL;
+}
+
+static void free_slot(tel_pid_t pid);
+
 void tel__pid_unref(struct proc *p)
 {
-    struct slot *sl = &slots[p->pid & PID_IDX_MASK];
-    uint64_t w = atomic_fetch_sub_explicit(&sl->word, 1, memory_order_acq_rel);
-    if (TEL_UNLIKELY(((w - 1) & (W_ALIVE | W_REFS)) == 0))
-        tel__proc_release(p); /* the process exited while we held it */
+    tel_pid_t pid = p->pid;
+    struct slot *sl = &slots[pid & PID_IDX_MASK];
+    uint64_t w = atomic_fetch_sub_explicit(&sl->word, 1, memory_order_seq_cst);
+    if (TEL_UNLIKELY(((w - 1) & (W_ALIVE | W_REFS)) == 0)) {
+        /* The process exited while we held it: ours to finish. */
+        free_slot(pid);
+        tel__proc_retire(p);
+    }
 }
 
-void tel__pid_exit(struct proc *p)
+bool tel__pid_exit(struct proc *p)
 {
-    struct slot *sl = &slots[p->pid & PID_IDX_MASK];
+    tel_pid_t pid = p->pid;
+    struct slot *sl = &slots[pid & PID_IDX_MASK];
     atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
     uint64_t w = atomic_fetch_and_explicit(&sl->word, ~W_ALIVE,
-                                           memory_order_acq_rel);
-    if ((w & W_REFS) == 0)
-        tel__proc_release(p);
+                                           memory_order_seq_cst);
+    if ((w & W_REFS) != 0)
+        return false; /* the last tel__pid_unref finishes */
+    free_slot(pid);
+    return true;
 }
 
-void tel__pid_free_slot(tel_pid_t pid)
+static void free_slot(tel_pid_t pid)
 {
     uint32_t idx = (uint32_t)(pid & PID_IDX_MASK);
     uint64_t gen = (pid >> PID_GEN_SHIFT) + 1;
@@ -246,7 +281,7 @@ void tel__pid_free_slot(tel_pid_t pid)
         gen = 1;
     atomic_store_explicit(&slots[idx].word, gen << PID_GEN_SHIFT,
                           memory_order_release);
-    slots[idx].proc = NULL;
+    atomic_store_explicit(&slots[idx].proc, NULL, memory_order_relaxed);
     struct sched *s = tel__sched_self();
     put_slot(s ? (int)s->index : -1, idx);
 }
@@ -273,6 +308,6 @@ void tel__pid_foreach_live(void (*fn)(struct proc *p))
     for (uint32_t i = 0; i < n; i++) {
         uint64_t w = atomic_load_explicit(&slots[i].word, memory_order_relaxed);
         if (w & W_ALIVE)
-            fn(slots[i].proc);
+            fn(atomic_load_explicit(&slots[i].proc, memory_order_relaxed));
     }
 }

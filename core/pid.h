@@ -29,18 +29,26 @@ int tel__pid_alloc(int cache, struct proc *p, tel_pid_t *out);
 /*
  * Any thread: the live process named by pid with a reference held (so it
  * cannot be freed until tel__pid_unref), or NULL if pid is dead or stale.
+ * Threads that are not schedulers use this; tel__pid_unref may retire p.
  */
 struct proc *tel__pid_ref(tel_pid_t pid);
 void tel__pid_unref(struct proc *p);
 
 /*
- * The scheduler that ran p, after p left its stack for good: p is no longer
- * alive. p is released now, or by the last tel__pid_unref.
+ * Scheduler threads only: the process named by pid if it is alive, without
+ * a reference: the block stays valid (it may exit meanwhile) until the
+ * calling scheduler's next switch, so the pointer must not be kept across
+ * any call that may switch (sched/epoch.h). NULL if pid is dead or stale.
  */
-void tel__pid_exit(struct proc *p);
+struct proc *tel__pid_lookup(tel_pid_t pid);
 
-/* Release p's slot (called from tel__proc_release). */
-void tel__pid_free_slot(tel_pid_t pid);
+/*
+ * p has left its stack for good (or is being killed at teardown): it is no
+ * longer alive. Returns true if the caller must dispose of the block (no
+ * reference is held; its slot is already free), false if the last
+ * tel__pid_unref will.
+ */
+bool tel__pid_exit(struct proc *p);
 
 bool tel__pid_alive(tel_pid_t pid);
 uint32_t tel__pid_live(void);

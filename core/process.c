@@ -11,14 +11,17 @@
  *   run:    task_main runs fn(arg) on that stack; returning is
  *           tel_exit(TEL_NORMAL).
  *   exit:   tel_exit switches away for good; the next context gives the
- *           stack back and calls proc_exit: the pid stops being alive. The block itself is released when the
- *           last sender holding a reference lets go (core/pid.c), usually at
- *           once.
+ *           stack back and calls proc_exit: the pid stops being alive and
+ *           its slot is free. The block is retired (sched/epoch.h) and
+ *           released once no scheduler can still be sending to it, a few
+ *           picks later; if a foreign thread holds a reference then, its
+ *           tel__pid_unref retires it instead.
  *   kill_all: tel_run's teardown ends whatever is left (TEL_SHUTDOWN): no
  *           code of theirs runs; their stacks are simply discarded.
  *
  * Concurrency: a block is written by the scheduler running it; senders touch
- * only its mailbox and task state, under a pid reference.
+ * only its mailbox and task state, after a lookup (schedulers) or under a
+ * pid reference (other threads).
  */
 #include "core/process.h"
 
@@ -62,9 +65,18 @@ void tel__proc_release(struct proc *p)
 {
     tel__mbox_drain(&p->mbox);
     tel__task_fini(&p->task);
-    tel_pid_t pid = p->pid;
     tel__pool_free(p, sizeof(*p));
-    tel__pid_free_slot(pid);
+}
+
+static void release_retired(struct epoch_node *n)
+{
+    tel__proc_release(tel_container_of(n, struct proc, retired));
+}
+
+void tel__proc_retire(struct proc *p)
+{
+    struct sched *s = tel__sched_self();
+    tel__epoch_retire(s ? &s->ep : NULL, &p->retired, release_retired);
 }
 
 static void proc_main(struct task *t)
@@ -89,7 +101,8 @@ static void proc_exit(struct sched *s, struct task *t)
         if (is_main)
             tel__rt_main_nostack = true;
     }
-    tel__pid_exit(p); /* may free p */
+    if (tel__pid_exit(p))
+        tel__proc_retire(p);
     if (is_main)
         tel__sched_stop();
 }
@@ -111,7 +124,8 @@ static void kill_one(struct proc *p)
     if (p->task.stack)
         tel__stack_free(-1, p->task.stack);
     p->task.stack = NULL;
-    tel__pid_exit(p);
+    if (tel__pid_exit(p))
+        tel__proc_release(p); /* no scheduler runs: no need to wait */
 }
 
 void tel__proc_kill_all(void)

@@ -21,6 +21,7 @@ struct proc {
     tel_reason_t reason;
     uint32_t flags;
     struct mailbox mbox;
+    struct epoch_node retired; /* after exit, until released */
 };
 
 /* The running process, or NULL outside a process. */
@@ -36,11 +37,15 @@ static inline struct proc *tel__proc_current(struct sched *s)
 int tel__proc_create(int cache, tel_fn fn, void *arg, struct proc **out);
 
 /*
- * Free a process whose last reference is gone: its unread messages, its
- * control block, its pid slot. Its stack was freed when it exited (or is
- * freed by teardown). Any thread.
+ * Free an exited process that nobody can reach any more: its unread
+ * messages and its control block (its pid slot is already free). Its stack
+ * was freed when it exited (or by teardown). Any thread.
  */
 void tel__proc_release(struct proc *p);
+
+/* Release p once no scheduler can still hold it (sched/epoch.h). Any
+ * thread; p is exited and unreachable by pid. */
+void tel__proc_retire(struct proc *p);
 
 /* The hooks core gives the scheduler. */
 extern const struct tel__sched_hooks tel__proc_hooks;

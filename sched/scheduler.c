@@ -69,6 +69,7 @@
 #define SCHED_SPIN_NS 50000u
 #define SCHED_GLOBAL_EVERY 61u
 #define SCHED_GLOBAL_TURN 8u
+#define SCHED_COLLECT_EVERY 16u /* picks between reclamation attempts */
 #define SCHED_INJECT_BATCH 32u
 
 enum handoff_act {
@@ -83,6 +84,7 @@ __thread struct sched *tel__tls_sched __attribute__((tls_model("initial-exec")))
 
 static struct {
     struct sched **s;
+    struct epoch_local **eps; /* every scheduler's s->ep */
     unsigned n;
     struct tel__sched_hooks hooks;
     size_t stack_size;
@@ -320,19 +322,13 @@ static void fire_timer(struct tw_node *n, void *ctx)
     struct task *t = tel_container_of(n, struct task, wait_timer);
     uint32_t st = atomic_load_explicit(&t->state, memory_order_seq_cst);
     for (;;) {
-        if (st == TASK_WAIT_MSG || st == TASK_WAIT_TIMER) {
-            if (atomic_compare_exchange_weak_explicit(
-                    &t->state, &st, TASK_RUNNABLE, memory_order_acq_rel,
-                    memory_order_acquire)) {
-                push_tail(s, t, true);
-                return;
-            }
-        } else if (st == TASK_PARKING_MSG || st == TASK_PARKING_TIMER) {
-            if (atomic_compare_exchange_weak_explicit(
-                    &t->state, &st, TASK_WOKEN, memory_order_acq_rel,
-                    memory_order_acquire))
-                return;
-        } else {
+        if (st != TASK_WAIT_MSG && st != TASK_WAIT_TIMER)
+            return; /* running: its parker sees `fired` (a Dekker pair) */
+        if (atomic_compare_exchange_weak_explicit(&t->state, &st,
+                                                  TASK_RUNNABLE,
+                                                  memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+            push_tail(s, t, true);
             return;
         }
     }
@@ -418,6 +414,15 @@ static struct task *take_inject(struct sched *s)
     return first;
 }
 
+/* Owner, between tasks: nothing looked up without a reference is held
+ * (sched/epoch.h); now and then, free what was retired long enough ago. */
+static inline void quiescent(struct sched *s)
+{
+    tel__epoch_quiescent(&s->ep);
+    if (TEL_UNLIKELY(s->ep.head) && s->tick % SCHED_COLLECT_EVERY == 0)
+        (void)tel__epoch_collect(&s->ep, sys.eps, sys.n);
+}
+
 static inline uint32_t room(struct sched *s)
 {
     return RUNQ_CAP - tel__runq_len(&s->runq);
@@ -428,6 +433,7 @@ static struct task *pick_raw(struct sched *s)
 {
     struct task *t;
     s->tick++;
+    quiescent(s);
     if (TEL_UNLIKELY(s->tick % SCHED_GLOBAL_EVERY == 0)) {
         /* One task (Go's globrunqget(pp, 1)): a batch here would keep
          * the ring from ever running dry, and the backlog is refilled only
@@ -488,26 +494,28 @@ static void finish_handoff(struct sched *s)
         break;
     case ACT_PARK_MSG:
     case ACT_PARK_TIMER: {
+        /*
+         * Publish the wait, then look for a wake that came before it: the
+         * parker's half of a Dekker pair with a sender (mailbox push, then
+         * load state) and the timer (fired, then load state); all seq_cst,
+         * so one of each pair sees the other. One atomic write-read pair:
+         * t may be woken (and run elsewhere) the moment the store lands, but
+         * its block stays valid until this scheduler's next pick
+         * (sched/epoch.h), and the reads below are atomics that t's own
+         * receive does not write. A wake seen here that someone else also
+         * saw is settled by the CAS from `kind`: exactly one queues t.
+         */
         uint32_t kind = s->handoff_act == ACT_PARK_MSG ? TASK_WAIT_MSG
                                                        : TASK_WAIT_TIMER;
-        /* seq_cst: the parker's half of the Dekker pairs with a sender
-         * (mailbox push, then load state) and the timer (fired, then load
-         * state). While PARKING no waker queues t, so reading t is safe. */
-        uint32_t parking = kind == TASK_WAIT_MSG ? TASK_PARKING_MSG
-                                                 : TASK_PARKING_TIMER;
-        atomic_store_explicit(&t->state, parking, memory_order_seq_cst);
+        atomic_store_explicit(&t->state, kind, memory_order_seq_cst);
         bool wake =
             atomic_load_explicit(&t->wait_timer.fired, memory_order_seq_cst) ||
             (kind == TASK_WAIT_MSG && sys.hooks.has_msg(t));
-        uint32_t st = parking;
-        if (wake || !atomic_compare_exchange_strong_explicit(
-                        &t->state, &st, kind, memory_order_acq_rel,
-                        memory_order_acquire)) {
-            /* A wake came (or was seen): t is still ours; run it again. */
-            atomic_store_explicit(&t->state, TASK_RUNNABLE,
-                                  memory_order_relaxed);
+        uint32_t st = kind;
+        if (wake && atomic_compare_exchange_strong_explicit(
+                        &t->state, &st, TASK_RUNNABLE, memory_order_acq_rel,
+                        memory_order_acquire))
             push_tail(s, t, false);
-        }
         break;
     }
     case ACT_EXIT:
@@ -640,19 +648,13 @@ void tel__sched_wake_msg(struct task *t)
     /* seq_cst: the sender's half of the Dekker pair (it pushed first). */
     uint32_t st = atomic_load_explicit(&t->state, memory_order_seq_cst);
     for (;;) {
-        if (st == TASK_WAIT_MSG) {
-            if (atomic_compare_exchange_weak_explicit(
-                    &t->state, &st, TASK_RUNNABLE, memory_order_acq_rel,
-                    memory_order_acquire))
-                break;
-        } else if (st == TASK_PARKING_MSG) {
-            if (atomic_compare_exchange_weak_explicit(
-                    &t->state, &st, TASK_WOKEN, memory_order_acq_rel,
-                    memory_order_acquire))
-                return; /* its parker sees WOKEN and requeues it */
-        } else {
-            return;
-        }
+        if (st != TASK_WAIT_MSG)
+            return; /* running, or about to publish its wait and re-check */
+        if (atomic_compare_exchange_weak_explicit(&t->state, &st,
+                                                  TASK_RUNNABLE,
+                                                  memory_order_acq_rel,
+                                                  memory_order_acquire))
+            break;
     }
     struct sched *s = tel__sched_self();
     if (s)
@@ -765,6 +767,9 @@ static bool work_visible(struct sched *s)
 static struct task *look_once(struct sched *s)
 {
     struct task *t;
+    tel__epoch_quiescent(&s->ep);
+    if (s->ep.head)
+        (void)tel__epoch_collect(&s->ep, sys.eps, sys.n);
     do {
         run_timers(s);
         /* A timer or a wake from this thread may have filled runnext. */
@@ -809,7 +814,11 @@ static struct task *find_work(struct sched *s)
             continue;
         }
         s->n_parks++;
+        /* Parked, we hold nothing: do not hold the epoch back. What we
+         * retired waits until we run again (or until teardown). */
+        tel__epoch_offline(&s->ep);
         tel__park_sleep(&s->park, &sys.idle, seq, tel__tw_next_ns(&s->wheel));
+        tel__epoch_online(&s->ep);
     }
 }
 
@@ -834,6 +843,7 @@ static void sched_loop(struct sched *s)
 static void thread_setup(struct sched *s)
 {
     tel__tls_sched = s;
+    tel__epoch_online(&s->ep);
     tel__mem_bind_thread((int)s->index);
     tel__pool_bind_thread((int)s->index);
     if (sys.pin)
@@ -854,6 +864,8 @@ static void thread_setup(struct sched *s)
 
 static void thread_teardown(void)
 {
+    if (tel__tls_sched)
+        tel__epoch_offline(&tel__tls_sched->ep);
     tel__mem_bind_thread(-1);
     tel__pool_bind_thread(-1);
     tel__tls_sched = NULL;
@@ -904,7 +916,10 @@ static void free_scheds(unsigned n)
     for (unsigned i = 0; i < n; i++)
         tel__mem_free_cl(sys.s[i], sizeof(struct sched));
     tel__mem_free(sys.s, sizeof(struct sched *) * sys.n);
+    if (sys.eps)
+        tel__mem_free(sys.eps, sizeof(struct epoch_local *) * sys.n);
     sys.s = NULL;
+    sys.eps = NULL;
     sys.n = 0;
 }
 
@@ -920,6 +935,11 @@ int tel__sched_run(const struct tel__sched_config *cfg,
     if (!sys.s)
         return TEL_ENOMEM; /* sys.n stays 0: tel__sched_fini has nothing to do */
     sys.n = cfg->n;
+    sys.eps = tel__mem_zalloc(sizeof(struct epoch_local *) * cfg->n);
+    if (!sys.eps) {
+        free_scheds(0);
+        return TEL_ENOMEM;
+    }
     uint64_t now = tel__now_ns();
     for (unsigned i = 0; i < cfg->n; i++) {
         struct sched *s = tel__mem_zalloc_cl(sizeof(struct sched));
@@ -936,6 +956,7 @@ int tel__sched_run(const struct tel__sched_config *cfg,
         tel__park_init(&s->park);
         tel__tw_init(&s->wheel, i, now);
         sys.s[i] = s;
+        sys.eps[i] = &s->ep;
     }
     atomic_store_explicit(&first->home, sys.s[0], memory_order_relaxed);
     tel__runq_push(&sys.s[0]->runq, first);
@@ -970,6 +991,9 @@ static void drop_timer(struct tw_node *n, void *ctx)
 
 void tel__sched_fini(void)
 {
+    /* Every scheduler has stopped: nothing can hold a retired block. */
+    if (sys.eps)
+        tel__epoch_drain(sys.eps, sys.n);
     for (unsigned i = 0; i < sys.n; i++)
         if (sys.s[i]->bl)
             tel__mem_free(sys.s[i]->bl, sizeof(struct task *) * sys.s[i]->bl_cap);

@@ -17,6 +17,7 @@
 
 #include "alloc/base.h"
 #include "alloc/mpsc.h"
+#include "sched/epoch.h"
 #include "sched/park.h"
 #include "sched/runq.h"
 #include "sched/task.h"
@@ -25,7 +26,9 @@
 struct tel__sched_hooks {
     /* On the new task's own stack; must end with tel__sched_exit. */
     void (*task_main)(struct task *t);
-    /* Park re-check: does t (just switched out) have a new message? */
+    /* Park re-check: has t (just switched out, its wait published) had a
+     * message since its receive found none? t may be running elsewhere
+     * already: read only what t does not write. Any scheduler thread. */
     bool (*has_msg)(struct task *t);
     /* After t called tel__sched_exit (its stack is already back in the
      * pool), or when no stack could be had for it (TASK_F_NOSTACK). Owner
@@ -70,6 +73,7 @@ struct sched {
     struct tel__mpsc inject TEL_ALIGNED_CL; /* wake-ups from other threads */
     struct park park TEL_ALIGNED_CL;
     struct timerwheel wheel TEL_ALIGNED_CL;
+    struct epoch_local ep TEL_ALIGNED_CL; /* see epoch.h */
 };
 
 extern __thread struct sched *tel__tls_sched

@@ -32,12 +32,6 @@ enum task_state {
     TASK_WAIT_MSG = 2,  /* parked until a message or its wait timer */
     TASK_WAIT_TIMER = 3, /* parked until its wait timer (tel_sleep) */
     TASK_EXITED = 4,    /* gone; only the pid table's references remain */
-    /* Parking in progress: the scheduler that switched the task out still
-     * re-checks its mailbox and timer. Wakers never queue such a task; they
-     * only mark it WOKEN, so it cannot run (or be freed) under that check. */
-    TASK_PARKING_MSG = 5,
-    TASK_PARKING_TIMER = 6,
-    TASK_WOKEN = 7,     /* a wake arrived while parking: it runs again */
 };
 
 /* Task flags the scheduler sets (the low 16 bits of flags; core uses the
