@@ -9,7 +9,11 @@
  *     first word links to the next cached block of its class.
  *   - A cache holds at most pool_cap[class] blocks; a free beyond that goes
  *     straight back to numa.c, so memory parked in caches stays bounded
- *     (64 KiB per class per scheduler).
+ *     (128 + 256 + 64 KiB per scheduler). 1024 process blocks (256 class):
+ *     a churn of a thousand live processes (spawn_exit's batches, and the
+ *     epoch's batches of retired blocks) stays in the cache; at 256, jemalloc
+ *     took 140 of spawn_exit's 1270 instructions per process, and s=1 ran
+ *     87 instead of 72 ns per spawn and exit.
  *
  * Concurrency: a cache is touched only by the thread bound to it (one
  * scheduler thread), so there are no atomics. A block handed to another
@@ -41,7 +45,7 @@
 #define POOL_CLASSES 3
 
 static const size_t pool_size[POOL_CLASSES] = {128, 256, POOL_MAX_SIZE};
-static const uint32_t pool_cap[POOL_CLASSES] = {512, 256, 128};
+static const uint32_t pool_cap[POOL_CLASSES] = {1024, 1024, 128};
 
 struct pool_cache {
     void *head[POOL_CLASSES];
