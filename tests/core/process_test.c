@@ -860,6 +860,16 @@ Test(process, spawning_past_max_processes_returns_elimit_and_recovers,
     TT_RUN(&cfg, limit_main, NULL);
 }
 
+/* The count is kept per scheduler (each spends and refunds its own credit
+ * against a shared reservation): with exits spread over three schedulers,
+ * the limit must still be reached exactly, twice. */
+Test(process, the_limit_is_exact_when_exits_are_spread_over_schedulers,
+     .timeout = 60)
+{
+    tel_config_t cfg = {.max_processes = LIMIT, .schedulers = 3};
+    TT_RUN(&cfg, limit_main, NULL);
+}
+
 static atomic_int limit_one_rc = 1;
 
 static void limit_one_main(void *arg)
