@@ -26,3 +26,11 @@ tel_install_missing() {
 # What building and testing Telar needs.
 TEL_BUILD_PACKAGES=(cmake make gcc g++ binutils pkg-config libhwloc-dev
                     libjemalloc-dev libcriterion-dev libbenchmark-dev)
+
+# What tools/bench needs on top of the build: GNU time (each run's peak
+# RSS), each peer's toolchain (installed only when that peer runs), and
+# gnuplot for the charts (optional: without it the charts are skipped).
+TEL_BENCH_PACKAGES=(time)
+TEL_BENCH_GO_PACKAGES=(golang-go)
+TEL_BENCH_ERLANG_PACKAGES=(erlang-nox)
+TEL_BENCH_CHART_PACKAGES=(gnuplot-nox)
