@@ -16,10 +16,8 @@
  *     true; the consumer tries again later (it never spins here).
  *
  * Concurrency:
- *   - push: any thread, wait-free (one exchange). seq_cst, so a waker's
- *     "push then load the receiver's state" pairs with a parker's "store my
- *     state then tel__mpsc_pushed_since_empty" (a Dekker pair: one sees the
- *     other).
+ *   - push: any thread, wait-free (one exchange, seq_cst). Mailboxes use
+ *     push_wake/park/unpark (below): the consumer parks on the queue itself.
  *   - pop, nonempty: the single consumer only.
  */
 #ifndef TEL_ALLOC_MPSC_H
@@ -28,6 +26,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "alloc/base.h"
 
@@ -57,6 +56,57 @@ static inline void tel__mpsc_push(struct tel__mpsc *q, struct tel__mpsc_node *n)
     atomic_store_explicit(&prev->next, n, memory_order_release);
 }
 
+/*
+ * Parking the consumer on the queue itself (mailboxes). A consumer that
+ * found the queue truly empty (tel__mpsc_nonempty false) may be marked
+ * parked by a CAS of `in` from the stub to the stub's address with the low
+ * bit set. The next push's exchange returns that mark: that producer, and
+ * no one else, has made the queue non-empty under a parked consumer, so it
+ * alone must wake it (no second atomic on the consumer's state is needed).
+ * Something else that wakes the consumer (its receive timer) takes the mark
+ * back with tel__mpsc_unpark, which fails once a push has come first.
+ * While the consumer runs, `in` never holds the mark, so pop and nonempty
+ * are unchanged.
+ */
+static inline struct tel__mpsc_node *tel__mpsc_mark(struct tel__mpsc *q)
+{
+    return (struct tel__mpsc_node *)((uintptr_t)&q->stub | 1u);
+}
+
+/* Any thread: push n; true if this push must wake the parked consumer. */
+static inline bool tel__mpsc_push_wake(struct tel__mpsc *q,
+                                       struct tel__mpsc_node *n)
+{
+    atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
+    struct tel__mpsc_node *prev =
+        atomic_exchange_explicit(&q->in, n, memory_order_seq_cst);
+    if (TEL_UNLIKELY((uintptr_t)prev & 1u)) {
+        atomic_store_explicit(&q->stub.next, n, memory_order_release);
+        return true;
+    }
+    atomic_store_explicit(&prev->next, n, memory_order_release);
+    return false;
+}
+
+/* For the consumer (which no longer runs): mark it parked. False if a node
+ * was pushed since it found the queue truly empty. */
+static inline bool tel__mpsc_park(struct tel__mpsc *q)
+{
+    struct tel__mpsc_node *want = &q->stub;
+    return atomic_compare_exchange_strong_explicit(
+        &q->in, &want, tel__mpsc_mark(q), memory_order_seq_cst,
+        memory_order_seq_cst);
+}
+
+/* Any thread: take the park mark back (so the caller wakes the consumer);
+ * false if a push took it first (that producer wakes it) or there is none. */
+static inline bool tel__mpsc_unpark(struct tel__mpsc *q)
+{
+    struct tel__mpsc_node *want = tel__mpsc_mark(q);
+    return atomic_compare_exchange_strong_explicit(
+        &q->in, &want, &q->stub, memory_order_seq_cst, memory_order_seq_cst);
+}
+
 /* Consumer only. The oldest node, or NULL if empty or inconsistent. */
 static inline struct tel__mpsc_node *tel__mpsc_pop(struct tel__mpsc *q)
 {
@@ -82,20 +132,6 @@ static inline struct tel__mpsc_node *tel__mpsc_pop(struct tel__mpsc *q)
         return out;
     }
     return NULL;
-}
-
-/*
- * Any thread: whether anything was pushed since the consumer last saw the
- * queue truly empty (tel__mpsc_nonempty false: `out` and `in` both the
- * stub). Only the consumer pushes the stub, so until it runs again `in`
- * leaves the stub for good at the first push. NOT sound after a pop that
- * returned NULL with a producer in flight: the consumer's stub push may
- * have replaced that producer's `in`. Reads only `in`, so it does not race
- * with the consumer. seq_cst: a parker's half of the Dekker pair.
- */
-static inline bool tel__mpsc_pushed_since_empty(struct tel__mpsc *q)
-{
-    return atomic_load_explicit(&q->in, memory_order_seq_cst) != &q->stub;
 }
 
 /*

@@ -15,10 +15,11 @@
  *     rejected ones to `saved`. That is BEAM's save point: k skipped messages
  *     cost nothing per wake-up.
  *
- * Waking (the Dekker pair, see sched/park.c and sched/scheduler.c): a sender
- * pushes (seq_cst exchange) and then loads the receiver's state; a receiver
- * that parks publishes TASK_WAIT_MSG (seq_cst) only after leaving its stack
- * and then re-checks tel__mbox_has_new. One of the two always sees the other.
+ * Waking: the receiver parks on the mailbox itself, once it is off its
+ * stack: its scheduler marks the empty arrival queue parked (one CAS,
+ * alloc/mpsc.h). The sender whose exchange takes that mark wakes it, and
+ * no one else: one atomic per message on each side, no CAS on the task's
+ * state. The receive timer competes for the same mark (tel__mbox_unpark).
  */
 #include "core/mailbox.h"
 
@@ -47,11 +48,11 @@ void tel__mbox_drain(struct mailbox *mb)
         tel__msg_free(tel_container_of(n, struct msg, node));
 }
 
-/* p is referenced by the caller: enqueue m and wake p if it waits. */
+/* p is held by the caller: enqueue m and wake p if this push ends its wait. */
 static void push_and_wake(struct proc *p, struct msg *m)
 {
-    tel__mpsc_push(&p->mbox.in, &m->node);
-    tel__sched_wake_msg(&p->task);
+    if (tel__mpsc_push_wake(&p->mbox.in, &m->node))
+        tel__sched_wake_parked(&p->task);
 }
 
 void tel__mbox_deliver(tel_pid_t to, struct msg *m)
@@ -154,9 +155,9 @@ static int receive(tel_msg_t **out, bool (*match)(const tel_msg_t *, void *),
         if (TEL_UNLIKELY(tel__mpsc_nonempty(&mb->in))) {
             /* A sender is between its exchange and its link: the message
              * is a few instructions away. Parking now would be wrong: the
-             * park re-check (tel__mbox_has_new) is only sound from a truly
-             * empty queue, and our own stub push may already have hidden
-             * that sender's exchange from it. */
+             * park (tel__mbox_park) is only sound on a truly empty queue,
+             * and our own stub push may already have hidden that sender's
+             * exchange from it. */
             s = tel__sched_yield(s);
             continue;
         }

@@ -21,13 +21,20 @@ void tel__mbox_init(struct mailbox *mb);
 /* Free every message in the mailbox. No sender may be active. */
 void tel__mbox_drain(struct mailbox *mb);
 
-/* Park re-check, by the scheduler that parked the owner (who may already
- * be running elsewhere): has anything arrived since its receive found the
- * queue empty? Sound only if the receive parked on a truly empty queue
- * (not with a sender mid-push: then it yields instead; see receive()). */
-static inline bool tel__mbox_has_new(struct mailbox *mb)
+/* Park the owner on its mailbox, by the scheduler that switched it out
+ * (alloc/mpsc.h): false if a message came since its receive found the
+ * arrival queue truly empty (a receive never parks otherwise; it yields
+ * while a sender is mid-push). */
+static inline bool tel__mbox_park(struct mailbox *mb)
 {
-    return tel__mpsc_pushed_since_empty(&mb->in);
+    return tel__mpsc_park(&mb->in);
+}
+
+/* Any thread: take back the owner's park to wake it for another reason
+ * (its receive timer); false if a message already woke it. */
+static inline bool tel__mbox_unpark(struct mailbox *mb)
+{
+    return tel__mpsc_unpark(&mb->in);
 }
 
 /*

@@ -86,9 +86,14 @@ static void proc_main(struct task *t)
     tel_exit(TEL_NORMAL);
 }
 
-static bool proc_has_msg(struct task *t)
+static bool proc_park_msg(struct task *t)
 {
-    return tel__mbox_has_new(&((struct proc *)(void *)t)->mbox);
+    return tel__mbox_park(&((struct proc *)(void *)t)->mbox);
+}
+
+static bool proc_unpark_msg(struct task *t)
+{
+    return tel__mbox_unpark(&((struct proc *)(void *)t)->mbox);
 }
 
 static void proc_exit(struct sched *s, struct task *t)
@@ -112,7 +117,8 @@ void tel__timer_drop(struct tw_node *n);
 
 const struct tel__sched_hooks tel__proc_hooks = {
     .task_main = proc_main,
-    .has_msg = proc_has_msg,
+    .park_msg = proc_park_msg,
+    .unpark_msg = proc_unpark_msg,
     .task_exit = proc_exit,
     .timer_fire = tel__timer_fire,
     .timer_drop = tel__timer_drop,

@@ -354,20 +354,25 @@ static void fire_timer(struct tw_node *n, void *ctx)
         return;
     }
     /* A wait timer: wake its task if it is parked. Under the wheel lock, so
-     * the task cannot disarm (and go on to free itself) until we are done. */
+     * the task cannot disarm (and go on to free itself) until we are done.
+     * A task that is not parked yet will see `fired` when it parks.
+     *
+     * A receive parks on its mailbox: take the park back, unless a sender
+     * did. The attempt does not look at the state first: the parker stores
+     * WAIT_MSG relaxed, and only `fired` and the mailbox's `in` (both
+     * seq_cst) order the timer against it. On anything else it fails. */
     struct task *t = tel_container_of(n, struct task, wait_timer);
-    uint32_t st = atomic_load_explicit(&t->state, memory_order_seq_cst);
-    for (;;) {
-        if (st != TASK_WAIT_MSG && st != TASK_WAIT_TIMER)
-            return; /* running: its parker sees `fired` (a Dekker pair) */
-        if (atomic_compare_exchange_weak_explicit(&t->state, &st,
-                                                  TASK_RUNNABLE,
-                                                  memory_order_acq_rel,
-                                                  memory_order_acquire)) {
-            push_wake(s, t);
-            return;
-        }
+    if (sys.hooks.unpark_msg(t)) {
+        atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
+        push_wake(s, t);
+        return;
     }
+    uint32_t st = atomic_load_explicit(&t->state, memory_order_seq_cst);
+    if (st == TASK_WAIT_TIMER &&
+        atomic_compare_exchange_strong_explicit(&t->state, &st, TASK_RUNNABLE,
+                                                memory_order_acq_rel,
+                                                memory_order_acquire))
+        push_wake(s, t);
 }
 
 /* Owner: fire due timers; deliver TW_HANDLE ones outside the lock. */
@@ -537,28 +542,38 @@ static void finish_handoff(struct sched *s)
         requeue(s, t);
         break;
     case ACT_PARK_MSG:
-    case ACT_PARK_TIMER: {
         /*
-         * Publish the wait, then look for a wake that came before it: the
-         * parker's half of a Dekker pair with a sender (mailbox push, then
-         * load state) and the timer (fired, then load state); all seq_cst,
-         * so one of each pair sees the other. One atomic write-read pair:
-         * t may be woken (and run elsewhere) the moment the store lands, but
-         * its block stays valid until this scheduler's next pick
-         * (sched/epoch.h), and the reads below are atomics that t's own
-         * receive does not write. A wake seen here that someone else also
-         * saw is settled by the CAS from `kind`: exactly one queues t.
+         * Park on the mailbox (alloc/mpsc.h): one CAS, which fails if a
+         * message came meanwhile. Once it succeeds, a sender may wake t
+         * (and it may run elsewhere) at any moment, but t's block stays
+         * valid until this scheduler's next pick (sched/epoch.h). Then the
+         * timer: it sets `fired` and tries to take the park back; we took
+         * the park, then load `fired`: all seq_cst, so if it fired before
+         * our park it failed and we see `fired` here. Whoever takes the
+         * park back (the timer or we) wakes t; a sender who took it first
+         * already did.
          */
-        uint32_t kind = s->handoff_act == ACT_PARK_MSG ? TASK_WAIT_MSG
-                                                       : TASK_WAIT_TIMER;
-        atomic_store_explicit(&t->state, kind, memory_order_seq_cst);
-        bool wake =
-            atomic_load_explicit(&t->wait_timer.fired, memory_order_seq_cst) ||
-            (kind == TASK_WAIT_MSG && sys.hooks.has_msg(t));
-        uint32_t st = kind;
-        if (wake && atomic_compare_exchange_strong_explicit(
-                        &t->state, &st, TASK_RUNNABLE, memory_order_acq_rel,
-                        memory_order_acquire))
+        atomic_store_explicit(&t->state, TASK_WAIT_MSG, memory_order_relaxed);
+        if (!sys.hooks.park_msg(t) ||
+            (atomic_load_explicit(&t->wait_timer.fired,
+                                  memory_order_seq_cst) &&
+             sys.hooks.unpark_msg(t))) {
+            atomic_store_explicit(&t->state, TASK_RUNNABLE,
+                                  memory_order_relaxed);
+            push_tail(s, t, false);
+        }
+        break;
+    case ACT_PARK_TIMER: {
+        /* tel_sleep: no mailbox involved. Publish the wait, then look for
+         * a timer that fired before it: a Dekker pair with fire_timer
+         * (fired, then load state), both seq_cst; the CAS from WAIT_TIMER
+         * settles who queues t. */
+        atomic_store_explicit(&t->state, TASK_WAIT_TIMER, memory_order_seq_cst);
+        uint32_t st = TASK_WAIT_TIMER;
+        if (atomic_load_explicit(&t->wait_timer.fired, memory_order_seq_cst) &&
+            atomic_compare_exchange_strong_explicit(
+                &t->state, &st, TASK_RUNNABLE, memory_order_acq_rel,
+                memory_order_acquire))
             push_tail(s, t, false);
         break;
     }
@@ -692,19 +707,12 @@ static void inject(struct sched *target, struct task *t)
     tel__park_wake(&target->park, &sys.idle);
 }
 
-void tel__sched_wake_msg(struct task *t)
+void tel__sched_wake_parked(struct task *t)
 {
-    /* seq_cst: the sender's half of the Dekker pair (it pushed first). */
-    uint32_t st = atomic_load_explicit(&t->state, memory_order_seq_cst);
-    for (;;) {
-        if (st != TASK_WAIT_MSG)
-            return; /* running, or about to publish its wait and re-check */
-        if (atomic_compare_exchange_weak_explicit(&t->state, &st,
-                                                  TASK_RUNNABLE,
-                                                  memory_order_acq_rel,
-                                                  memory_order_acquire))
-            break;
-    }
+    /* Ours alone (the park mark said so): no CAS. The mark's exchange
+     * (seq_cst) made the parking scheduler's writes, t's saved context
+     * among them, visible here. */
+    atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
     struct sched *s = tel__sched_self();
     if (s)
         put_next(s, t);

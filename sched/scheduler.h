@@ -4,7 +4,7 @@
  *
  * Contract with core/ (the layer above), through hooks registered at start:
  * core embeds struct task first in its process block, gives the scheduler
- * a task_main to start a new task, a has_msg to re-check a parking task's
+ * a task_main to start a new task, park_msg/unpark_msg to park a task's
  * mailbox, a task_exit to free a task after it left its stack for good, and
  * timer_fire/timer_drop for TW_HANDLE timers. See sched/README.md.
  */
@@ -26,10 +26,13 @@
 struct tel__sched_hooks {
     /* On the new task's own stack; must end with tel__sched_exit. */
     void (*task_main)(struct task *t);
-    /* Park re-check: has t (just switched out, its wait published) had a
-     * message since its receive found none? t may be running elsewhere
-     * already: read only what t does not write. Any scheduler thread. */
-    bool (*has_msg)(struct task *t);
+    /* Park t (just switched out, WAIT_MSG) on its mailbox; false if a
+     * message came since its receive found none. From then on the sender
+     * that ends the wait calls tel__sched_wake_parked. */
+    bool (*park_msg)(struct task *t);
+    /* Take t's park back to wake it for its timer; false if a sender woke
+     * it first. t may be running elsewhere already. Any scheduler thread. */
+    bool (*unpark_msg)(struct task *t);
     /* After t called tel__sched_exit (its stack is already back in the
      * pool), or when no stack could be had for it (TASK_F_NOSTACK). Owner
      * thread. */
@@ -127,8 +130,9 @@ void tel__task_fini(struct task *t);
 /* Any thread: queue a new task. On a scheduler it runs next there. */
 void tel__sched_spawn(struct task *t);
 
-/* Any thread: if t is parked waiting for a message, make it runnable. */
-void tel__sched_wake_msg(struct task *t);
+/* Any thread: t was parked waiting for a message and the caller's push
+ * ended the wait (it took the park mark): make t runnable. */
+void tel__sched_wake_parked(struct task *t);
 
 /*
  * Inside a process (s is its scheduler, t = s->cur). Each returns the

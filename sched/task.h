@@ -23,7 +23,9 @@ struct sched;
  *   RUNNING  -> RUNNABLE    yield or preemption: the next context requeues it
  *   RUNNING  -> WAIT_*      park: published by the next context, after the
  *                           task's stack is no longer in use
- *   WAIT_*   -> RUNNABLE    a waker's CAS (message, timer); the winner queues
+ *   WAIT_MSG -> RUNNABLE    whoever takes the mailbox's park mark (the sender
+ *                           whose push ends the wait, or the timer) queues it
+ *   WAIT_TIMER -> RUNNABLE  the timer's or the parker's CAS; the winner queues
  *   RUNNING  -> EXITED      tel_exit; the next context frees the stack
  */
 enum task_state {

@@ -363,3 +363,107 @@ Test(mpsc, nonempty_is_true_while_a_completed_push_is_unpopped,
                      bad, round, bad_done, bad_popped, seed);
     }
 }
+
+/* ------------------------------------------------------------------------ */
+/* Parking the consumer on the queue (mailboxes)                            */
+/* ------------------------------------------------------------------------ */
+
+Test(mpsc, a_consumer_parks_on_an_empty_queue_and_the_next_push_wakes_it)
+{
+    struct tel__mpsc q;
+    tel__mpsc_init(&q);
+    struct item a = {.seq = 1}, b = {.seq = 2};
+    cr_assert(tel__mpsc_park(&q), "park on a fresh queue failed");
+    cr_assert(tel__mpsc_push_wake(&q, &a.node), "first push did not wake");
+    cr_assert_not(tel__mpsc_push_wake(&q, &b.node), "second push woke too");
+    cr_assert_eq(item_of(tel__mpsc_pop(&q))->seq, 1);
+    cr_assert_eq(item_of(tel__mpsc_pop(&q))->seq, 2);
+    cr_assert_null(tel__mpsc_pop(&q));
+    /* Drained (stub back in place): it can park again. */
+    cr_assert(tel__mpsc_park(&q), "park after draining failed");
+    cr_assert(tel__mpsc_unpark(&q), "unpark of an unwoken park failed");
+    cr_assert_not(tel__mpsc_nonempty(&q));
+}
+
+Test(mpsc, park_fails_once_something_was_pushed)
+{
+    struct tel__mpsc q;
+    tel__mpsc_init(&q);
+    struct item a = {.seq = 1};
+    cr_assert_not(tel__mpsc_push_wake(&q, &a.node), "no one was parked");
+    cr_assert_not(tel__mpsc_park(&q), "parked over a queued node");
+    cr_assert_eq(item_of(tel__mpsc_pop(&q))->seq, 1);
+}
+
+Test(mpsc, unpark_fails_after_a_push_took_the_park)
+{
+    struct tel__mpsc q;
+    tel__mpsc_init(&q);
+    struct item a = {.seq = 1};
+    cr_assert(tel__mpsc_park(&q));
+    cr_assert(tel__mpsc_push_wake(&q, &a.node));
+    cr_assert_not(tel__mpsc_unpark(&q), "the timer took a park a push had");
+    cr_assert_eq(item_of(tel__mpsc_pop(&q))->seq, 1);
+    cr_assert_not(tel__mpsc_unpark(&q), "unpark with no park");
+}
+
+/*
+ * Concurrent: producers push; the consumer drains, parks when truly empty
+ * and then waits for the one producer whose push took the park to hand it
+ * the wake (a flag). A lost wake-up hangs (the test times out); a double
+ * one trips the check.
+ */
+#define PARK_PRODUCERS 3
+#define PARK_ITEMS 20000
+
+static struct tel__mpsc park_q;
+static atomic_int park_woken; /* set by the producer that took the park */
+static atomic_int park_wakes_given, park_double;
+
+static void *park_producer(void *arg)
+{
+    struct item *items = arg;
+    for (int i = 0; i < PARK_ITEMS; i++) {
+        if (tel__mpsc_push_wake(&park_q, &items[i].node)) {
+            atomic_fetch_add(&park_wakes_given, 1);
+            if (atomic_exchange(&park_woken, 1) != 0)
+                atomic_fetch_add(&park_double, 1);
+        }
+        if ((i & 63) == 0)
+            sched_yield();
+    }
+    return NULL;
+}
+
+Test(mpsc, a_parked_consumer_is_woken_exactly_once_per_park, .timeout = 60)
+{
+    tel__mpsc_init(&park_q);
+    static struct item items[PARK_PRODUCERS][PARK_ITEMS];
+    pthread_t th[PARK_PRODUCERS];
+    for (int p = 0; p < PARK_PRODUCERS; p++) {
+        for (int i = 0; i < PARK_ITEMS; i++)
+            items[p][i].seq = (uint32_t)i;
+        cr_assert_eq(pthread_create(&th[p], NULL, park_producer, items[p]), 0);
+    }
+    int got = 0, parks = 0;
+    while (got < PARK_PRODUCERS * PARK_ITEMS) {
+        if (tel__mpsc_pop(&park_q)) {
+            got++;
+            continue;
+        }
+        if (tel__mpsc_nonempty(&park_q))
+            continue; /* a producer is mid-push */
+        if (!tel__mpsc_park(&park_q))
+            continue; /* something came after all */
+        parks++;
+        while (!atomic_load(&park_woken))
+            sched_yield();
+        atomic_store(&park_woken, 0);
+    }
+    for (int p = 0; p < PARK_PRODUCERS; p++)
+        pthread_join(th[p], NULL);
+    cr_assert_eq(atomic_load(&park_double), 0, "a park was woken twice");
+    cr_assert_eq(atomic_load(&park_wakes_given), parks,
+                 "%d parks, %d wakes", parks, atomic_load(&park_wakes_given));
+    cr_assert_null(tel__mpsc_pop(&park_q));
+}
