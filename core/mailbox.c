@@ -38,7 +38,7 @@ void tel__mbox_drain(struct mailbox *mb)
 {
     struct msg *m = mb->saved;
     while (m) {
-        struct msg *next = m->next;
+        struct msg *next = tel__msg_next(m);
         tel__msg_free(m);
         m = next;
     }
@@ -99,9 +99,9 @@ int tel_send(tel_pid_t to, uint64_t tag, const void *data, size_t size)
 
 static void saved_append(struct mailbox *mb, struct msg *m)
 {
-    m->next = NULL;
+    tel__msg_set_next(m, NULL);
     if (mb->saved_tail)
-        mb->saved_tail->next = m;
+        tel__msg_set_next(mb->saved_tail, m);
     else
         mb->saved = m;
     mb->saved_tail = m;
@@ -122,13 +122,13 @@ static int receive(tel_msg_t **out, bool (*match)(const tel_msg_t *, void *),
     struct msg *m, *prev = NULL;
 
     /* 1. The saved list, oldest first. */
-    for (m = mb->saved; m; prev = m, m = m->next) {
+    for (m = mb->saved; m; prev = m, m = tel__msg_next(m)) {
         seen++;
         if (!match || match(&m->pub, ctx)) {
             if (prev)
-                prev->next = m->next;
+                tel__msg_set_next(prev, tel__msg_next(m));
             else
-                mb->saved = m->next;
+                mb->saved = tel__msg_next(m);
             if (mb->saved_tail == m)
                 mb->saved_tail = prev;
             goto found;
@@ -177,7 +177,7 @@ found_armed:
     if (armed)
         tel__sched_timer_disarm(&p->task);
 found:
-    m->next = NULL;
+    tel__msg_set_next(m, NULL);
     *out = &m->pub;
     (void)tel__sched_charge(s, seen);
     return 0;

@@ -31,14 +31,13 @@ struct msg *tel__msg_new(tel_pid_t from, uint64_t tag, const void *data,
         m->pub.data = (char *)m + MSG_HDR_SIZE;
         memcpy(m->pub.data, data, size);
     }
-    m->next = NULL;
-    m->alloc_size = total;
+    atomic_store_explicit(&m->node.next, NULL, memory_order_relaxed);
     return m;
 }
 
 void tel__msg_free(struct msg *m)
 {
-    tel__pool_free(m, m->alloc_size);
+    tel__pool_free(m, MSG_HDR_SIZE + m->pub.size);
 }
 
 void tel_msg_free(tel_msg_t *m)
