@@ -179,6 +179,7 @@ found_armed:
 found:
     tel__msg_set_next(m, NULL);
     *out = &m->pub;
+    s->recvs++; /* a drainer is favoured when preempted (scheduler.c) */
     (void)tel__sched_charge(s, seen);
     return 0;
 }

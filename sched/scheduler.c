@@ -76,11 +76,13 @@
 #define SCHED_GLOBAL_TURN 8u
 #define SCHED_COLLECT_EVERY 16u /* picks between reclamation attempts */
 #define SCHED_WAKE_BURST 8u     /* woken tasks in a row before a ring task */
+#define SCHED_DRAIN_MIN 64u     /* receives in a slice that make a drainer */
 #define SCHED_INJECT_BATCH 32u
 
 enum handoff_act {
     ACT_NONE = 0,
     ACT_YIELD,
+    ACT_YIELD_WAKE, /* preempted while draining its mailbox: wake lane */
     ACT_PARK_MSG,
     ACT_PARK_TIMER,
     ACT_EXIT,
@@ -502,7 +504,11 @@ static struct task *pick_raw(struct sched *s)
         s->runnext = NULL;
         if (s->reds > 0)
             return t;
-        requeue(s, t); /* slice spent: behind the others */
+        /* Slice spent. It has not run since it was woken, so it waits in
+         * the wake lane, not behind the preempted tasks; the lane's burst
+         * bound keeps a ping-pong pair from taking more than 8 picks in 9
+         * from the ring (tokio#4323). */
+        push_wake(s, t);
     }
     s->reds = (int32_t)s->slice;
     if (s->wk_head && (s->wk_streak < SCHED_WAKE_BURST ||
@@ -540,6 +546,10 @@ static void finish_handoff(struct sched *s)
     case ACT_YIELD:
         atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
         requeue(s, t);
+        break;
+    case ACT_YIELD_WAKE:
+        atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
+        push_wake(s, t);
         break;
     case ACT_PARK_MSG:
         /*
@@ -610,6 +620,7 @@ static bool materialize(struct sched *s, struct task *t)
 static inline void start_running(struct sched *s, struct task *t)
 {
     s->cur = t;
+    s->recvs = 0;
     atomic_store_explicit(&t->state, TASK_RUNNING, memory_order_relaxed);
     atomic_store_explicit(&t->home, s, memory_order_relaxed);
 }
@@ -669,7 +680,19 @@ struct sched *tel__sched_preempt(struct sched *s)
      * clock read is cheap next to a slice; every pick would not be (a
      * ping-pong switch costs about as much). */
     run_timers(s);
-    return tel__sched_yield(s);
+    if (s->recvs < SCHED_DRAIN_MIN)
+        return tel__sched_yield(s);
+    /* It spent its slice receiving: a process draining a flood of messages
+     * (one receiver, many senders). Behind the preempted tasks it would get
+     * one slice in N + 1 and its mailbox would grow without bound (fanin:
+     * all 10 M messages, 655 MB); in the wake lane it keeps up, and the
+     * lane's burst bound still gives the others their share. */
+    if (alone(s)) {
+        s->reds = (int32_t)s->slice;
+        return s;
+    }
+    s->reds = 0;
+    return switch_out(s, s->cur, ACT_YIELD_WAKE);
 }
 
 struct sched *tel__sched_park(struct sched *s, uint32_t kind)
