@@ -229,6 +229,22 @@ TEL_API int tel_reduce(uint32_t n);
 TEL_NORETURN TEL_API void tel_exit(tel_reason_t reason);
 
 /*
+ * tel_hibernate: Erlang's hibernate/3. The caller gives up its stack and
+ * waits for its next message holding only its control block and mailbox
+ * (a few hundred bytes). When a message arrives (or at once, if one already
+ * waits, skipped ones included), fn(arg) starts on a fresh stack: the old
+ * call stack is gone, so nothing on it may be used afterwards, and fn
+ * returning ends the process as any process function does. The message is
+ * not taken: fn receives it. Hibernating ends the caller's slice.
+ * Context: inside a process; on success it does not return.
+ * Errors: TEL_EINVAL if fn is NULL; TEL_ENOTPROC outside a process. If no
+ *   stack can be had when it wakes, the process ends with reason TEL_NOMEM.
+ * Ownership: arg is passed to fn untouched; it must outlive the wait (it
+ *   must not point into the old stack).
+ */
+TEL_API int tel_hibernate(tel_fn fn, void *arg);
+
+/*
  * tel_is_alive: whether pid names a live process (false for 0, stale or
  * malformed pids, and when no runtime runs).
  * Context: any thread; never yields.

@@ -85,6 +85,9 @@ enum handoff_act {
     ACT_YIELD_WAKE, /* preempted while draining its mailbox: wake lane */
     ACT_PARK_MSG,
     ACT_PARK_TIMER,
+    /* From here on the leaving context is never resumed (do_switch). */
+    ACT_HIBERNATE,  /* stack freed; parks on its mailbox as a fresh task */
+    ACT_RESTART,    /* stack freed; queued at once as a fresh task */
     ACT_EXIT,
 };
 
@@ -587,6 +590,22 @@ static void finish_handoff(struct sched *s)
             push_tail(s, t, false);
         break;
     }
+    case ACT_HIBERNATE:
+    case ACT_RESTART:
+        /* tel__sched_hibernate: its stack is no longer in use. Without one,
+         * the next pick materializes a fresh stack and starts task_main
+         * there. The park is ACT_PARK_MSG's, with no timer to look at. */
+        tel__stack_free((int)s->index, t->stack);
+        t->stack = NULL;
+        if (s->handoff_act == ACT_HIBERNATE) {
+            atomic_store_explicit(&t->state, TASK_WAIT_MSG,
+                                  memory_order_relaxed);
+            if (sys.hooks.park_msg(t))
+                break;
+        }
+        atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
+        push_tail(s, t, false);
+        break;
     case ACT_EXIT:
         tel__stack_free((int)s->index, t->stack);
         t->stack = NULL;
@@ -639,10 +658,10 @@ static struct sched *switch_out(struct sched *s, struct task *prev, uint32_t act
     struct sched *ns;
     if (next) {
         start_running(s, next);
-        ns = do_switch(s, &prev->sp, next->sp, next, act == ACT_EXIT);
+        ns = do_switch(s, &prev->sp, next->sp, next, act >= ACT_HIBERNATE);
     } else {
         s->cur = NULL;
-        ns = do_switch(s, &prev->sp, s->loop_sp, NULL, act == ACT_EXIT);
+        ns = do_switch(s, &prev->sp, s->loop_sp, NULL, act >= ACT_HIBERNATE);
     }
     finish_handoff(ns);
     return ns;
@@ -707,6 +726,12 @@ _Noreturn void tel__sched_exit(struct sched *s)
     atomic_store_explicit(&t->state, TASK_EXITED, memory_order_release);
     switch_out(s, t, ACT_EXIT);
     tel__panic("sched: an exited task was resumed");
+}
+
+_Noreturn void tel__sched_hibernate(struct sched *s, bool ready)
+{
+    switch_out(s, s->cur, ready ? ACT_RESTART : ACT_HIBERNATE);
+    tel__panic("sched: a hibernated task was resumed on its old stack");
 }
 
 void tel__sched_timer_arm(struct sched *s, struct task *t, uint64_t deadline)

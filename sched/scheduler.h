@@ -151,6 +151,16 @@ struct sched *tel__sched_preempt(struct sched *s);
 _Noreturn void tel__sched_exit(struct sched *s);
 
 /*
+ * Inside a process: give up the running task's stack for good (the next
+ * context frees it). The task then waits on its mailbox (hooks->park_msg)
+ * holding no stack; when woken, or at once if ready (a message already
+ * waits), it is queued as a fresh task: its next run takes a new stack and
+ * starts hooks->task_main. If no stack can be had then, it ends as a task
+ * that never got one (TASK_F_NOSTACK). Never returns.
+ */
+_Noreturn void tel__sched_hibernate(struct sched *s, bool ready);
+
+/*
  * Inside a process: arm the running task's wait timer on s's wheel for
  * deadline_ns (monotonic). Disarm with tel__sched_timer_disarm; whether it
  * fired is t->wait_timer.fired.
