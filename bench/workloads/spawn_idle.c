@@ -7,7 +7,14 @@
  *   - exit_ns_per_proc: sending each its stop until all N `done` replies
  *     are in (each replies, then exits), over N.
  *
- *   spawn_idle [-s S] [N]     default 1,000,000 processes; N replies checked
+ *   spawn_idle [-s S] [N] [HIBERNATE]
+ *       default 1,000,000 processes; N replies checked
+ *
+ * HIBERNATE = 1 (default 0): each process hibernates (tel_hibernate) right
+ * after bumping the counter, instead of blocking in a plain receive, and
+ * takes its stop on a fresh stack when it wakes. The metrics are then
+ * printed as workload spawn_idle_hib: what an idle process costs once it
+ * holds no stack.
  *
  * Each process bumps a shared atomic counter just before its receive; the
  * main process polls it, sleeping 1 ms between looks, as the peers do
@@ -26,7 +33,7 @@
 #define TAG_DONE 2
 
 struct run {
-    uint64_t n, replies;
+    uint64_t n, replies, hibernate;
     uint64_t spawn_ns, exit_ns;
     int64_t rss_growth;
     unsigned schedulers;
@@ -36,15 +43,30 @@ struct run {
     _Atomic uint64_t waiting;
 };
 
-static void idle(void *arg)
+/* Take the stop, reply, exit. */
+static void stop_and_reply(struct run *r)
 {
-    struct run *r = arg; /* outlives us: main waits for our reply */
-    atomic_fetch_add_explicit(&r->waiting, 1, memory_order_relaxed);
     tel_msg_t *m = wl_recv();
     if (m->tag != TAG_STOP)
         wl_die("idle process got tag %" PRIu64 ", want stop", m->tag);
     tel_msg_free(m);
     wl_send(r->main, TAG_DONE, NULL, 0);
+}
+
+static void woken(void *arg)
+{
+    stop_and_reply(arg);
+}
+
+static void idle(void *arg)
+{
+    struct run *r = arg; /* outlives us: main waits for our reply */
+    atomic_fetch_add_explicit(&r->waiting, 1, memory_order_relaxed);
+    if (r->hibernate) {
+        int rc = tel_hibernate(woken, r);
+        wl_die("tel_hibernate: %s", tel_strerror(rc));
+    }
+    stop_and_reply(r);
 }
 
 static void root(void *arg)
@@ -85,20 +107,24 @@ static void root(void *arg)
 
 int main(int argc, char **argv)
 {
-    static const char sizes[] = "[N]   (N >= 1)";
+    static const char sizes[] = "[N] [HIBERNATE]   (N >= 1, HIBERNATE 0 or 1)";
     struct wl_args a = wl_parse(argc, argv, sizes);
-    struct run r = {.n = wl_pos_min(&a, 0, 1000000, 1, sizes)};
+    struct run r = {.n = wl_pos_min(&a, 0, 1000000, 1, sizes),
+                    .hibernate = wl_pos_u64(&a, 1, 0)};
+    if (r.hibernate > 1)
+        wl_usage(argv[0], sizes);
+    const char *name = r.hibernate ? "spawn_idle_hib" : "spawn_idle";
     tel_config_t cfg = {.schedulers = a.schedulers};
     wl_need_processes(&cfg, r.n + 1, sizes); /* N and the main process */
     wl_run(&cfg, root, &r);
     if (r.replies != r.n)
         wl_die("%" PRIu64 " replies, want %" PRIu64, r.replies, r.n);
     double n = (double)r.n;
-    wl_report("spawn_idle", r.schedulers, "spawn_ns_per_proc",
+    wl_report(name, r.schedulers, "spawn_ns_per_proc",
               (double)r.spawn_ns / n);
-    wl_report("spawn_idle", r.schedulers, "bytes_per_proc",
+    wl_report(name, r.schedulers, "bytes_per_proc",
               (double)r.rss_growth / n);
-    wl_report("spawn_idle", r.schedulers, "exit_ns_per_proc",
+    wl_report(name, r.schedulers, "exit_ns_per_proc",
               (double)r.exit_ns / n);
     return 0;
 }
