@@ -13,7 +13,12 @@
 // would park a second time on its reply and be woken again, which doubles the
 // exit time. (A chan struct{} buffer takes no memory.)
 //
-//	spawn_idle [-s SCHEDULERS] [N]    (default 1000000)
+// HIBERNATE = 1 (default 0) prints the metrics as workload spawn_idle_hib, to
+// join the hibernated runs of the other peers. Go cannot drop a goroutine's
+// stack, so the program is the same: an idle goroutine is already at its
+// smallest (a 2 KiB stack).
+//
+//	spawn_idle [-s SCHEDULERS] [N] [HIBERNATE]    (default 1000000 0)
 package main
 
 import (
@@ -23,7 +28,6 @@ import (
 	"telar/bench/peers/go/internal/cli"
 )
 
-const name = "spawn_idle"
 
 // ready counts the goroutines that have reached their receive.
 var ready atomic.Int64
@@ -35,7 +39,15 @@ func idle(self <-chan struct{}, done chan<- struct{}) {
 }
 
 func main() {
-	n := cli.Parse(name, 1000000)
+	sizes := cli.ParseCounts("spawn_idle", 1000000, 0)
+	n, hib := sizes[0], sizes[1]
+	if n < 1 || hib > 1 {
+		cli.Fail("spawn_idle", "want N >= 1 and HIBERNATE 0 or 1, got %d %d", n, hib)
+	}
+	name := "spawn_idle"
+	if hib == 1 {
+		name = "spawn_idle_hib"
+	}
 	done := make(chan struct{}, n)
 
 	before, err := cli.VmRSS()
