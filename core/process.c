@@ -44,7 +44,6 @@ int tel__proc_create(int cache, tel_fn fn, void *arg, struct proc **out)
     p->fn = fn;
     p->arg = arg;
     p->reason = TEL_NORMAL;
-    p->flags = 0;
     tel__mbox_init(&p->mbox);
     tel_pid_t pid;
     int rc = tel__pid_alloc(cache, p, &pid);
@@ -70,13 +69,13 @@ void tel__proc_release(struct proc *p)
 
 static void release_retired(struct epoch_node *n)
 {
-    tel__proc_release(tel_container_of(n, struct proc, retired));
+    tel__proc_release(tel_container_of(n, struct proc, task.retired));
 }
 
 void tel__proc_retire(struct proc *p)
 {
     struct sched *s = tel__sched_self();
-    tel__epoch_retire(s ? &s->ep : NULL, &p->retired, release_retired);
+    tel__epoch_retire(s ? &s->ep : NULL, &p->task.retired, release_retired);
 }
 
 static void proc_main(struct task *t)
@@ -100,7 +99,7 @@ static void proc_exit(struct sched *s, struct task *t)
 {
     struct proc *p = (struct proc *)(void *)t;
     (void)s;
-    bool is_main = p->flags & PROC_MAIN;
+    bool is_main = t->flags & PROC_MAIN;
     if (t->flags & TASK_F_NOSTACK) {
         p->reason = TEL_NOMEM;
         if (is_main)

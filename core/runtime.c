@@ -116,7 +116,7 @@ int tel_run(const tel_config_t *cfg, tel_fn main_fn, void *arg)
     rc = tel__proc_create(-1, main_fn, arg, &first);
     if (rc)
         goto out_pid;
-    first->flags |= PROC_MAIN;
+    first->task.flags |= PROC_MAIN;
 
     tel__rt_main_nostack = false;
     atomic_fetch_or_explicit(&gate, GATE_OPEN, memory_order_seq_cst);

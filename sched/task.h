@@ -13,6 +13,7 @@
 
 #include "alloc/mpsc.h"
 #include "sched/context.h"
+#include "sched/epoch.h"
 #include "sched/timerwheel.h"
 
 struct sched;
@@ -40,16 +41,34 @@ enum task_state {
  * high 16). */
 enum { TASK_F_NOSTACK = 1u << 0 };
 
+/*
+ * Every byte here is paid by each of a million idle processes (a hibernated
+ * one holds little else), so fields whose lives do not overlap share room:
+ *   - sp, stack and home are dead once the task has exited; its block then
+ *     waits in `retired` to be freed (sched/epoch.h). Nothing reads them
+ *     after the exit: an exited task is in no queue and its mailbox is
+ *     never parked, so no wake looks at home.
+ *   - A runnable task is in exactly one queue: an injection queue (qnode)
+ *     or the global queue or a wake lane (gnext). A node popped from an
+ *     injection queue is no longer written by its producers (alloc/mpsc.h).
+ */
 struct task {
-    /* Written by whichever scheduler runs the task. */
-    tel__ctx_t sp;          /* saved context, valid when not RUNNING */
-    void *stack;            /* its stack's base; NULL until it first runs */
-    _Atomic(struct sched *) home; /* the scheduler that ran it last */
+    union {
+        struct {
+            /* Written by whichever scheduler runs the task. */
+            tel__ctx_t sp;      /* saved context, valid when not RUNNING */
+            void *stack;        /* its stack's base; NULL while it has none */
+            _Atomic(struct sched *) home; /* the scheduler that ran it last */
+        };
+        struct epoch_node retired; /* after the exit, until it is freed */
+    };
     /* Cross-thread. */
     _Atomic uint32_t state; /* enum task_state */
-    uint32_t flags;         /* TASK_F_* and core's flags */
-    struct tel__mpsc_node qnode;    /* link in an injection queue */
-    struct task *gnext;             /* link in the global queue */
+    uint32_t flags;         /* TASK_F_* (low 16 bits) and core's (high 16) */
+    union {
+        struct tel__mpsc_node qnode; /* link in an injection queue */
+        struct task *gnext;          /* in the global queue or a wake lane */
+    };
     struct tw_node wait_timer;      /* receive timeouts and tel_sleep */
 #ifdef TEL_TSAN
     void *tsan_fiber;
