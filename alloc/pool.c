@@ -2,16 +2,16 @@
  * alloc/pool.c: per-scheduler caches of small blocks (see pool.h for why).
  *
  * Owns: an array of caches, one per scheduler, each a LIFO free list per size
- * class (64, 128, 160, 256, 512 bytes), and the calling thread's binding to one.
+ * class (64, 128, 256, 512 bytes), and the calling thread's binding to one.
  *
  * Invariants:
  *   - A cached block is a whole class-size block from tel__mem_alloc; its
  *     first word links to the next cached block of its class.
  *   - A cache holds at most pool_cap[class] blocks; a free beyond that goes
  *     straight back to numa.c, so memory parked in caches stays bounded
- *     (64 + 128 + 160 + 256 + 64 KiB per scheduler). The 64 class holds a
- *     message with up to 16 bytes of payload. 1024 process blocks (160
- *     class, 152 bytes): a
+ *     (64 + 128 + 256 + 64 KiB per scheduler). The 64 class holds a message
+ *     with up to 16 bytes of payload and a wait timer. 1024 process blocks
+ *     (128 class; 136 bytes, 256 class, under TSan): a
  *     churn of a thousand live processes (spawn_exit's batches, and the
  *     epoch's batches of retired blocks) stays in the cache; at 256, jemalloc
  *     took 140 of spawn_exit's 1270 instructions per process, and s=1 ran
@@ -44,13 +44,10 @@
 #define POOL_UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
-#define POOL_CLASSES 5
+#define POOL_CLASSES 4
 
-/* 160: a process block (core/process.h), which a hibernated process is
- * nearly all of. */
-static const size_t pool_size[POOL_CLASSES] = {64, 128, 160, 256,
-                                               POOL_MAX_SIZE};
-static const uint32_t pool_cap[POOL_CLASSES] = {1024, 1024, 1024, 1024, 128};
+static const size_t pool_size[POOL_CLASSES] = {64, 128, 256, POOL_MAX_SIZE};
+static const uint32_t pool_cap[POOL_CLASSES] = {1024, 1024, 1024, 128};
 
 struct pool_cache {
     void *head[POOL_CLASSES];
@@ -64,11 +61,7 @@ static __thread struct pool_cache *tls_cache
 
 static inline unsigned class_of(size_t size)
 {
-    return size <= 64    ? 0
-           : size <= 128 ? 1
-           : size <= 160 ? 2
-           : size <= 256 ? 3
-                         : 4;
+    return size <= 64 ? 0 : size <= 128 ? 1 : size <= 256 ? 2 : 3;
 }
 
 int tel__pool_init(unsigned n)

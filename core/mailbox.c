@@ -149,8 +149,7 @@ static int receive(tel_msg_t **out, bool (*match)(const tel_msg_t *, void *),
         }
         if (timeout_ms == 0)
             break;
-        if (armed && atomic_load_explicit(&p->task.wait_timer.fired,
-                                          memory_order_acquire))
+        if (armed && tel__sched_timer_fired(&p->task))
             break;
         if (TEL_UNLIKELY(tel__mpsc_nonempty(&mb->in))) {
             /* A sender is between its exchange and its link: the message
@@ -162,8 +161,11 @@ static int receive(tel_msg_t **out, bool (*match)(const tel_msg_t *, void *),
             continue;
         }
         if (!armed && timeout_ms > 0) {
-            tel__sched_timer_arm(s, &p->task,
-                                 tel__deadline_ns(timeout_ms));
+            rc = tel__sched_timer_arm(s, &p->task,
+                                      tel__deadline_ns(timeout_ms));
+            if (TEL_UNLIKELY(rc)) /* TEL_ENOMEM: nothing taken */
+                break;
+            rc = TEL_ETIMEDOUT;
             armed = true;
         }
         s = tel__sched_park(s, TASK_WAIT_MSG);

@@ -126,6 +126,7 @@ const struct tel__sched_hooks tel__proc_hooks = {
 static void kill_one(struct proc *p)
 {
     p->reason = TEL_SHUTDOWN;
+    tel__sched_timer_disarm(&p->task); /* killed inside a timed wait */
     if (p->task.stack)
         tel__stack_free(-1, p->task.stack);
     p->task.stack = NULL;

@@ -14,7 +14,7 @@ enum proc_flags {
     PROC_MAIN = 1u << 16, /* tel_run's first process: its exit stops the run */
 };
 
-/* 152 bytes (x86-64, no TSan): see sched/task.h for why every word counts. */
+/* 128 bytes (x86-64, no TSan): see sched/task.h for why every word counts. */
 struct proc {
     struct task task; /* first: the scheduler sees only this */
     tel_pid_t pid;

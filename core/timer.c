@@ -54,12 +54,12 @@ int tel_sleep(int64_t ms)
         (void)tel__sched_yield(s);
         return 0;
     }
-    tel__sched_timer_arm(s, &p->task,
-                         tel__deadline_ns(ms));
+    int rc = tel__sched_timer_arm(s, &p->task, tel__deadline_ns(ms));
+    if (rc)
+        return rc;
     do
         s = tel__sched_park(s, TASK_WAIT_TIMER);
-    while (!atomic_load_explicit(&p->task.wait_timer.fired,
-                                 memory_order_acquire));
+    while (!tel__sched_timer_fired(&p->task));
     tel__sched_timer_disarm(&p->task);
     return 0;
 }

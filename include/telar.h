@@ -275,7 +275,9 @@ TEL_API TEL_NODISCARD int tel_send(tel_pid_t to, uint64_t tag,
  * timeout_ms milliseconds for one (TEL_INFINITY: forever; 0: do not wait).
  * Context: inside a process; may yield.
  * Errors: TEL_EINVAL if out is NULL or timeout_ms < -1; TEL_ENOTPROC outside
- *   a process; TEL_ETIMEDOUT if no message came in time (*out is NULL).
+ *   a process; TEL_ETIMEDOUT if no message came in time (*out is NULL);
+ *   TEL_ENOMEM if it had to wait with a timeout and no timer could be
+ *   allocated (*out is NULL; the mailbox is unchanged).
  * Ownership: *out belongs to the caller, who frees it with tel_msg_free().
  */
 TEL_API TEL_NODISCARD int tel_recv(tel_msg_t **out, int64_t timeout_ms);
@@ -288,7 +290,8 @@ TEL_API TEL_NODISCARD int tel_recv(tel_msg_t **out, int64_t timeout_ms);
  * arrivals. match runs on the caller's stack and must not call Telar.
  * Context: inside a process; may yield.
  * Errors: TEL_EINVAL if out or match is NULL or timeout_ms < -1;
- *   TEL_ENOTPROC outside a process; TEL_ETIMEDOUT if no match came in time.
+ *   TEL_ENOTPROC outside a process; TEL_ETIMEDOUT if no match came in time;
+ *   TEL_ENOMEM as tel_recv.
  * Ownership: as tel_recv; ctx is passed to match untouched.
  */
 TEL_API TEL_NODISCARD int tel_recv_match(tel_msg_t **out,
@@ -311,7 +314,8 @@ TEL_API void tel_msg_free(tel_msg_t *m);
  * tel_sleep: suspend the caller for at least ms milliseconds; messages that
  * arrive meanwhile wait in the mailbox. tel_sleep(0) yields.
  * Context: inside a process; yields.
- * Errors: TEL_EINVAL if ms < 0; TEL_ENOTPROC outside a process.
+ * Errors: TEL_EINVAL if ms < 0; TEL_ENOTPROC outside a process; TEL_ENOMEM
+ *   if no timer could be allocated (it returns at once).
  */
 TEL_API int tel_sleep(int64_t ms);
 

@@ -366,7 +366,8 @@ static void fire_timer(struct tw_node *n, void *ctx)
      * did. The attempt does not look at the state first: the parker stores
      * WAIT_MSG relaxed, and only `fired` and the mailbox's `in` (both
      * seq_cst) order the timer against it. On anything else it fails. */
-    struct task *t = tel_container_of(n, struct task, wait_timer);
+    struct task *t = tel_container_of(n, struct tw_wait, node)->task;
+    atomic_store_explicit(&t->timer_fired, 1, memory_order_seq_cst);
     if (sys.hooks.unpark_msg(t)) {
         atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
         push_wake(s, t);
@@ -568,8 +569,7 @@ static void finish_handoff(struct sched *s)
          */
         atomic_store_explicit(&t->state, TASK_WAIT_MSG, memory_order_relaxed);
         if (!sys.hooks.park_msg(t) ||
-            (atomic_load_explicit(&t->wait_timer.fired,
-                                  memory_order_seq_cst) &&
+            (atomic_load_explicit(&t->timer_fired, memory_order_seq_cst) &&
              sys.hooks.unpark_msg(t))) {
             atomic_store_explicit(&t->state, TASK_RUNNABLE,
                                   memory_order_relaxed);
@@ -583,7 +583,7 @@ static void finish_handoff(struct sched *s)
          * settles who queues t. */
         atomic_store_explicit(&t->state, TASK_WAIT_TIMER, memory_order_seq_cst);
         uint32_t st = TASK_WAIT_TIMER;
-        if (atomic_load_explicit(&t->wait_timer.fired, memory_order_seq_cst) &&
+        if (atomic_load_explicit(&t->timer_fired, memory_order_seq_cst) &&
             atomic_compare_exchange_strong_explicit(
                 &t->state, &st, TASK_RUNNABLE, memory_order_acq_rel,
                 memory_order_acquire))
@@ -734,15 +734,29 @@ _Noreturn void tel__sched_hibernate(struct sched *s, bool ready)
     tel__panic("sched: a hibernated task was resumed on its old stack");
 }
 
-void tel__sched_timer_arm(struct sched *s, struct task *t, uint64_t deadline)
+int tel__sched_timer_arm(struct sched *s, struct task *t, uint64_t deadline)
 {
+    struct tw_wait *w = tel__pool_alloc(sizeof(*w));
+    if (TEL_UNLIKELY(!w))
+        return TEL_ENOMEM;
+    w->task = t;
+    atomic_store_explicit(&t->timer_fired, 0, memory_order_relaxed);
+    t->wait = w;
     /* Only the handle table can fail, and wait timers have no handle. */
-    (void)tel__tw_arm(&s->wheel, &t->wait_timer, TW_WAIT, deadline, NULL);
+    (void)tel__tw_arm(&s->wheel, &w->node, TW_WAIT, deadline, NULL);
+    return 0;
 }
 
 void tel__sched_timer_disarm(struct task *t)
 {
-    (void)tel__tw_disarm(&t->wait_timer);
+    struct tw_wait *w = t->wait;
+    if (!w)
+        return;
+    /* Under the wheel's lock: once it returns, fire_timer is not running
+     * for w (it fires under that lock), so w can go. */
+    (void)tel__tw_disarm(&w->node);
+    t->wait = NULL;
+    tel__pool_free(w, sizeof(*w));
 }
 
 /* ------------------------------------------------------------------ */
@@ -811,7 +825,8 @@ int tel__task_init(struct task *t)
     atomic_store_explicit(&t->home, NULL, memory_order_relaxed);
     t->flags = 0;
     t->gnext = NULL;
-    memset(&t->wait_timer, 0, sizeof(t->wait_timer));
+    t->wait = NULL;
+    atomic_store_explicit(&t->timer_fired, 0, memory_order_relaxed);
 #ifdef TEL_TSAN
     t->tsan_fiber = __tsan_create_fiber(0);
     if (!t->tsan_fiber)

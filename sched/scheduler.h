@@ -162,12 +162,18 @@ _Noreturn void tel__sched_hibernate(struct sched *s, bool ready);
 
 /*
  * Inside a process: arm the running task's wait timer on s's wheel for
- * deadline_ns (monotonic). Disarm with tel__sched_timer_disarm; whether it
- * fired is t->wait_timer.fired.
+ * deadline_ns (monotonic). 0, or TEL_ENOMEM if no timer could be allocated
+ * (nothing armed). Disarm with tel__sched_timer_disarm (a no-op when none
+ * is armed; also from tel_run's teardown for a task that never resumed);
+ * whether it fired is tel__sched_timer_fired.
  */
-void tel__sched_timer_arm(struct sched *s, struct task *t,
-                          uint64_t deadline_ns);
+int tel__sched_timer_arm(struct sched *s, struct task *t, uint64_t deadline_ns);
 void tel__sched_timer_disarm(struct task *t);
+
+static inline bool tel__sched_timer_fired(struct task *t)
+{
+    return atomic_load_explicit(&t->timer_fired, memory_order_acquire);
+}
 
 /*
  * Inside a process: count n reductions; preempt when the slice is spent.

@@ -37,6 +37,12 @@ enum task_state {
     TASK_EXITED = 4,    /* gone; only the pid table's references remain */
 };
 
+/* A task's wait timer while armed (tel__sched_timer_arm). */
+struct tw_wait {
+    struct tw_node node;
+    struct task *task;
+};
+
 /* Task flags the scheduler sets (the low 16 bits of flags; core uses the
  * high 16). */
 enum { TASK_F_NOSTACK = 1u << 0 };
@@ -69,7 +75,12 @@ struct task {
         struct tel__mpsc_node qnode; /* link in an injection queue */
         struct task *gnext;          /* in the global queue or a wake lane */
     };
-    struct tw_node wait_timer;      /* receive timeouts and tel_sleep */
+    /* Receive timeouts and tel_sleep: the armed wait timer (allocated
+     * while armed, so an idle process does not carry its 40 bytes), and
+     * whether it fired (seq_cst; read without the timer, which the task
+     * frees when it disarms). */
+    struct tw_wait *wait;
+    _Atomic uint32_t timer_fired;
 #ifdef TEL_TSAN
     void *tsan_fiber;
 #endif

@@ -895,3 +895,46 @@ Test(nomem, a_full_ring_whose_backlog_cannot_grow_still_runs_every_process,
     tel_config_t cfg = {.schedulers = 1, .reductions = 1u << 30};
     TT_RUN(&cfg, spill_main, NULL);
 }
+
+/* ------------------------------------------------------------------------ */
+/* Timed waits: the wait timer is allocated when the wait begins             */
+/* ------------------------------------------------------------------------ */
+
+static bool tag_is_2(const tel_msg_t *m, void *ctx)
+{
+    (void)ctx;
+    return m->tag == 2;
+}
+
+static void timed_wait_main(void *arg)
+{
+    (void)arg;
+    /* A message that the selective receive skips: it must stay. */
+    if (!TT_CHECK_RC(tel_send(tel_self(), 1, NULL, 0), 0, "send to self"))
+        return;
+    tel_msg_t *m = (tel_msg_t *)1;
+    arm(0);
+    int rc = tel_recv_match(&m, tag_is_2, NULL, 50);
+    disarm();
+    TT_CHECK_RC(rc, TEL_ENOMEM, "timed tel_recv_match without a timer");
+    TT_CHECK(m == NULL, "*out was not cleared");
+    arm(0);
+    rc = tel_sleep(10);
+    disarm();
+    TT_CHECK_RC(rc, TEL_ENOMEM, "tel_sleep without a timer");
+    /* Everything still works, and the skipped message is still first. */
+    rc = tel_recv_match(&m, tag_is_2, NULL, 20);
+    TT_CHECK_RC(rc, TEL_ETIMEDOUT, "timed tel_recv_match afterwards");
+    TT_CHECK_RC(tel_sleep(1), 0, "tel_sleep afterwards");
+    rc = tel_recv(&m, 0);
+    if (TT_CHECK_RC(rc, 0, "the skipped message"))
+        TT_CHECK(m->tag == 1, "got tag %" PRIu64, m->tag);
+    tel_msg_free(m);
+}
+
+Test(nomem, a_timed_wait_that_cannot_get_a_timer_returns_enomem_and_takes_nothing,
+     .timeout = 30)
+{
+    tel_config_t cfg = {.schedulers = 1};
+    TT_RUN(&cfg, timed_wait_main, NULL);
+}
