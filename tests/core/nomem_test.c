@@ -938,3 +938,74 @@ Test(nomem, a_timed_wait_that_cannot_get_a_timer_returns_enomem_and_takes_nothin
     tel_config_t cfg = {.schedulers = 1};
     TT_RUN(&cfg, timed_wait_main, NULL);
 }
+
+/* ------------------------------------------------------------------------ */
+/* A hibernated process that cannot get a stack back when it wakes           */
+/* ------------------------------------------------------------------------ */
+
+static atomic_int woke_runs;
+
+static void woke_fn(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&woke_runs, 1);
+    tel_msg_t *m = NULL;
+    if (tel_recv(&m, 0) == 0)
+        tel_msg_free(m);
+}
+
+static void hibernate_now(void *arg)
+{
+    int rc = tel_hibernate(woke_fn, arg);
+    TT_FAIL("tel_hibernate returned %d", rc);
+}
+
+static void hib_nostack_main(void *arg)
+{
+    (void)arg;
+    char payload[300];
+    memset(payload, 'h', sizeof payload);
+    int n_fail = 0;
+    long n;
+    for (n = 0; n < NOMEM_MAX_N; n++) {
+        atomic_store(&woke_runs, 0);
+        tel_pid_t pid = 0;
+        if (!TT_CHECK_RC(tel_spawn(&pid, hibernate_now, NULL), 0, "tel_spawn"))
+            return;
+        /* Let it run and hibernate (its stack goes back): one scheduler,
+         * so a yield runs it. */
+        (void)tel_yield();
+        (void)tel_yield();
+        arm(n);
+        /* The send copies (one allocation), then the yield switches to the
+         * woken process, which needs a fresh stack. */
+        int rc = tel_send(pid, 7, payload, sizeof payload);
+        if (rc == 0)
+            rc = tel_yield();
+        disarm();
+        bool copied = rc != TEL_ENOMEM;
+        if (!copied) /* nothing woke it: wake it now, without failures */
+            rc = tel_send(pid, 7, payload, sizeof payload);
+        if (!TT_CHECK_RC(rc, 0, "tel_send/tel_yield"))
+            return;
+        if (!TT_CHECK(tt_await_dead(pid, 10000), "n=%ld: process alive", n))
+            return;
+        if (!copied)
+            continue;
+        if (atomic_load(&woke_runs) == 1)
+            break;
+        TT_CHECK(atomic_load(&woke_runs) == 0, "n=%ld: woke %d times", n,
+                 atomic_load(&woke_runs));
+        n_fail++;
+    }
+    TT_CHECK(n < NOMEM_MAX_N, "the woken process never got a stack");
+    TT_CHECK(n_fail > 0, "no injected failure kept it from a stack");
+    check_still_works("a hibernated process that got no stack");
+}
+
+Test(nomem, a_hibernated_process_that_cannot_get_a_stack_ends_and_frees_its_mail,
+     .timeout = 30)
+{
+    tel_config_t cfg = {.schedulers = 1};
+    TT_RUN(&cfg, hib_nostack_main, NULL);
+}
