@@ -61,25 +61,33 @@ static uint64_t span(unsigned lo, unsigned hi) /* bits lo..hi */
     return set;
 }
 
-/* Every plan is a partition: each scheduler sees every other one exactly
- * once, never itself, and the last ring ends at n - 1. */
+/* Scheduler s's plan is a partition: it sees every other scheduler
+ * exactly once, never itself, no ring is empty, and the last ring ends at
+ * n - 1. */
+static void check_partition_of(unsigned s, unsigned n)
+{
+    struct rings r = rings_of(s, n);
+    cr_assert_gt(r.n_rings, 0, "n=%u s=%u: no rings", n, s);
+    cr_assert_eq(r.ends[r.n_rings - 1], n - 1, "n=%u s=%u", n, s);
+    for (unsigned i = 0; i < r.n_rings; i++)
+        cr_assert_lt(i ? r.ends[i - 1] : 0, r.ends[i],
+                     "n=%u s=%u: ring %u is empty", n, s, i);
+    unsigned char *seen = calloc(n, 1);
+    cr_assert_not_null(seen);
+    for (unsigned k = 0; k < n - 1; k++) {
+        cr_assert_lt(r.v[k], n);
+        seen[r.v[k]]++;
+    }
+    for (unsigned v = 0; v < n; v++)
+        cr_assert_eq(seen[v], v == s ? 0 : 1,
+                     "n=%u s=%u: victim %u seen %u times", n, s, v, seen[v]);
+    free(seen);
+}
+
 static void check_partition(unsigned n)
 {
-    for (unsigned s = 0; s < n; s++) {
-        struct rings r = rings_of(s, n);
-        cr_assert_gt(r.n_rings, 0, "n=%u s=%u: no rings", n, s);
-        cr_assert_eq(r.ends[r.n_rings - 1], n - 1, "n=%u s=%u", n, s);
-        for (unsigned i = 0; i < r.n_rings; i++)
-            cr_assert_lt(i ? r.ends[i - 1] : 0, r.ends[i],
-                         "n=%u s=%u: ring %u is empty", n, s, i);
-        for (unsigned v = 0; v < n; v++) {
-            unsigned seen = 0;
-            for (unsigned k = 0; k < n - 1; k++)
-                seen += r.v[k] == v;
-            cr_assert_eq(seen, v == s ? 0u : 1u,
-                         "n=%u s=%u: victim %u seen %u times", n, s, v, seen);
-        }
-    }
+    for (unsigned s = 0; s < n; s++)
+        check_partition_of(s, n);
 }
 
 Test(topo, a_synthetic_machine_gets_one_scheduler_per_core)
@@ -218,6 +226,28 @@ Test(topo, fewer_schedulers_than_cores_fill_the_first_node_first)
     cr_assert_eq(r.n_rings, 2u);
     cr_assert_eq(ring_set(&r, 0), (uint64_t)0xd); /* 0, 2, 3 */
     cr_assert_eq(ring_set(&r, 1), (uint64_t)0x30); /* 4, 5 */
+}
+
+Test(topo, a_thousand_schedulers_on_sixteen_nodes_get_their_rings)
+{
+    /* 4 packages x 4 nodes x 2 L3 x 4 L2 x 2 cores x 2 PUs: 256 cores. */
+    cr_assert_eq(
+        tel__topo_init_synthetic("pack:4 numa:4 l3:2 l2:4 core:2 pu:2", NULL),
+        0);
+    cr_assert_eq(tel__topo_ncores(), 256u);
+    cr_assert_eq(tel__topo_nnodes(), 16u);
+    cr_assert_eq(tel__topo_plan(1024), 0);
+    unsigned probe[] = {0, 1, 5, 255, 256, 511, 1000, 1023};
+    for (size_t i = 0; i < TEL_ARRAY_LEN(probe); i++)
+        check_partition_of(probe[i], 1024);
+    /* Scheduler 5 is on core 5: 3 others share it (261, 517, 773), then
+     * its L2 (core 4: 4 schedulers), its L3 (6 cores: 24), its node (8
+     * cores: 32), then the other 15 nodes (960). */
+    struct rings r = rings_of(5, 1024);
+    cr_assert_eq(r.n_rings, 5u);
+    unsigned want[] = {3, 7, 31, 63, 1023};
+    for (unsigned i = 0; i < 5; i++)
+        cr_assert_eq(r.ends[i], want[i], "ring %u", i);
 }
 
 Test(topo, rings_are_given_only_for_the_planned_count)
