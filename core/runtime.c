@@ -6,10 +6,10 @@
  * the victim rings for the scheduler count (by default one per usable core,
  * capped by the cgroup CPU quota), make the memory, stack pool and pid
  * table ready, create the first process, and hand the calling thread to
- * the schedulers (it becomes scheduler 0). When
- * the first process exits the schedulers stop; then the gate closes, every
- * process still alive is ended with TEL_SHUTDOWN and every structure freed,
- * in the reverse order of creation.
+ * the schedulers (it becomes scheduler 0). When the first process exits
+ * the schedulers stop; then the gate closes, every process still alive is
+ * ended with TEL_SHUTDOWN and every structure freed, in the reverse order
+ * of creation.
  *
  * The gate: a thread the runtime does not own (an embedding program's
  * thread calling tel_send, tel_spawn, ...) counts itself in before it
