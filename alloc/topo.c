@@ -24,13 +24,13 @@
  * victims that cost the same to steal from (else all thieves of a node
  * hammer the same victim first), but never pay a remote cache miss while a
  * near victim has work. Trying a ring from a random start, nearest ring
- * first, gives both; Go's runtime walks a random permutation, which a
- * two-socket machine punishes.
+ * first, gives both. (Go's runtime tries victims in a random order, blind
+ * to sockets.)
  *
  * Why the cgroup quota: a container limited to 2 CPUs often still sees
  * every core of the host in its affinity mask; one scheduler per core would
- * then be throttled by the CFS quota, and a throttled scheduler holds its
- * queue for a whole period (100 ms by default).
+ * then be throttled by the CFS quota, and a throttled scheduler sits out
+ * the rest of the period (up to 100 ms by default) holding its queue.
  *
  * Concurrency: everything here is written by tel_run's thread (init, plan,
  * the test hooks) before any scheduler starts or after all have stopped;
