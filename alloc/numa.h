@@ -1,9 +1,11 @@
 /*
- * alloc/numa.h: the runtime's memory, from a private jemalloc arena.
+ * alloc/numa.h: the runtime's memory, from private jemalloc arenas, one
+ * per NUMA node.
  *
  * Every runtime allocation (control blocks, messages, timers, queues) goes
  * through here. In a normal build it is jemalloc's mallocx/sdallocx on the
- * runtime's own arena, through an explicit tcache per scheduler; the
+ * arena of the calling scheduler's node, through an explicit tcache per
+ * scheduler; the
  * embedding program's malloc is never replaced (jemalloc is linked in under
  * private names, see CMakeLists.txt). In sanitizer builds the calls go to the
  * C library's malloc so that ASan/LSan see every object.
@@ -14,10 +16,14 @@
 #include <stddef.h>
 
 /*
- * tel__mem_init: make ready for a run with n_tcaches scheduler caches.
- * The arena is created on the first run and kept for later runs (so memory a
- * user still holds, such as an unfreed message, stays valid after tel_run
- * returns). Returns 0 or TEL_ENOMEM. Called by tel_run only.
+ * tel__mem_init: make ready for a run with n_tcaches scheduler caches;
+ * cache i serves scheduler i from the arena of node tel__topo_node_of(i)
+ * (so call it after tel__topo_init; before any, there is one node). Arenas
+ * are created when a run first needs their node and kept for later runs
+ * (so memory a user still holds, such as an unfreed message, stays valid
+ * after tel_run returns, and repeated runs do not grow). Context: tel_run's
+ * thread, no scheduler running. Errors: TEL_EINVAL (more than 1024
+ * caches), TEL_ENOMEM.
  */
 int tel__mem_init(unsigned n_tcaches);
 
@@ -33,6 +39,23 @@ void tel__mem_fini(void);
  * used by one thread at a time.
  */
 void tel__mem_bind_thread(int slot);
+
+/*
+ * For tests and diagnostics: the jemalloc arena that cache `slot` allocates
+ * from (-1: threads without a cache), and the arena that owns p (which must
+ * come from tel__mem_*). TEL_ENOENT in sanitizer builds (libc malloc, no
+ * arenas) or for a slot out of range. Any thread.
+ */
+int tel__mem_arena_of(int slot);
+int tel__mem_arena_owning(const void *p);
+
+/*
+ * Test hook: install the node-binding extent hooks on arenas created from
+ * now on even where binding cannot work (they then try, fail and carry on),
+ * so that a one-node test machine runs their code. Returns how many extents
+ * the hooks have been asked for so far. No run active.
+ */
+unsigned long tel__mem_test_force_hooks(int on);
 
 /* Allocate size bytes (16-byte aligned); NULL when out of memory. Any thread. */
 void *tel__mem_alloc(size_t size);

@@ -2,12 +2,14 @@
  * core/runtime.c: tel_run; wires the layers together; owns the configuration
  * and the gate for threads outside the runtime.
  *
- * A run: validate the config, load the topology (once per program), make
- * the memory, stack pool and pid table ready, create the first process, and
- * hand the calling thread to the schedulers (it becomes scheduler 0). When
- * the first process exits the schedulers stop; then the gate closes, every
- * process still alive is ended with TEL_SHUTDOWN and every structure freed,
- * in the reverse order of creation.
+ * A run: validate the config, load the topology (once per program), plan
+ * the victim rings for the scheduler count (by default one per usable core,
+ * capped by the cgroup CPU quota), make the memory, stack pool and pid
+ * table ready, create the first process, and hand the calling thread to
+ * the schedulers (it becomes scheduler 0). When the first process exits
+ * the schedulers stop; then the gate closes, every process still alive is
+ * ended with TEL_SHUTDOWN and every structure freed, in the reverse order
+ * of creation.
  *
  * The gate: a thread the runtime does not own (an embedding program's
  * thread calling tel_send, tel_spawn, ...) counts itself in before it
@@ -72,7 +74,7 @@ static int resolve(const tel_config_t *cfg, struct tel__sched_config *sc,
         return TEL_EINVAL;
     if (c.reductions > (1u << 30))
         return TEL_EINVAL;
-    sc->n = c.schedulers ? c.schedulers : tel__topo_ncores();
+    sc->n = c.schedulers ? c.schedulers : tel__topo_nsched_default();
     sc->pin = true;
     sc->slice = c.reductions ? c.reductions : TEL_DEFAULT_REDUCTIONS;
     size_t ss = c.stack_size ? c.stack_size : TEL_DEFAULT_STACK_SIZE;
@@ -97,6 +99,9 @@ int tel_run(const tel_config_t *cfg, tel_fn main_fn, void *arg)
     if (rc)
         goto out;
     rc = resolve(cfg, &sc, &max_procs);
+    if (rc)
+        goto out;
+    rc = tel__topo_plan(sc.n);
     if (rc)
         goto out;
     rc = tel__mem_init(sc.n);

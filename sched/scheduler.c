@@ -34,7 +34,7 @@
  * 1.1 ms before the wake lane, 20-40 us after).
  *
  * Idle (find_work): timers, ring and backlog, injection, global, steal
- * half of a random victim's ring, then spin for SCHED_SPIN_NS looking again,
+ * half of the nearest busy victim's ring, then spin SCHED_SPIN_NS looking again,
  * then park (see park.c for the protocol). A parked scheduler is woken by injection into
  * its queue, by another scheduler that has spare local work while nobody is
  * spinning, or by its next timer's deadline.
@@ -47,8 +47,7 @@
  *   - task->state: see task.h; wakers CAS WAIT_* -> RUNNABLE.
  *
  * Not here yet: stealing runnext and the backlog from a stuck scheduler,
- * and handing off its queue (the soft-real-time issue's watchdog),
- * NUMA-ordered victims.
+ * and handing off its queue (the soft-real-time issue's watchdog).
  */
 #define _GNU_SOURCE 1
 #include "sched/scheduler.h"
@@ -859,22 +858,44 @@ static inline uint64_t next_rand(struct sched *s)
     return s->rng = x;
 }
 
-static struct task *steal(struct sched *s)
+/* One ring of victims (ring == NULL: every scheduler but s), from a
+ * random start. */
+static struct task *steal_ring(struct sched *s, const unsigned *ring,
+                               unsigned len)
 {
-    if (sys.n < 2)
-        return NULL;
-    unsigned start = (unsigned)(next_rand(s) % sys.n);
-    for (unsigned i = 0; i < sys.n; i++) {
-        struct sched *v = sys.s[(start + i) % sys.n];
-        if (v == s)
-            continue;
-        struct task *t = tel__runq_steal(&v->runq, &s->runq);
+    unsigned k = len > 1 ? (unsigned)(next_rand(s) % len) : 0;
+    for (unsigned i = 0; i < len; i++, k = k + 1 < len ? k + 1 : 0) {
+        unsigned vi = ring ? ring[k] : (s->index + 1 + k) % sys.n;
+        struct task *t = tel__runq_steal(&sys.s[vi]->runq, &s->runq);
         if (t) {
             s->n_steals++;
             return t;
         }
     }
     return NULL;
+}
+
+/*
+ * Steal half of the nearest victim's ring that has work. Victims come in
+ * rings of equal distance (alloc/topo.h: same core, L2, L3, node, then
+ * remote nodes by distance); each ring is tried from a random start, so
+ * thieves spread over the victims that cost the same, and a farther ring
+ * is tried only when every nearer victim was empty. Without a plan for
+ * this scheduler count (a white-box test that starts the schedulers
+ * itself), every other scheduler is one ring.
+ */
+static struct task *steal(struct sched *s)
+{
+    if (sys.n < 2)
+        return NULL;
+    const unsigned *vic, *ends;
+    unsigned n_rings = tel__topo_rings(s->index, sys.n, &vic, &ends);
+    if (n_rings == 0)
+        return steal_ring(s, NULL, sys.n - 1);
+    struct task *t = NULL;
+    for (unsigned r = 0, lo = 0; r < n_rings && !t; lo = ends[r++])
+        t = steal_ring(s, vic + lo, ends[r] - lo);
+    return t;
 }
 
 static bool work_visible(struct sched *s)
