@@ -1,36 +1,113 @@
 /*
- * alloc/pool.c: per-scheduler caches of small blocks (see pool.h for why).
+ * alloc/pool.c: per-scheduler pools of small blocks, carved from slabs that
+ * name their owner; a block freed anywhere goes back to its owner.
  *
- * Owns: an array of caches, one per scheduler, each a LIFO free list per size
- * class (64, 128, 256, 512 bytes), and the calling thread's binding to one.
+ * Owns: the slabs (64 KiB, aligned to 64 KiB, from numa.c), one pool per
+ * scheduler slot and one shared pool for threads that are not schedulers;
+ * per pool and size class (64, 128, 256, 512 bytes) a LIFO free list, the
+ * list of the pool's slabs and a lock-free return stack; the calling
+ * thread's binding to a pool; a count of the slabs held.
+ *
+ * The problem. Messages, process blocks and send timers are allocated on one
+ * scheduler and often freed on another (a message crosses schedulers, a
+ * process is stolen). The pools used to be tcaches: a free went into the
+ * freeing thread's cache, so blocks drifted between schedulers, and with
+ * NUMA nodes they would drift off their node. The issue asks that a free
+ * from elsewhere return the block to its owner without a lock on the
+ * owner's fast path, that shutdown return everything, and that messages
+ * take nothing from the global allocator on the fast path.
+ *
+ * Rejected: a header word per block naming its owner (a 64-byte message
+ * would need 128); a lookup table from address to owner (a load we do not
+ * need, see below); a lock per pool (the owner would pay it on every alloc);
+ * mimalloc's free list per slab plus a remote list per slab (the owner must
+ * then find the slabs that have remote frees: a second protocol, "delayed
+ * free", for slabs that were full); batching remote frees on the freeing
+ * side (snmalloc's way: no atomic per remote free, but the blocks sit out of
+ * reach of their owner until a flush, which needs a flush point on park).
+ *
+ * Chosen. A slab is aligned to its size, and its first block-sized slot is
+ * its header, so the owner of any block is one mask and one load away (no
+ * per-block header, no lookup). A free whose slab names the calling thread's
+ * pool is a push on a plain list: no atomic, as before. Any other free (a
+ * scheduler freeing another's block, a foreign thread, tel_run's thread
+ * during teardown) pushes the block on the owner's return stack for that
+ * class with one CAS (release). The owner looks at its return stack only
+ * when its list for that class is empty, and then takes the whole stack
+ * with one exchange (acquire): as only the owner pops, and it takes
+ * everything, the stack has no ABA problem, and a pusher never reads
+ * another block. Only when the return stack is empty too does the owner
+ * carve a new slab.
+ *
+ * Threads that are not schedulers (an embedding thread sending, tel_run's
+ * thread creating the first process) allocate from the shared pool under a
+ * spinlock; frees never take it (they go to its return stack like any
+ * remote free), so a block a foreign thread sent can be freed by the
+ * receiving scheduler as usual. The lock is a leaf (alloc/lock.h).
+ *
+ * Bounded memory. A pool keeps the free blocks of its own slabs only, so it
+ * never holds more than its own peak. When a list holds more than
+ * trim_at[class] blocks (after a local free or after taking the return
+ * stack), trim() counts the free blocks per slab and gives every slab that
+ * is entirely free back to numa.c, keeping one slab's worth of blocks; then
+ * trim_at becomes max(POOL_TRIM_MIN, twice what is left), so a list of
+ * scattered blocks is not walked again before it doubles (amortised O(1)
+ * per free).
+ *
+ * Shutdown. tel__pool_fini (after every scheduler stopped) counts the free
+ * blocks of each slab in the lists and return stacks: a slab all free goes
+ * back to numa.c; a slab with blocks still out (a message the user kept:
+ * tel_msg_free is allowed after tel_run returns) becomes an orphan, with
+ * live = the number of blocks out; each later free of one of them drops
+ * live, and the last one frees the slab. So a run frees every slab it made
+ * and tel_run called twice does not grow (tel__pool_n_slabs() is 0 between
+ * runs).
  *
  * Invariants:
- *   - A cached block is a whole class-size block from tel__mem_alloc; its
- *     first word links to the next cached block of its class.
- *   - A cache holds at most pool_cap[class] blocks; a free beyond that goes
- *     straight back to numa.c, so memory parked in caches stays bounded
- *     (64 + 128 + 256 + 64 KiB per scheduler). The 64 class holds a message
- *     with up to 16 bytes of payload. 1024 process blocks (256 class): a
- *     churn of a thousand live processes (spawn_exit's batches, and the
- *     epoch's batches of retired blocks) stays in the cache; at 256, jemalloc
- *     took 140 of spawn_exit's 1270 instructions per process, and s=1 ran
- *     87 instead of 72 ns per spawn and exit.
+ *   - A block on a pool's list or return stack belongs to one of that pool's
+ *     slabs, or to an orphan slab (see the race below); its first word links
+ *     to the next one.
+ *   - slab->owner is the pool that carved it, or POOL_ORPHAN; it changes only
+ *     once, in fini, and an orphan's live counts its blocks not yet freed.
+ *   - A pool's list for class c holds n blocks; every slab on its slab list
+ *     has class c.
  *
- * Concurrency: a cache is touched only by the thread bound to it (one
- * scheduler thread), so there are no atomics. A block handed to another
- * thread travels inside a message or a queue whose own release/acquire
- * orders its contents. init/fini run on tel_run's thread while no scheduler
- * runs.
+ * Concurrency:
+ *   - A pool's lists, counts and slab lists: its owner thread only (the
+ *     shared pool: under its lock), and tel_run's thread in init/fini while
+ *     no scheduler runs (thread start and join order those).
+ *   - ret[c]: pushed by any thread (CAS, release: pairs with the owner's
+ *     exchange, acquire, which makes the pusher's link write and ASan
+ *     poisoning visible before the owner reads or reuses the block).
+ *   - slab->owner: stored relaxed when the slab is made (the blocks reach
+ *     other threads only inside messages or queues that release them), and
+ *     stored POOL_ORPHAN with release in fini after live (relaxed); a free
+ *     that sees POOL_ORPHAN loads it again with acquire before touching live.
+ *   - The race to watch: a foreign thread may free a message while tel_run
+ *     tears down. It loads owner = pool P, fini then drains P, finds that
+ *     block out and makes the slab an orphan, and only then does the thread
+ *     push on P's return stack. The block is still counted in live, and the
+ *     pools are never freed (they are reused by the next run, like numa.c's
+ *     arena), so the block waits on P's stack: the next run's owner may hand
+ *     it out (its later free drops live: the slab is an orphan), or the next
+ *     fini finds it and drops live. Nothing is lost or freed twice.
  *
- * ASan builds poison cached blocks, so a use after free still reports.
+ * NUMA: slabs come from tel__mem_alloc_aligned on the owner's thread, which
+ * uses that scheduler's jemalloc binding; per-node arenas will take
+ * tel__topo_node_of(owner) here (new_slab).
+ *
+ * ASan builds poison free blocks (a pusher poisons before its CAS); links
+ * are read and written through link_get/link_set, which ASan does not check.
  */
 #include "alloc/pool.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "alloc/base.h"
 #include "alloc/failinj.h"
+#include "alloc/lock.h"
 #include "alloc/numa.h"
 #include "include/telar.h"
 
@@ -38,23 +115,61 @@
 #include <sanitizer/asan_interface.h>
 #define POOL_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
 #define POOL_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#define POOL_NO_ASAN __attribute__((no_sanitize_address))
 #else
 #define POOL_POISON(p, n) ((void)(p), (void)(n))
 #define POOL_UNPOISON(p, n) ((void)(p), (void)(n))
+#define POOL_NO_ASAN
 #endif
 
 #define POOL_CLASSES 4
+#define POOL_SLAB_SIZE ((size_t)64 << 10)
+#define POOL_MAX_CACHES 1024 /* as numa.c's tcaches and tel_run's limit */
+#define POOL_ORPHAN ((struct pool_cache *)(uintptr_t)1)
+#define POOL_DEAD UINT32_MAX /* slab->scratch in trim: to be freed */
 
 static const size_t pool_size[POOL_CLASSES] = {64, 128, 256, POOL_MAX_SIZE};
-static const uint32_t pool_cap[POOL_CLASSES] = {1024, 1024, 1024, 128};
+/* Blocks per slab: the first slot is the header. */
+#define POOL_CAP(c) ((uint32_t)(POOL_SLAB_SIZE / pool_size[c] - 1))
+/* Free blocks a list may hold before trim() looks for whole free slabs (the
+ * old cache caps, at least two slabs): a churn of a thousand processes
+ * (spawn_exit's batches, the epoch's retired blocks) never trims. */
+static const uint32_t pool_trim_min[POOL_CLASSES] = {2048, 1024, 1024, 256};
+
+struct pool_cache;
+
+/* At the start of every slab, in the slot of its first block. */
+struct slab {
+    _Atomic(struct pool_cache *) owner; /* see Concurrency */
+    atomic_uint live;                   /* orphans only: blocks still out */
+    uint32_t cls;                       /* fixed when made */
+    /* Owner (or fini) only. */
+    uint32_t scratch; /* free blocks counted by trim/fini, or POOL_DEAD */
+    struct slab *next; /* the owner's slab list for this class */
+};
+_Static_assert(sizeof(struct slab) <= 64, "a slab header fits a 64-byte slot");
+
+struct pool_class {
+    void *head;        /* LIFO free list */
+    uint32_t n;        /* blocks on it */
+    uint32_t trim_at;  /* trim() when n exceeds this */
+    struct slab *slabs; /* every slab this pool carved for the class */
+};
 
 struct pool_cache {
-    void *head[POOL_CLASSES];
-    uint32_t n[POOL_CLASSES];
+    /* Owner only (the shared pool: under lock). */
+    struct pool_class cls[POOL_CLASSES];
+    tel__spin_t lock; /* the shared pool only: serialises its allocations */
+    /* Any thread pushes; the owner takes all. Its own cache line. */
+    _Atomic(void *) ret[POOL_CLASSES] TEL_ALIGNED_CL;
 } TEL_ALIGNED_CL;
 
-static struct pool_cache *caches;
-static unsigned n_caches;
+/* Made on first use and kept for later runs (see the race above). */
+static struct pool_cache *caches[POOL_MAX_CACHES];
+static unsigned n_made;   /* caches[0..n_made) exist */
+static unsigned n_caches; /* this run's slots */
+static struct pool_cache shared;
+static atomic_size_t n_slabs;
 static __thread struct pool_cache *tls_cache
     __attribute__((tls_model("initial-exec")));
 
@@ -63,37 +178,208 @@ static inline unsigned class_of(size_t size)
     return size <= 64 ? 0 : size <= 128 ? 1 : size <= 256 ? 2 : 3;
 }
 
+static inline struct slab *slab_of(const void *p)
+{
+    return (struct slab *)((uintptr_t)p & ~(uintptr_t)(POOL_SLAB_SIZE - 1));
+}
+
+static POOL_NO_ASAN void *link_get(void *b)
+{
+    return *(void *const *)b;
+}
+
+static POOL_NO_ASAN void link_set(void *b, void *next)
+{
+    *(void **)b = next;
+}
+
+static void class_reset(struct pool_class *k, unsigned c)
+{
+    k->head = NULL;
+    k->n = 0;
+    k->trim_at = pool_trim_min[c];
+    k->slabs = NULL;
+}
+
 int tel__pool_init(unsigned n)
 {
-    caches = tel__mem_zalloc_cl(sizeof(*caches) * (n ? n : 1));
-    if (!caches)
-        return TEL_ENOMEM;
+    if (n > POOL_MAX_CACHES)
+        return TEL_EINVAL;
+    if (n_made == 0 && shared.cls[0].trim_at == 0) {
+        for (unsigned c = 0; c < POOL_CLASSES; c++)
+            class_reset(&shared.cls[c], c);
+        tel__spin_init(&shared.lock);
+    }
+    for (; n_made < n; n_made++) {
+        struct pool_cache *pc = tel__mem_zalloc_cl(sizeof(*pc));
+        if (!pc)
+            return TEL_ENOMEM;
+        for (unsigned c = 0; c < POOL_CLASSES; c++)
+            class_reset(&pc->cls[c], c);
+        caches[n_made] = pc;
+    }
     n_caches = n;
     return 0;
 }
 
-void tel__pool_fini(void)
+void tel__pool_bind_thread(int slot)
 {
-    for (unsigned i = 0; i < n_caches; i++) {
-        for (unsigned c = 0; c < POOL_CLASSES; c++) {
-            void *b = caches[i].head[c];
-            while (b) {
-                POOL_UNPOISON(b, pool_size[c]);
-                void *next = *(void **)b;
-                tel__mem_free(b, pool_size[c]);
-                b = next;
+    tls_cache = slot >= 0 && (unsigned)slot < n_caches ? caches[slot] : NULL;
+}
+
+size_t tel__pool_n_slabs(void)
+{
+    return atomic_load_explicit(&n_slabs, memory_order_relaxed);
+}
+
+static void slab_free(struct slab *s)
+{
+    POOL_UNPOISON(s, POOL_SLAB_SIZE);
+    tel__mem_free_aligned(s, POOL_SLAB_SIZE, POOL_SLAB_SIZE);
+    atomic_fetch_sub_explicit(&n_slabs, 1, memory_order_relaxed);
+}
+
+/* One of an orphan's blocks came back. Any thread. */
+static void orphan_put(struct slab *s)
+{
+    /* Acquire: pairs with fini's release store of POOL_ORPHAN, so live is
+     * the value fini stored (or a later one). */
+    (void)atomic_load_explicit(&s->owner, memory_order_acquire);
+    /* acq_rel: the last one out sees every other thread's use of the slab
+     * before freeing it. */
+    if (atomic_fetch_sub_explicit(&s->live, 1, memory_order_acq_rel) == 1)
+        slab_free(s);
+}
+
+/* Carve a new slab for pc's class c onto its (empty) list. Owner only. */
+static int new_slab(struct pool_cache *pc, unsigned c)
+{
+    /* NUMA: the node choice goes here (tel__topo_node_of(owner's index)). */
+    struct slab *s = tel__mem_alloc_aligned(POOL_SLAB_SIZE, POOL_SLAB_SIZE);
+    if (!s)
+        return TEL_ENOMEM;
+    atomic_fetch_add_explicit(&n_slabs, 1, memory_order_relaxed);
+    struct pool_class *k = &pc->cls[c];
+    atomic_store_explicit(&s->owner, pc, memory_order_relaxed);
+    atomic_store_explicit(&s->live, 0, memory_order_relaxed);
+    s->cls = c;
+    s->scratch = 0;
+    s->next = k->slabs;
+    k->slabs = s;
+    size_t sz = pool_size[c];
+    char *base = (char *)s;
+    void *head = k->head;
+    for (size_t i = POOL_CAP(c); i >= 1; i--) {
+        void *b = base + i * sz;
+        link_set(b, head);
+        head = b;
+    }
+    POOL_POISON(base + sz, POOL_SLAB_SIZE - sz);
+    k->head = head;
+    k->n += POOL_CAP(c);
+    return 0;
+}
+
+/*
+ * Give back to numa.c every slab of pc's class c whose blocks are all on the
+ * list, keeping at least one slab's worth of blocks. Owner only.
+ */
+static void trim(struct pool_cache *pc, unsigned c)
+{
+    struct pool_class *k = &pc->cls[c];
+    uint32_t cap = POOL_CAP(c);
+    for (struct slab *s = k->slabs; s; s = s->next)
+        s->scratch = 0;
+    for (void *b = k->head; b; b = link_get(b)) {
+        struct slab *s = slab_of(b);
+        /* An orphan's block (the race in the top comment) is skipped. */
+        if (atomic_load_explicit(&s->owner, memory_order_relaxed) == pc)
+            s->scratch++;
+    }
+    uint32_t n = k->n, n_dead = 0;
+    for (struct slab *s = k->slabs; s; s = s->next) {
+        if (s->scratch == cap && n >= 2 * cap) {
+            s->scratch = POOL_DEAD;
+            n -= cap;
+            n_dead++;
+        }
+    }
+    if (n_dead) {
+        void *head = NULL, *prev = NULL, *next;
+        for (void *b = k->head; b; b = next) {
+            next = link_get(b);
+            struct slab *s = slab_of(b);
+            if (atomic_load_explicit(&s->owner, memory_order_relaxed) == pc &&
+                s->scratch == POOL_DEAD)
+                continue;
+            if (prev)
+                link_set(prev, b);
+            else
+                head = b;
+            prev = b;
+        }
+        if (prev)
+            link_set(prev, NULL);
+        k->head = head;
+        struct slab **pp = &k->slabs;
+        while (*pp) {
+            struct slab *s = *pp;
+            if (s->scratch == POOL_DEAD) {
+                *pp = s->next;
+                slab_free(s);
+            } else {
+                pp = &s->next;
             }
         }
     }
-    tel__mem_free_cl(caches, sizeof(*caches) * (n_caches ? n_caches : 1));
-    caches = NULL;
-    n_caches = 0;
-    tls_cache = NULL;
+    k->n = n;
+    k->trim_at = n * 2 > pool_trim_min[c] ? n * 2 : pool_trim_min[c];
 }
 
-void tel__pool_bind_thread(int slot)
+/*
+ * pc's list for class c is empty: take its return stack, or carve a slab;
+ * then pop a block. NULL if out of memory. Owner only.
+ */
+static TEL_NOINLINE void *refill(struct pool_cache *pc, unsigned c)
 {
-    tls_cache = slot >= 0 && (unsigned)slot < n_caches ? &caches[slot] : NULL;
+    struct pool_class *k = &pc->cls[c];
+    /* Load first: an empty stack's line is not taken from the pushers. */
+    if (atomic_load_explicit(&pc->ret[c], memory_order_relaxed) != NULL) {
+        /* Acquire: pairs with the pushers' release CAS in free_remote. */
+        void *chain = atomic_exchange_explicit(&pc->ret[c], NULL,
+                                               memory_order_acquire);
+        uint32_t n = 0;
+        for (void *b = chain; b; b = link_get(b))
+            n++;
+        k->head = chain;
+        k->n = n;
+        if (TEL_UNLIKELY(n > k->trim_at))
+            trim(pc, c);
+    }
+    if (k->head == NULL && new_slab(pc, c) != 0)
+        return NULL;
+    void *b = k->head;
+    POOL_UNPOISON(b, pool_size[c]);
+    k->head = *(void **)b;
+    k->n--;
+    return b;
+}
+
+/* A thread that is not a scheduler: the shared pool, under its lock. */
+static TEL_NOINLINE void *alloc_shared(unsigned c)
+{
+    tel__spin_lock(&shared.lock);
+    struct pool_class *k = &shared.cls[c];
+    void *b = k->head;
+    if (b) {
+        POOL_UNPOISON(b, pool_size[c]);
+        k->head = *(void **)b;
+        k->n--;
+    } else {
+        b = refill(&shared, c);
+    }
+    tel__spin_unlock(&shared.lock);
+    return b;
 }
 
 void *tel__pool_alloc(size_t size)
@@ -101,39 +387,122 @@ void *tel__pool_alloc(size_t size)
     struct pool_cache *pc = tls_cache;
     if (TEL_UNLIKELY(size > POOL_MAX_SIZE))
         return tel__mem_alloc(size);
-    /* Always a whole class-size block: whichever thread frees it may cache
-     * it for a caller that needs the whole class size. */
+    /* Always a whole class-size block: frees do not care who asked. */
     unsigned c = class_of(size);
+    if (TEL_UNLIKELY(tel__failinj_hit()))
+        return NULL;
     if (TEL_UNLIKELY(pc == NULL))
-        return tel__mem_alloc(pool_size[c]);
-    void *b = pc->head[c];
+        return alloc_shared(c);
+    struct pool_class *k = &pc->cls[c];
+    void *b = k->head;
     if (TEL_LIKELY(b != NULL)) {
-        if (TEL_UNLIKELY(tel__failinj_hit()))
-            return NULL;
         POOL_UNPOISON(b, pool_size[c]);
-        pc->head[c] = *(void **)b;
-        pc->n[c]--;
+        k->head = *(void **)b;
+        k->n--;
         return b;
     }
-    return tel__mem_alloc(pool_size[c]);
+    return refill(pc, c);
+}
+
+/* A free of a block whose slab is not the caller's pool's. Any thread. */
+static TEL_NOINLINE void free_remote(void *p, unsigned c,
+                                     struct pool_cache *owner)
+{
+    if (owner == POOL_ORPHAN) {
+        orphan_put(slab_of(p));
+        return;
+    }
+    POOL_POISON(p, pool_size[c]); /* before the CAS publishes it */
+    _Atomic(void *) *top = &owner->ret[c];
+    void *old = atomic_load_explicit(top, memory_order_relaxed);
+    do
+        link_set(p, old);
+    /* Release: pairs with the owner's acquire exchange in refill/fini. */
+    while (!atomic_compare_exchange_weak_explicit(
+        top, &old, p, memory_order_release, memory_order_relaxed));
 }
 
 void tel__pool_free(void *p, size_t size)
 {
     if (p == NULL)
         return;
-    struct pool_cache *pc = tls_cache;
     if (TEL_UNLIKELY(size > POOL_MAX_SIZE)) {
         tel__mem_free(p, size);
         return;
     }
     unsigned c = class_of(size);
-    if (TEL_UNLIKELY(pc == NULL || pc->n[c] >= pool_cap[c])) {
-        tel__mem_free(p, pool_size[c]);
+    struct slab *s = slab_of(p);
+    struct pool_cache *owner =
+        atomic_load_explicit(&s->owner, memory_order_relaxed);
+    struct pool_cache *pc = tls_cache;
+    TEL_ASSERT(s->cls == c);
+    if (TEL_LIKELY(owner == pc)) {
+        struct pool_class *k = &pc->cls[c];
+        *(void **)p = k->head;
+        k->head = p;
+        POOL_POISON(p, pool_size[c]);
+        if (TEL_UNLIKELY(++k->n > k->trim_at))
+            trim(pc, c);
         return;
     }
-    *(void **)p = pc->head[c];
-    pc->head[c] = p;
-    pc->n[c]++;
-    POOL_POISON(p, pool_size[c]);
+    free_remote(p, c, owner);
+}
+
+/* fini: one block found free on pc's list or stack. */
+static void fini_count(struct pool_cache *pc, void *b)
+{
+    struct slab *s = slab_of(b);
+    struct pool_cache *o = atomic_load_explicit(&s->owner,
+                                                memory_order_relaxed);
+    if (o == pc)
+        s->scratch++;
+    else if (o == POOL_ORPHAN)
+        orphan_put(s); /* a straggler from an earlier run's teardown */
+    else
+        tel__panic("pool: a block on another pool's list");
+}
+
+static void fini_cache(struct pool_cache *pc)
+{
+    for (unsigned c = 0; c < POOL_CLASSES; c++) {
+        struct pool_class *k = &pc->cls[c];
+        for (struct slab *s = k->slabs; s; s = s->next)
+            s->scratch = 0;
+        void *next;
+        for (void *b = k->head; b; b = next) {
+            next = link_get(b); /* fini_count may free b's slab */
+            fini_count(pc, b);
+        }
+        void *chain = atomic_exchange_explicit(&pc->ret[c], NULL,
+                                               memory_order_acquire);
+        for (void *b = chain; b; b = next) {
+            next = link_get(b);
+            fini_count(pc, b);
+        }
+        struct slab *s = k->slabs;
+        while (s) {
+            struct slab *sn = s->next;
+            if (s->scratch == POOL_CAP(c)) {
+                slab_free(s);
+            } else {
+                atomic_store_explicit(&s->live, POOL_CAP(c) - s->scratch,
+                                      memory_order_relaxed);
+                /* Release: pairs with the acquire in orphan_put. */
+                atomic_store_explicit(&s->owner, POOL_ORPHAN,
+                                      memory_order_release);
+            }
+            s = sn;
+        }
+        class_reset(k, c);
+    }
+}
+
+void tel__pool_fini(void)
+{
+    for (unsigned i = 0; i < n_made; i++)
+        fini_cache(caches[i]);
+    if (shared.cls[0].trim_at != 0)
+        fini_cache(&shared);
+    n_caches = 0;
+    tls_cache = NULL;
 }
