@@ -149,16 +149,13 @@ struct slab {
 };
 _Static_assert(sizeof(struct slab) <= 64, "a slab header fits a 64-byte slot");
 
-struct pool_class {
-    void *head;        /* LIFO free list */
-    uint32_t n;        /* blocks on it */
-    uint32_t trim_at;  /* trim() when n exceeds this */
-    struct slab *slabs; /* every slab this pool carved for the class */
-};
-
+/* Hot fields first: an alloc or a free touches one cache line. */
 struct pool_cache {
     /* Owner only (the shared pool: under lock). */
-    struct pool_class cls[POOL_CLASSES];
+    void *head[POOL_CLASSES];      /* LIFO free lists */
+    uint32_t n[POOL_CLASSES];      /* blocks on each */
+    uint32_t trim_at[POOL_CLASSES]; /* trim() when n exceeds this */
+    struct slab *slabs[POOL_CLASSES] TEL_ALIGNED_CL; /* every slab carved */
     tel__spin_t lock; /* the shared pool only: serialises its allocations */
     /* Any thread pushes; the owner takes all. Its own cache line. */
     _Atomic(void *) ret[POOL_CLASSES] TEL_ALIGNED_CL;
@@ -193,21 +190,21 @@ static POOL_NO_ASAN void link_set(void *b, void *next)
     *(void **)b = next;
 }
 
-static void class_reset(struct pool_class *k, unsigned c)
+static void class_reset(struct pool_cache *pc, unsigned c)
 {
-    k->head = NULL;
-    k->n = 0;
-    k->trim_at = pool_trim_min[c];
-    k->slabs = NULL;
+    pc->head[c] = NULL;
+    pc->n[c] = 0;
+    pc->trim_at[c] = pool_trim_min[c];
+    pc->slabs[c] = NULL;
 }
 
 int tel__pool_init(unsigned n)
 {
     if (n > POOL_MAX_CACHES)
         return TEL_EINVAL;
-    if (n_made == 0 && shared.cls[0].trim_at == 0) {
+    if (n_made == 0 && shared.trim_at[0] == 0) {
         for (unsigned c = 0; c < POOL_CLASSES; c++)
-            class_reset(&shared.cls[c], c);
+            class_reset(&shared, c);
         tel__spin_init(&shared.lock);
     }
     for (; n_made < n; n_made++) {
@@ -215,7 +212,7 @@ int tel__pool_init(unsigned n)
         if (!pc)
             return TEL_ENOMEM;
         for (unsigned c = 0; c < POOL_CLASSES; c++)
-            class_reset(&pc->cls[c], c);
+            class_reset(pc, c);
         caches[n_made] = pc;
     }
     n_caches = n;
@@ -259,24 +256,23 @@ static int new_slab(struct pool_cache *pc, unsigned c)
     if (!s)
         return TEL_ENOMEM;
     atomic_fetch_add_explicit(&n_slabs, 1, memory_order_relaxed);
-    struct pool_class *k = &pc->cls[c];
     atomic_store_explicit(&s->owner, pc, memory_order_relaxed);
     atomic_store_explicit(&s->live, 0, memory_order_relaxed);
     s->cls = c;
     s->scratch = 0;
-    s->next = k->slabs;
-    k->slabs = s;
+    s->next = pc->slabs[c];
+    pc->slabs[c] = s;
     size_t sz = pool_size[c];
     char *base = (char *)s;
-    void *head = k->head;
+    void *head = pc->head[c];
     for (size_t i = POOL_CAP(c); i >= 1; i--) {
         void *b = base + i * sz;
         link_set(b, head);
         head = b;
     }
     POOL_POISON(base + sz, POOL_SLAB_SIZE - sz);
-    k->head = head;
-    k->n += POOL_CAP(c);
+    pc->head[c] = head;
+    pc->n[c] += POOL_CAP(c);
     return 0;
 }
 
@@ -286,18 +282,17 @@ static int new_slab(struct pool_cache *pc, unsigned c)
  */
 static void trim(struct pool_cache *pc, unsigned c)
 {
-    struct pool_class *k = &pc->cls[c];
     uint32_t cap = POOL_CAP(c);
-    for (struct slab *s = k->slabs; s; s = s->next)
+    for (struct slab *s = pc->slabs[c]; s; s = s->next)
         s->scratch = 0;
-    for (void *b = k->head; b; b = link_get(b)) {
+    for (void *b = pc->head[c]; b; b = link_get(b)) {
         struct slab *s = slab_of(b);
         /* An orphan's block (the race in the top comment) is skipped. */
         if (atomic_load_explicit(&s->owner, memory_order_relaxed) == pc)
             s->scratch++;
     }
-    uint32_t n = k->n, n_dead = 0;
-    for (struct slab *s = k->slabs; s; s = s->next) {
+    uint32_t n = pc->n[c], n_dead = 0;
+    for (struct slab *s = pc->slabs[c]; s; s = s->next) {
         if (s->scratch == cap && n >= 2 * cap) {
             s->scratch = POOL_DEAD;
             n -= cap;
@@ -306,7 +301,7 @@ static void trim(struct pool_cache *pc, unsigned c)
     }
     if (n_dead) {
         void *head = NULL, *prev = NULL, *next;
-        for (void *b = k->head; b; b = next) {
+        for (void *b = pc->head[c]; b; b = next) {
             next = link_get(b);
             struct slab *s = slab_of(b);
             if (atomic_load_explicit(&s->owner, memory_order_relaxed) == pc &&
@@ -320,8 +315,8 @@ static void trim(struct pool_cache *pc, unsigned c)
         }
         if (prev)
             link_set(prev, NULL);
-        k->head = head;
-        struct slab **pp = &k->slabs;
+        pc->head[c] = head;
+        struct slab **pp = &pc->slabs[c];
         while (*pp) {
             struct slab *s = *pp;
             if (s->scratch == POOL_DEAD) {
@@ -332,8 +327,8 @@ static void trim(struct pool_cache *pc, unsigned c)
             }
         }
     }
-    k->n = n;
-    k->trim_at = n * 2 > pool_trim_min[c] ? n * 2 : pool_trim_min[c];
+    pc->n[c] = n;
+    pc->trim_at[c] = n * 2 > pool_trim_min[c] ? n * 2 : pool_trim_min[c];
 }
 
 /*
@@ -342,7 +337,6 @@ static void trim(struct pool_cache *pc, unsigned c)
  */
 static TEL_NOINLINE void *refill(struct pool_cache *pc, unsigned c)
 {
-    struct pool_class *k = &pc->cls[c];
     /* Load first: an empty stack's line is not taken from the pushers. */
     if (atomic_load_explicit(&pc->ret[c], memory_order_relaxed) != NULL) {
         /* Acquire: pairs with the pushers' release CAS in free_remote. */
@@ -351,17 +345,17 @@ static TEL_NOINLINE void *refill(struct pool_cache *pc, unsigned c)
         uint32_t n = 0;
         for (void *b = chain; b; b = link_get(b))
             n++;
-        k->head = chain;
-        k->n = n;
-        if (TEL_UNLIKELY(n > k->trim_at))
+        pc->head[c] = chain;
+        pc->n[c] = n;
+        if (TEL_UNLIKELY(n > pc->trim_at[c]))
             trim(pc, c);
     }
-    if (k->head == NULL && new_slab(pc, c) != 0)
+    if (pc->head[c] == NULL && new_slab(pc, c) != 0)
         return NULL;
-    void *b = k->head;
+    void *b = pc->head[c];
     POOL_UNPOISON(b, pool_size[c]);
-    k->head = *(void **)b;
-    k->n--;
+    pc->head[c] = *(void **)b;
+    pc->n[c]--;
     return b;
 }
 
@@ -369,12 +363,12 @@ static TEL_NOINLINE void *refill(struct pool_cache *pc, unsigned c)
 static TEL_NOINLINE void *alloc_shared(unsigned c)
 {
     tel__spin_lock(&shared.lock);
-    struct pool_class *k = &shared.cls[c];
-    void *b = k->head;
+    struct pool_cache *pc = &shared;
+    void *b = pc->head[c];
     if (b) {
         POOL_UNPOISON(b, pool_size[c]);
-        k->head = *(void **)b;
-        k->n--;
+        pc->head[c] = *(void **)b;
+        pc->n[c]--;
     } else {
         b = refill(&shared, c);
     }
@@ -393,12 +387,11 @@ void *tel__pool_alloc(size_t size)
         return NULL;
     if (TEL_UNLIKELY(pc == NULL))
         return alloc_shared(c);
-    struct pool_class *k = &pc->cls[c];
-    void *b = k->head;
+    void *b = pc->head[c];
     if (TEL_LIKELY(b != NULL)) {
         POOL_UNPOISON(b, pool_size[c]);
-        k->head = *(void **)b;
-        k->n--;
+        pc->head[c] = *(void **)b;
+        pc->n[c]--;
         return b;
     }
     return refill(pc, c);
@@ -437,11 +430,10 @@ void tel__pool_free(void *p, size_t size)
     struct pool_cache *pc = tls_cache;
     TEL_ASSERT(s->cls == c);
     if (TEL_LIKELY(owner == pc)) {
-        struct pool_class *k = &pc->cls[c];
-        *(void **)p = k->head;
-        k->head = p;
+        *(void **)p = pc->head[c];
+        pc->head[c] = p;
         POOL_POISON(p, pool_size[c]);
-        if (TEL_UNLIKELY(++k->n > k->trim_at))
+        if (TEL_UNLIKELY(++pc->n[c] > pc->trim_at[c]))
             trim(pc, c);
         return;
     }
@@ -465,11 +457,10 @@ static void fini_count(struct pool_cache *pc, void *b)
 static void fini_cache(struct pool_cache *pc)
 {
     for (unsigned c = 0; c < POOL_CLASSES; c++) {
-        struct pool_class *k = &pc->cls[c];
-        for (struct slab *s = k->slabs; s; s = s->next)
+        for (struct slab *s = pc->slabs[c]; s; s = s->next)
             s->scratch = 0;
         void *next;
-        for (void *b = k->head; b; b = next) {
+        for (void *b = pc->head[c]; b; b = next) {
             next = link_get(b); /* fini_count may free b's slab */
             fini_count(pc, b);
         }
@@ -479,7 +470,7 @@ static void fini_cache(struct pool_cache *pc)
             next = link_get(b);
             fini_count(pc, b);
         }
-        struct slab *s = k->slabs;
+        struct slab *s = pc->slabs[c];
         while (s) {
             struct slab *sn = s->next;
             if (s->scratch == POOL_CAP(c)) {
@@ -493,7 +484,7 @@ static void fini_cache(struct pool_cache *pc)
             }
             s = sn;
         }
-        class_reset(k, c);
+        class_reset(pc, c);
     }
 }
 
@@ -501,7 +492,7 @@ void tel__pool_fini(void)
 {
     for (unsigned i = 0; i < n_made; i++)
         fini_cache(caches[i]);
-    if (shared.cls[0].trim_at != 0)
+    if (shared.trim_at[0] != 0)
         fini_cache(&shared);
     n_caches = 0;
     tls_cache = NULL;
