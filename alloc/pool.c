@@ -46,13 +46,20 @@
  * receiving scheduler as usual. The lock is a leaf (alloc/lock.h).
  *
  * Bounded memory. A pool keeps the free blocks of its own slabs only, so it
- * never holds more than its own peak. When a list holds more than
- * trim_at[class] blocks (after a local free or after taking the return
- * stack), trim() counts the free blocks per slab and gives every slab that
- * is entirely free back to numa.c, keeping one slab's worth of blocks; then
- * trim_at becomes max(POOL_TRIM_MIN, twice what is left), so a list of
- * scattered blocks is not walked again before it doubles (amortised O(1)
- * per free).
+ * never holds more than its own peak (blocks do not drift in). When a local
+ * free makes a list longer than trim_at[class], trim() counts the free
+ * blocks per slab and gives slabs that are entirely free back to numa.c
+ * until about pool_trim_min / 2 blocks are left (like the old caches' caps;
+ * jemalloc keeps the pages a while, so carving again soon is cheap); then
+ * trim_at becomes max(pool_trim_min, twice what is left), so a list whose
+ * blocks are scattered over slabs is not walked again before it doubles
+ * (amortised O(1) per free). Taking the return stack never trims: the owner
+ * is allocating then, and would carve the slabs again at once. So blocks
+ * freed remotely to a pool that has stopped allocating wait on its stack
+ * until it allocates again or the run ends (at most its own peak). The
+ * count of a return stack comes with the exchange (POOL_TAG): a first
+ * version walked each taken chain to count it, and fanin -s 2 spent 40% of
+ * its time in that walk (each block a cache miss) and in trims after it.
  *
  * Shutdown. tel__pool_fini (after every scheduler stopped) counts the free
  * blocks of each slab in the lists and return stacks: a slab all free goes
@@ -127,6 +134,16 @@
 #define POOL_MAX_CACHES 1024 /* as numa.c's tcaches and tel_run's limit */
 #define POOL_ORPHAN ((struct pool_cache *)(uintptr_t)1)
 #define POOL_DEAD UINT32_MAX /* slab->scratch in trim: to be freed */
+/* A return stack's top word: the top block's address in the low 48 bits
+ * (user addresses fit: slabs above 2^48 panic in new_slab) and how many
+ * blocks the stack holds in the high 16, saturating at POOL_TAG_MAX. So the
+ * owner learns the count from the exchange, without walking the blocks
+ * (which the other core wrote: a cache miss each), and a pusher counts
+ * without reading another block. */
+#define POOL_TAG_SHIFT 48
+#define POOL_TAG_MAX 0xffffu
+#define POOL_PTR(v) ((void *)((v) & (((uintptr_t)1 << POOL_TAG_SHIFT) - 1)))
+#define POOL_COUNT(v) ((uint32_t)((v) >> POOL_TAG_SHIFT))
 
 static const size_t pool_size[POOL_CLASSES] = {64, 128, 256, POOL_MAX_SIZE};
 /* Blocks per slab: the first slot is the header. */
@@ -158,7 +175,7 @@ struct pool_cache {
     struct slab *slabs[POOL_CLASSES] TEL_ALIGNED_CL; /* every slab carved */
     tel__spin_t lock; /* the shared pool only: serialises its allocations */
     /* Any thread pushes; the owner takes all. Its own cache line. */
-    _Atomic(void *) ret[POOL_CLASSES] TEL_ALIGNED_CL;
+    _Atomic(uintptr_t) ret[POOL_CLASSES] TEL_ALIGNED_CL; /* see POOL_TAG */
 } TEL_ALIGNED_CL;
 
 /* Made on first use and kept for later runs (see the race above). */
@@ -255,6 +272,8 @@ static int new_slab(struct pool_cache *pc, unsigned c)
     struct slab *s = tel__mem_alloc_aligned(POOL_SLAB_SIZE, POOL_SLAB_SIZE);
     if (!s)
         return TEL_ENOMEM;
+    if ((uintptr_t)s >> POOL_TAG_SHIFT)
+        tel__panic("pool: a slab above 2^48 (the return stacks' tag)");
     atomic_fetch_add_explicit(&n_slabs, 1, memory_order_relaxed);
     atomic_store_explicit(&s->owner, pc, memory_order_relaxed);
     atomic_store_explicit(&s->live, 0, memory_order_relaxed);
@@ -277,8 +296,8 @@ static int new_slab(struct pool_cache *pc, unsigned c)
 }
 
 /*
- * Give back to numa.c every slab of pc's class c whose blocks are all on the
- * list, keeping at least one slab's worth of blocks. Owner only.
+ * Give back to numa.c slabs of pc's class c whose blocks are all on the
+ * list, keeping about pool_trim_min / 2 blocks. Owner only.
  */
 static void trim(struct pool_cache *pc, unsigned c)
 {
@@ -292,8 +311,9 @@ static void trim(struct pool_cache *pc, unsigned c)
             s->scratch++;
     }
     uint32_t n = pc->n[c], n_dead = 0;
+    uint32_t keep = pool_trim_min[c] / 2;
     for (struct slab *s = pc->slabs[c]; s; s = s->next) {
-        if (s->scratch == cap && n >= 2 * cap) {
+        if (s->scratch == cap && n >= keep + cap) {
             s->scratch = POOL_DEAD;
             n -= cap;
             n_dead++;
@@ -338,17 +358,19 @@ static void trim(struct pool_cache *pc, unsigned c)
 static TEL_NOINLINE void *refill(struct pool_cache *pc, unsigned c)
 {
     /* Load first: an empty stack's line is not taken from the pushers. */
-    if (atomic_load_explicit(&pc->ret[c], memory_order_relaxed) != NULL) {
+    if (atomic_load_explicit(&pc->ret[c], memory_order_relaxed) != 0) {
         /* Acquire: pairs with the pushers' release CAS in free_remote. */
-        void *chain = atomic_exchange_explicit(&pc->ret[c], NULL,
+        uintptr_t v = atomic_exchange_explicit(&pc->ret[c], 0,
                                                memory_order_acquire);
-        uint32_t n = 0;
-        for (void *b = chain; b; b = link_get(b))
-            n++;
+        void *chain = POOL_PTR(v);
+        uint32_t n = POOL_COUNT(v);
+        if (TEL_UNLIKELY(n == POOL_TAG_MAX)) { /* saturated: count */
+            n = 0;
+            for (void *b = chain; b; b = link_get(b))
+                n++;
+        }
         pc->head[c] = chain;
-        pc->n[c] = n;
-        if (TEL_UNLIKELY(n > pc->trim_at[c]))
-            trim(pc, c);
+        pc->n[c] = n; /* no trim: the owner is allocating */
     }
     if (pc->head[c] == NULL && new_slab(pc, c) != 0)
         return NULL;
@@ -406,13 +428,16 @@ static TEL_NOINLINE void free_remote(void *p, unsigned c,
         return;
     }
     POOL_POISON(p, pool_size[c]); /* before the CAS publishes it */
-    _Atomic(void *) *top = &owner->ret[c];
-    void *old = atomic_load_explicit(top, memory_order_relaxed);
-    do
-        link_set(p, old);
-    /* Release: pairs with the owner's acquire exchange in refill/fini. */
-    while (!atomic_compare_exchange_weak_explicit(
-        top, &old, p, memory_order_release, memory_order_relaxed));
+    _Atomic(uintptr_t) *top = &owner->ret[c];
+    uintptr_t old = atomic_load_explicit(top, memory_order_relaxed), nv;
+    do {
+        uint32_t k = POOL_COUNT(old);
+        link_set(p, POOL_PTR(old));
+        nv = (uintptr_t)p |
+             (uintptr_t)(k + (k < POOL_TAG_MAX)) << POOL_TAG_SHIFT;
+        /* Release: pairs with the owner's acquire exchange in refill/fini. */
+    } while (!atomic_compare_exchange_weak_explicit(
+        top, &old, nv, memory_order_release, memory_order_relaxed));
 }
 
 void tel__pool_free(void *p, size_t size)
@@ -464,8 +489,8 @@ static void fini_cache(struct pool_cache *pc)
             next = link_get(b); /* fini_count may free b's slab */
             fini_count(pc, b);
         }
-        void *chain = atomic_exchange_explicit(&pc->ret[c], NULL,
-                                               memory_order_acquire);
+        void *chain = POOL_PTR(atomic_exchange_explicit(
+            &pc->ret[c], 0, memory_order_acquire));
         for (void *b = chain; b; b = next) {
             next = link_get(b);
             fini_count(pc, b);
