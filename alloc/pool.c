@@ -299,7 +299,7 @@ static int new_slab(struct pool_cache *pc, unsigned c)
  * Give back to numa.c slabs of pc's class c whose blocks are all on the
  * list, keeping about pool_trim_min / 2 blocks. Owner only.
  */
-static void trim(struct pool_cache *pc, unsigned c)
+static TEL_NOINLINE void trim(struct pool_cache *pc, unsigned c)
 {
     uint32_t cap = POOL_CAP(c);
     for (struct slab *s = pc->slabs[c]; s; s = s->next)
