@@ -6,7 +6,8 @@
  * Lock ranks (take in this order only; never hold two of one rank):
  *   1. the global run queue lock (sched/scheduler.c)
  *   2. a timer wheel lock (sched/timerwheel.c)
- *   3. the stack pool and pid free-list mutexes (leaves)
+ *   3. the stack pool and pid free-list mutexes, the shared block pool's
+ *      spinlock (alloc/pool.c; taken only to allocate) (leaves)
  */
 #ifndef TEL_ALLOC_LOCK_H
 #define TEL_ALLOC_LOCK_H

@@ -278,6 +278,22 @@ void tel__mem_free_cl(void *p, size_t size)
         tel__je_sdallocx(p, size ? size : 1, flags_now() | NUMA_LG_ALIGN_CL);
 }
 
+/* MALLOCX_ALIGN(a): log2(a) in the low six bits. */
+#define NUMA_LG_ALIGN(a) (__builtin_ctzl(a))
+
+void *tel__mem_alloc_aligned(size_t size, size_t align)
+{
+    if (TEL_UNLIKELY(tel__failinj_hit()))
+        return NULL;
+    return tel__je_mallocx(size, flags_now() | NUMA_LG_ALIGN(align));
+}
+
+void tel__mem_free_aligned(void *p, size_t size, size_t align)
+{
+    if (p)
+        tel__je_sdallocx(p, size, flags_now() | NUMA_LG_ALIGN(align));
+}
+
 #else /* NUMA_LIBC: sanitizer builds */
 
 int tel__mem_init(unsigned n_tcaches)
@@ -345,6 +361,20 @@ void *tel__mem_zalloc_cl(size_t size)
 void tel__mem_free_cl(void *p, size_t size)
 {
     (void)size;
+    free(p);
+}
+
+void *tel__mem_alloc_aligned(size_t size, size_t align)
+{
+    if (TEL_UNLIKELY(tel__failinj_hit()))
+        return NULL;
+    return aligned_alloc(align, size);
+}
+
+void tel__mem_free_aligned(void *p, size_t size, size_t align)
+{
+    (void)size;
+    (void)align;
     free(p);
 }
 #endif

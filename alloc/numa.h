@@ -69,4 +69,10 @@ void tel__mem_free(void *p, size_t size);
 void *tel__mem_zalloc_cl(size_t size);
 void tel__mem_free_cl(void *p, size_t size);
 
+/* size bytes aligned to align (a power of two, at most size; for the block
+ * pools' slabs); free with tel__mem_free_aligned and the same size and align.
+ * NULL when out of memory. Any thread. */
+void *tel__mem_alloc_aligned(size_t size, size_t align);
+void tel__mem_free_aligned(void *p, size_t size, size_t align);
+
 #endif /* TEL_ALLOC_NUMA_H */

@@ -1,37 +1,124 @@
 /*
- * alloc/pool.c: per-scheduler caches of small blocks (see pool.h for why).
+ * alloc/pool.c: per-scheduler pools of small blocks, carved from slabs that
+ * name their owner; a block freed anywhere goes back to its owner.
  *
- * Owns: an array of caches, one per scheduler, each a LIFO free list per size
- * class (64, 128, 256, 512 bytes), and the calling thread's binding to one.
+ * Owns: the slabs (64 KiB, aligned to 64 KiB, from numa.c), one pool per
+ * scheduler slot and one shared pool for threads that are not schedulers;
+ * per pool and size class (64, 128, 256, 512 bytes) a LIFO free list, the
+ * list of the pool's slabs and a lock-free return stack; the calling
+ * thread's binding to a pool; a count of the slabs held.
+ *
+ * The problem. Messages, process blocks, wait and send timers are
+ * allocated on one scheduler and often freed on another (a message crosses
+ * schedulers, a process is stolen). The pools used to be tcaches: a free went into the
+ * freeing thread's cache, so blocks drifted between schedulers, and with
+ * NUMA nodes they would drift off their node. The issue asks that a free
+ * from elsewhere return the block to its owner without a lock on the
+ * owner's fast path, that shutdown return everything, and that messages
+ * take nothing from the global allocator on the fast path.
+ *
+ * Rejected: a header word per block naming its owner (a 64-byte message
+ * would need 128); a lookup table from address to owner (a load we do not
+ * need, see below); a lock per pool (the owner would pay it on every alloc);
+ * mimalloc's free list per slab plus a remote list per slab (the owner must
+ * then find the slabs that have remote frees: a second protocol, "delayed
+ * free", for slabs that were full); batching remote frees on the freeing
+ * side (snmalloc's way: no atomic per remote free, but the blocks sit out of
+ * reach of their owner until a flush, which needs a flush point on park).
+ *
+ * Chosen. A slab is aligned to its size, and its first block-sized slot is
+ * its header, so the owner of any block is one mask and one load away (no
+ * per-block header, no lookup). A free whose slab names the calling thread's
+ * pool is a push on a plain list: no atomic, as before. Any other free (a
+ * scheduler freeing another's block, a foreign thread, tel_run's thread
+ * during teardown) pushes the block on the owner's return stack for that
+ * class with one CAS (release). The owner looks at its return stack only
+ * when its list for that class is empty, and then takes the whole stack
+ * with one exchange (acquire): as only the owner pops, and it takes
+ * everything, the stack has no ABA problem, and a pusher never reads
+ * another block. Only when the return stack is empty too does the owner
+ * carve a new slab.
+ *
+ * Threads that are not schedulers (an embedding thread sending, tel_run's
+ * thread creating the first process) allocate from the shared pool under a
+ * spinlock; frees never take it (they go to its return stack like any
+ * remote free), so a block a foreign thread sent can be freed by the
+ * receiving scheduler as usual. The lock is a leaf (alloc/lock.h).
+ *
+ * Bounded memory. A pool keeps the free blocks of its own slabs only, so it
+ * never holds more than its own peak (blocks do not drift in). When a local
+ * free makes a list longer than trim_at[class], trim() counts the free
+ * blocks per slab and gives slabs that are entirely free back to numa.c
+ * until about pool_trim_min / 2 blocks are left (like the old caches' caps;
+ * jemalloc keeps the pages a while, so carving again soon is cheap); then
+ * trim_at becomes max(pool_trim_min, twice what is left), so a list whose
+ * blocks are scattered over slabs is not walked again before it doubles
+ * (amortised O(1) per free). Taking the return stack never trims: the owner
+ * is allocating then, and would carve the slabs again at once. So blocks
+ * freed remotely to a pool that has stopped allocating wait on its stack
+ * until it allocates again or the run ends (at most its own peak). The
+ * count of a return stack comes with the exchange (POOL_TAG): a first
+ * version walked each taken chain to count it, and fanin -s 2 spent 40% of
+ * its time in that walk (each block a cache miss) and in trims after it.
+ *
+ * Shutdown. tel__pool_fini (after every scheduler stopped) counts the free
+ * blocks of each slab in the lists and return stacks: a slab all free goes
+ * back to numa.c; a slab with blocks still out (a message the user kept:
+ * tel_msg_free is allowed after tel_run returns) becomes an orphan, with
+ * live = the number of blocks out; each later free of one of them drops
+ * live, and the last one frees the slab. So a run frees every slab it made
+ * and tel_run called twice does not grow (tel__pool_n_slabs() is 0 between
+ * runs).
  *
  * Invariants:
- *   - A cached block is a whole class-size block from tel__mem_alloc; its
- *     first word links to the next cached block of its class.
- *   - A cache holds at most pool_cap[class] blocks; a free beyond that goes
- *     straight back to numa.c, so memory parked in caches stays bounded
- *     (64 + 128 + 256 + 64 KiB per scheduler). The 64 class holds a message
- *     with up to 16 bytes of payload and a wait timer. 1024 process blocks
- *     (128 class; 136 bytes, 256 class, under TSan): a
- *     churn of a thousand live processes (spawn_exit's batches, and the
- *     epoch's batches of retired blocks) stays in the cache; at 256, jemalloc
- *     took 140 of spawn_exit's 1270 instructions per process, and s=1 ran
- *     87 instead of 72 ns per spawn and exit.
+ *   - A block on a pool's list or return stack belongs to one of that pool's
+ *     slabs, or to an orphan slab (see the race below); its first word links
+ *     to the next one.
+ *   - slab->owner is the pool that carved it, or POOL_ORPHAN; it changes only
+ *     once, in fini, and an orphan's live counts its blocks not yet freed.
+ *   - A pool's list for class c holds n blocks; every slab on its slab list
+ *     has class c.
  *
- * Concurrency: a cache is touched only by the thread bound to it (one
- * scheduler thread), so there are no atomics. A block handed to another
- * thread travels inside a message or a queue whose own release/acquire
- * orders its contents. init/fini run on tel_run's thread while no scheduler
- * runs.
+ * Concurrency:
+ *   - A pool's lists, counts and slab lists: its owner thread only (the
+ *     shared pool: under its lock), and tel_run's thread in init/fini while
+ *     no scheduler runs (thread start and join order those).
+ *   - ret[c]: pushed by any thread (CAS, release: pairs with the owner's
+ *     exchange, acquire, which makes the pusher's link write and ASan
+ *     poisoning visible before the owner reads or reuses the block).
+ *   - slab->owner: stored relaxed when the slab is made (the blocks reach
+ *     other threads only inside messages or queues that release them), and
+ *     stored POOL_ORPHAN with release in fini after live (relaxed); a free
+ *     that sees POOL_ORPHAN loads it again with acquire before touching live.
+ *   - The race to watch: a foreign thread may free a message while tel_run
+ *     tears down. It loads owner = pool P, fini then drains P, finds that
+ *     block out and makes the slab an orphan, and only then does the thread
+ *     push on P's return stack. The block is still counted in live, and the
+ *     pools are never freed (they are reused by the next run, like numa.c's
+ *     arena), so the block waits on P's stack: the next run's owner may hand
+ *     it out (its later free drops live: the slab is an orphan), or the next
+ *     fini finds it and drops live. Nothing is lost or freed twice.
  *
- * ASan builds poison cached blocks, so a use after free still reports.
+ * NUMA: slabs come from tel__mem_alloc_aligned on the owner's thread, which
+ * uses that scheduler's jemalloc binding; per-node arenas will take
+ * tel__topo_node_of(owner) here (new_slab).
+ *
+ * ASan builds poison free blocks (a pusher poisons before its CAS); links
+ * are read and written through link_get/link_set, which ASan does not check.
+ *
+ * Slab headers sit at 64 KiB-aligned addresses, so they share L1/L2 sets;
+ * a free reads only the header's owner word, and a scheduler has a few
+ * dozen hot slabs at most, so the conflict misses stay rare.
  */
 #include "alloc/pool.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "alloc/base.h"
 #include "alloc/failinj.h"
+#include "alloc/lock.h"
 #include "alloc/numa.h"
 #include "include/telar.h"
 
@@ -39,23 +126,68 @@
 #include <sanitizer/asan_interface.h>
 #define POOL_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
 #define POOL_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#define POOL_NO_ASAN __attribute__((no_sanitize_address))
 #else
 #define POOL_POISON(p, n) ((void)(p), (void)(n))
 #define POOL_UNPOISON(p, n) ((void)(p), (void)(n))
+#define POOL_NO_ASAN
 #endif
 
 #define POOL_CLASSES 4
+#define POOL_SLAB_SIZE ((size_t)64 << 10)
+#define POOL_MAX_CACHES 1024 /* as numa.c's tcaches and tel_run's limit */
+#define POOL_ORPHAN ((struct pool_cache *)(uintptr_t)1)
+#define POOL_DEAD UINT32_MAX /* slab->scratch in trim: to be freed */
+/* A return stack's top word: the top block's address in the low 48 bits
+ * (user addresses fit: slabs above 2^48 panic in new_slab) and how many
+ * blocks the stack holds in the high 16, saturating at POOL_TAG_MAX. So the
+ * owner learns the count from the exchange, without walking the blocks
+ * (which the other core wrote: a cache miss each), and a pusher counts
+ * without reading another block. */
+#define POOL_TAG_SHIFT 48
+#define POOL_TAG_MAX 0xffffu
+#define POOL_PTR(v) ((void *)((v) & (((uintptr_t)1 << POOL_TAG_SHIFT) - 1)))
+#define POOL_COUNT(v) ((uint32_t)((v) >> POOL_TAG_SHIFT))
 
 static const size_t pool_size[POOL_CLASSES] = {64, 128, 256, POOL_MAX_SIZE};
-static const uint32_t pool_cap[POOL_CLASSES] = {1024, 1024, 1024, 128};
+/* Blocks per slab: the first slot is the header. */
+#define POOL_CAP(c) ((uint32_t)(POOL_SLAB_SIZE / pool_size[c] - 1))
+/* Free blocks a list may hold before trim() looks for whole free slabs (the
+ * old cache caps, at least two slabs): a churn of a thousand processes
+ * (spawn_exit's batches, the epoch's retired blocks) never trims. */
+static const uint32_t pool_trim_min[POOL_CLASSES] = {2048, 1024, 1024, 256};
 
+struct pool_cache;
+
+/* At the start of every slab, in the slot of its first block. */
+struct slab {
+    _Atomic(struct pool_cache *) owner; /* see Concurrency */
+    atomic_uint live;                   /* orphans only: blocks still out */
+    uint32_t cls;                       /* fixed when made */
+    /* Owner (or fini) only. */
+    uint32_t scratch; /* free blocks counted by trim/fini, or POOL_DEAD */
+    struct slab *next; /* the owner's slab list for this class */
+};
+_Static_assert(sizeof(struct slab) <= 64, "a slab header fits a 64-byte slot");
+
+/* Hot fields first: an alloc or a free touches one cache line. */
 struct pool_cache {
-    void *head[POOL_CLASSES];
-    uint32_t n[POOL_CLASSES];
+    /* Owner only (the shared pool: under lock). */
+    void *head[POOL_CLASSES];      /* LIFO free lists */
+    uint32_t n[POOL_CLASSES];      /* blocks on each */
+    uint32_t trim_at[POOL_CLASSES]; /* trim() when n exceeds this */
+    struct slab *slabs[POOL_CLASSES] TEL_ALIGNED_CL; /* every slab carved */
+    tel__spin_t lock; /* the shared pool only: serialises its allocations */
+    /* Any thread pushes; the owner takes all. Its own cache line. */
+    _Atomic(uintptr_t) ret[POOL_CLASSES] TEL_ALIGNED_CL; /* see POOL_TAG */
 } TEL_ALIGNED_CL;
 
-static struct pool_cache *caches;
-static unsigned n_caches;
+/* Made on first use and kept for later runs (see the race above). */
+static struct pool_cache *caches[POOL_MAX_CACHES];
+static unsigned n_made;   /* caches[0..n_made) exist */
+static unsigned n_caches; /* this run's slots */
+static struct pool_cache shared;
+static atomic_size_t n_slabs;
 static __thread struct pool_cache *tls_cache
     __attribute__((tls_model("initial-exec")));
 
@@ -64,37 +196,210 @@ static inline unsigned class_of(size_t size)
     return size <= 64 ? 0 : size <= 128 ? 1 : size <= 256 ? 2 : 3;
 }
 
+static inline struct slab *slab_of(const void *p)
+{
+    return (struct slab *)((uintptr_t)p & ~(uintptr_t)(POOL_SLAB_SIZE - 1));
+}
+
+static POOL_NO_ASAN void *link_get(void *b)
+{
+    return *(void *const *)b;
+}
+
+static POOL_NO_ASAN void link_set(void *b, void *next)
+{
+    *(void **)b = next;
+}
+
+static void class_reset(struct pool_cache *pc, unsigned c)
+{
+    pc->head[c] = NULL;
+    pc->n[c] = 0;
+    pc->trim_at[c] = pool_trim_min[c];
+    pc->slabs[c] = NULL;
+}
+
 int tel__pool_init(unsigned n)
 {
-    caches = tel__mem_zalloc_cl(sizeof(*caches) * (n ? n : 1));
-    if (!caches)
-        return TEL_ENOMEM;
+    if (n > POOL_MAX_CACHES)
+        return TEL_EINVAL;
+    if (n_made == 0 && shared.trim_at[0] == 0) {
+        for (unsigned c = 0; c < POOL_CLASSES; c++)
+            class_reset(&shared, c);
+        tel__spin_init(&shared.lock);
+    }
+    for (; n_made < n; n_made++) {
+        struct pool_cache *pc = tel__mem_zalloc_cl(sizeof(*pc));
+        if (!pc)
+            return TEL_ENOMEM;
+        for (unsigned c = 0; c < POOL_CLASSES; c++)
+            class_reset(pc, c);
+        caches[n_made] = pc;
+    }
     n_caches = n;
     return 0;
 }
 
-void tel__pool_fini(void)
+void tel__pool_bind_thread(int slot)
 {
-    for (unsigned i = 0; i < n_caches; i++) {
-        for (unsigned c = 0; c < POOL_CLASSES; c++) {
-            void *b = caches[i].head[c];
-            while (b) {
-                POOL_UNPOISON(b, pool_size[c]);
-                void *next = *(void **)b;
-                tel__mem_free(b, pool_size[c]);
-                b = next;
+    tls_cache = slot >= 0 && (unsigned)slot < n_caches ? caches[slot] : NULL;
+}
+
+size_t tel__pool_n_slabs(void)
+{
+    return atomic_load_explicit(&n_slabs, memory_order_relaxed);
+}
+
+static void slab_free(struct slab *s)
+{
+    POOL_UNPOISON(s, POOL_SLAB_SIZE);
+    tel__mem_free_aligned(s, POOL_SLAB_SIZE, POOL_SLAB_SIZE);
+    atomic_fetch_sub_explicit(&n_slabs, 1, memory_order_relaxed);
+}
+
+/* One of an orphan's blocks came back. Any thread. */
+static void orphan_put(struct slab *s)
+{
+    /* Acquire: pairs with fini's release store of POOL_ORPHAN, so live is
+     * the value fini stored (or a later one). */
+    (void)atomic_load_explicit(&s->owner, memory_order_acquire);
+    /* acq_rel: the last one out sees every other thread's use of the slab
+     * before freeing it. */
+    if (atomic_fetch_sub_explicit(&s->live, 1, memory_order_acq_rel) == 1)
+        slab_free(s);
+}
+
+/* Carve a new slab for pc's class c onto its (empty) list. Owner only. */
+static int new_slab(struct pool_cache *pc, unsigned c)
+{
+    /* NUMA: the node choice goes here (tel__topo_node_of(owner's index)). */
+    struct slab *s = tel__mem_alloc_aligned(POOL_SLAB_SIZE, POOL_SLAB_SIZE);
+    if (!s)
+        return TEL_ENOMEM;
+    if ((uintptr_t)s >> POOL_TAG_SHIFT)
+        tel__panic("pool: a slab above 2^48 (the return stacks' tag)");
+    atomic_fetch_add_explicit(&n_slabs, 1, memory_order_relaxed);
+    atomic_store_explicit(&s->owner, pc, memory_order_relaxed);
+    atomic_store_explicit(&s->live, 0, memory_order_relaxed);
+    s->cls = c;
+    s->scratch = 0;
+    s->next = pc->slabs[c];
+    pc->slabs[c] = s;
+    size_t sz = pool_size[c];
+    char *base = (char *)s;
+    void *head = pc->head[c];
+    for (size_t i = POOL_CAP(c); i >= 1; i--) {
+        void *b = base + i * sz;
+        link_set(b, head);
+        head = b;
+    }
+    POOL_POISON(base + sz, POOL_SLAB_SIZE - sz);
+    pc->head[c] = head;
+    pc->n[c] += POOL_CAP(c);
+    return 0;
+}
+
+/*
+ * Give back to numa.c slabs of pc's class c whose blocks are all on the
+ * list, keeping about pool_trim_min / 2 blocks. Owner only.
+ */
+static TEL_NOINLINE void trim(struct pool_cache *pc, unsigned c)
+{
+    uint32_t cap = POOL_CAP(c);
+    for (struct slab *s = pc->slabs[c]; s; s = s->next)
+        s->scratch = 0;
+    for (void *b = pc->head[c]; b; b = link_get(b)) {
+        struct slab *s = slab_of(b);
+        /* An orphan's block (the race in the top comment) is skipped. */
+        if (atomic_load_explicit(&s->owner, memory_order_relaxed) == pc)
+            s->scratch++;
+    }
+    uint32_t n = pc->n[c], n_dead = 0;
+    uint32_t keep = pool_trim_min[c] / 2;
+    for (struct slab *s = pc->slabs[c]; s; s = s->next) {
+        if (s->scratch == cap && n >= keep + cap) {
+            s->scratch = POOL_DEAD;
+            n -= cap;
+            n_dead++;
+        }
+    }
+    if (n_dead) {
+        void *head = NULL, *prev = NULL, *next;
+        for (void *b = pc->head[c]; b; b = next) {
+            next = link_get(b);
+            struct slab *s = slab_of(b);
+            if (atomic_load_explicit(&s->owner, memory_order_relaxed) == pc &&
+                s->scratch == POOL_DEAD)
+                continue;
+            if (prev)
+                link_set(prev, b);
+            else
+                head = b;
+            prev = b;
+        }
+        if (prev)
+            link_set(prev, NULL);
+        pc->head[c] = head;
+        struct slab **pp = &pc->slabs[c];
+        while (*pp) {
+            struct slab *s = *pp;
+            if (s->scratch == POOL_DEAD) {
+                *pp = s->next;
+                slab_free(s);
+            } else {
+                pp = &s->next;
             }
         }
     }
-    tel__mem_free_cl(caches, sizeof(*caches) * (n_caches ? n_caches : 1));
-    caches = NULL;
-    n_caches = 0;
-    tls_cache = NULL;
+    pc->n[c] = n;
+    pc->trim_at[c] = n * 2 > pool_trim_min[c] ? n * 2 : pool_trim_min[c];
 }
 
-void tel__pool_bind_thread(int slot)
+/*
+ * pc's list for class c is empty: take its return stack, or carve a slab;
+ * then pop a block. NULL if out of memory. Owner only.
+ */
+static TEL_NOINLINE void *refill(struct pool_cache *pc, unsigned c)
 {
-    tls_cache = slot >= 0 && (unsigned)slot < n_caches ? &caches[slot] : NULL;
+    /* Load first: an empty stack's line is not taken from the pushers. */
+    if (atomic_load_explicit(&pc->ret[c], memory_order_relaxed) != 0) {
+        /* Acquire: pairs with the pushers' release CAS in free_remote. */
+        uintptr_t v = atomic_exchange_explicit(&pc->ret[c], 0,
+                                               memory_order_acquire);
+        void *chain = POOL_PTR(v);
+        uint32_t n = POOL_COUNT(v);
+        if (TEL_UNLIKELY(n == POOL_TAG_MAX)) { /* saturated: count */
+            n = 0;
+            for (void *b = chain; b; b = link_get(b))
+                n++;
+        }
+        pc->head[c] = chain;
+        pc->n[c] = n; /* no trim: the owner is allocating */
+    }
+    if (pc->head[c] == NULL && new_slab(pc, c) != 0)
+        return NULL;
+    void *b = pc->head[c];
+    POOL_UNPOISON(b, pool_size[c]);
+    pc->head[c] = *(void **)b;
+    pc->n[c]--;
+    return b;
+}
+
+/* A thread that is not a scheduler: the shared pool, under its lock. */
+static TEL_NOINLINE void *alloc_shared(unsigned c)
+{
+    tel__spin_lock(&shared.lock);
+    struct pool_cache *pc = &shared;
+    void *b = pc->head[c];
+    if (b) {
+        POOL_UNPOISON(b, pool_size[c]);
+        pc->head[c] = *(void **)b;
+        pc->n[c]--;
+    } else {
+        b = refill(&shared, c);
+    }
+    tel__spin_unlock(&shared.lock);
+    return b;
 }
 
 void *tel__pool_alloc(size_t size)
@@ -102,39 +407,122 @@ void *tel__pool_alloc(size_t size)
     struct pool_cache *pc = tls_cache;
     if (TEL_UNLIKELY(size > POOL_MAX_SIZE))
         return tel__mem_alloc(size);
-    /* Always a whole class-size block: whichever thread frees it may cache
-     * it for a caller that needs the whole class size. */
+    /* Always a whole class-size block: frees do not care who asked. */
     unsigned c = class_of(size);
+    if (TEL_UNLIKELY(tel__failinj_hit()))
+        return NULL;
     if (TEL_UNLIKELY(pc == NULL))
-        return tel__mem_alloc(pool_size[c]);
+        return alloc_shared(c);
     void *b = pc->head[c];
     if (TEL_LIKELY(b != NULL)) {
-        if (TEL_UNLIKELY(tel__failinj_hit()))
-            return NULL;
         POOL_UNPOISON(b, pool_size[c]);
         pc->head[c] = *(void **)b;
         pc->n[c]--;
         return b;
     }
-    return tel__mem_alloc(pool_size[c]);
+    return refill(pc, c);
+}
+
+/* A free of a block whose slab is not the caller's pool's. Any thread. */
+static TEL_NOINLINE void free_remote(void *p, unsigned c,
+                                     struct pool_cache *owner)
+{
+    POOL_POISON(p, pool_size[c]); /* before the CAS or the count lets go */
+    if (owner == POOL_ORPHAN) {
+        orphan_put(slab_of(p));
+        return;
+    }
+    _Atomic(uintptr_t) *top = &owner->ret[c];
+    uintptr_t old = atomic_load_explicit(top, memory_order_relaxed), nv;
+    do {
+        uint32_t k = POOL_COUNT(old);
+        link_set(p, POOL_PTR(old));
+        nv = (uintptr_t)p |
+             (uintptr_t)(k + (k < POOL_TAG_MAX)) << POOL_TAG_SHIFT;
+        /* Release: pairs with the owner's acquire exchange in refill/fini. */
+    } while (!atomic_compare_exchange_weak_explicit(
+        top, &old, nv, memory_order_release, memory_order_relaxed));
 }
 
 void tel__pool_free(void *p, size_t size)
 {
     if (p == NULL)
         return;
-    struct pool_cache *pc = tls_cache;
     if (TEL_UNLIKELY(size > POOL_MAX_SIZE)) {
         tel__mem_free(p, size);
         return;
     }
     unsigned c = class_of(size);
-    if (TEL_UNLIKELY(pc == NULL || pc->n[c] >= pool_cap[c])) {
-        tel__mem_free(p, pool_size[c]);
+    struct slab *s = slab_of(p);
+    struct pool_cache *owner =
+        atomic_load_explicit(&s->owner, memory_order_relaxed);
+    struct pool_cache *pc = tls_cache;
+    TEL_ASSERT(s->cls == c);
+    if (TEL_LIKELY(owner == pc)) {
+        *(void **)p = pc->head[c];
+        pc->head[c] = p;
+        POOL_POISON(p, pool_size[c]);
+        if (TEL_UNLIKELY(++pc->n[c] > pc->trim_at[c]))
+            trim(pc, c);
         return;
     }
-    *(void **)p = pc->head[c];
-    pc->head[c] = p;
-    pc->n[c]++;
-    POOL_POISON(p, pool_size[c]);
+    free_remote(p, c, owner);
+}
+
+/* fini: one block found free on pc's list or stack. */
+static void fini_count(struct pool_cache *pc, void *b)
+{
+    struct slab *s = slab_of(b);
+    struct pool_cache *o = atomic_load_explicit(&s->owner,
+                                                memory_order_relaxed);
+    if (o == pc)
+        s->scratch++;
+    else if (o == POOL_ORPHAN)
+        orphan_put(s); /* a straggler from an earlier run's teardown */
+    else
+        tel__panic("pool: a block on another pool's list");
+}
+
+static void fini_cache(struct pool_cache *pc)
+{
+    for (unsigned c = 0; c < POOL_CLASSES; c++) {
+        for (struct slab *s = pc->slabs[c]; s; s = s->next)
+            s->scratch = 0;
+        void *next;
+        for (void *b = pc->head[c]; b; b = next) {
+            next = link_get(b); /* fini_count may free b's slab */
+            fini_count(pc, b);
+        }
+        void *chain = POOL_PTR(atomic_exchange_explicit(
+            &pc->ret[c], 0, memory_order_acquire));
+        for (void *b = chain; b; b = next) {
+            next = link_get(b);
+            fini_count(pc, b);
+        }
+        struct slab *s = pc->slabs[c];
+        while (s) {
+            struct slab *sn = s->next;
+            if (s->scratch == POOL_CAP(c)) {
+                slab_free(s);
+            } else {
+                atomic_store_explicit(&s->live, POOL_CAP(c) - s->scratch,
+                                      memory_order_relaxed);
+                /* Release: pairs with the acquire in orphan_put. */
+                atomic_store_explicit(&s->owner, POOL_ORPHAN,
+                                      memory_order_release);
+            }
+            s = sn;
+        }
+        class_reset(pc, c);
+    }
+}
+
+void tel__pool_fini(void)
+{
+    for (unsigned i = 0; i < n_made; i++)
+        fini_cache(caches[i]);
+    if (shared.trim_at[0] != 0)
+        fini_cache(&shared);
+    n_caches = 0;
+    tls_cache = NULL;
 }

@@ -8,12 +8,12 @@
  * was a third of a ping-pong round trip. A pool hit is a few loads and
  * stores on the scheduler's own cache line.
  *
- * A block is served from the cache of the scheduler the calling thread runs,
- * and freed into the cache of the scheduler the freeing thread runs, which
- * may be another one (a message crosses schedulers): like a tcache, blocks
- * drift and every cache is bounded, so there is no remote free queue. Threads
- * that are not schedulers go to numa.c directly. Sizes above POOL_MAX_SIZE go
- * to numa.c too.
+ * Blocks come from 64 KiB slabs, each owned by one scheduler's pool (or by
+ * the shared pool of the threads that are not schedulers). A free on the
+ * owner's thread is a push on a plain list; a free anywhere else returns
+ * the block to its owner through a lock-free return stack, so blocks never
+ * drift between schedulers (or, later, NUMA nodes). Sizes above
+ * POOL_MAX_SIZE go to numa.c. pool.c's top comment has the protocol.
  */
 #ifndef TEL_ALLOC_POOL_H
 #define TEL_ALLOC_POOL_H
@@ -22,13 +22,19 @@
 
 #define POOL_MAX_SIZE 512
 
-/* Make room for n caches (one per scheduler). Before any scheduler runs. */
+/* Make ready n pools (one per scheduler; at most 1024, else TEL_EINVAL;
+ * TEL_ENOMEM). Pools are kept for later runs. Before any scheduler runs. */
 int tel__pool_init(unsigned n_caches);
-/* Return every cached block to numa.c and free the caches. After every
- * scheduler stopped, before tel__mem_fini. */
+/* Give every slab back to numa.c; a slab with blocks still in use (a message
+ * the user kept) is freed when its last block is. After every scheduler
+ * stopped, before tel__mem_fini; other threads may still free. */
 void tel__pool_fini(void);
-/* The calling thread uses cache `slot` from now on (-1: none). */
+/* The calling thread uses pool `slot` from now on (-1: none, the shared
+ * pool). Only one thread may be bound to a slot at a time. */
 void tel__pool_bind_thread(int slot);
+/* Slabs held from numa.c right now, by every pool (a statistic; 0 between
+ * runs when nothing is kept). Any thread. */
+size_t tel__pool_n_slabs(void);
 
 /* size bytes (any size; NULL if out of memory), aligned for any type. Free
  * with tel__pool_free and the same size. Any thread. */

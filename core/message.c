@@ -2,10 +2,11 @@
  * core/message.c: copy-on-send message buffers.
  *
  * Owns: the layout of a message (header, then payload) and its allocation.
- * A message is allocated by the sender's thread (its scheduler's cache) and
+ * A message is allocated by the sender's thread (its scheduler's pool) and
  * freed by whoever holds it last (the receiver, or the runtime when the
- * receiver is gone). Small ones come from the scheduler's block cache
- * (alloc/pool.h), the rest from jemalloc.
+ * receiver is gone); the free returns it to the sender's pool, lock-free.
+ * Small ones come from the block pools (alloc/pool.h), the rest from
+ * jemalloc.
  */
 #include "core/message.h"
 
