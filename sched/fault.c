@@ -51,6 +51,10 @@
 #include "include/telar.h"
 #include "sched/scheduler.h"
 
+#ifdef TEL_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 #if defined(TEL_ASAN) || defined(TEL_TSAN)
 #define FAULT_ALTSTACK ((size_t)256 << 10) /* their handlers need room */
 #else
@@ -96,6 +100,12 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
     struct sched *s = tel__sched_self();
     struct task *t = s ? s->cur : NULL;
     if (t && t->stack && tel__fault_in_guard(t->stack, si->si_addr)) {
+#ifdef TEL_ASAN
+        /* Earlier overflows left this signal stack by a switch, so their
+         * frames' redzones are still poisoned under ours: clear them. */
+        if (s->alt.on)
+            ASAN_UNPOISON_MEMORY_REGION(s->alt.mem, s->alt.size);
+#endif
         /* We leave by a switch, not sigreturn: unblock the signal now, or
          * the next fault on this thread would kill the program. */
         sigset_t set;

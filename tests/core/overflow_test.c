@@ -315,7 +315,9 @@ Test(overflow, an_overflow_in_the_main_process_ends_the_run,
 }
 
 /* A fault that is not an overflow still kills the program, as without
- * Telar (the previous handler, here the default action, gets it). */
+ * Telar (the previous handler, here the default action, gets it).
+ * Sanitizers report such a fault themselves and exit, not by SIGSEGV. */
+#if !defined(TT_HAVE_LSAN) && !defined(__SANITIZE_THREAD__)
 static void null_deref_main(void *arg)
 {
     (void)arg;
@@ -323,8 +325,6 @@ static void null_deref_main(void *arg)
     *p = 1;
 }
 
-/* Sanitizers report such a fault themselves and exit, not by SIGSEGV. */
-#if !defined(TT_HAVE_LSAN) && !defined(__SANITIZE_THREAD__)
 Test(overflow, a_fault_that_is_not_an_overflow_is_not_contained,
      .signal = SIGSEGV, .timeout = 60)
 {
