@@ -609,8 +609,9 @@ static void finish_handoff(struct sched *s)
     case ACT_RESTART:
         /* tel__sched_hibernate: its stack is no longer in use. Without one,
          * the next pick materializes a fresh stack and starts task_main
-         * there. The park is ACT_PARK_MSG's, with no timer to look at. */
-        tel__stack_free((int)s->index, t->stack);
+         * there. The park is ACT_PARK_MSG's, with no timer to look at. A
+         * stack it ran deep on loses its deep pages on the way back. */
+        tel__stack_free_trim((int)s->index, t->stack, low_sp(t));
         t->stack = NULL;
         if (s->handoff_act == ACT_HIBERNATE) {
             atomic_store_explicit(&t->state, TASK_WAIT_MSG,
