@@ -35,15 +35,26 @@
  * Trimming, so that a pool's resident memory stays bounded:
  *   - A stack whose process went deeper than STACK_KEEP below its top loses
  *     every other page when it is freed (tel__stack_free_trim; sched/ keeps
- *     the lowest stack pointer seen at switch-outs). One madvise, only for
+ *     the deepest stack pointer seen at switch-outs). One madvise, only for
  *     deep stacks.
  *   - A node pool keeps at most warm_max free stacks as they are (the warm
  *     list: intrusive, the link in the stack's top word, which a process
- *     touches first anyway). Stacks beyond it are trimmed whole and go to
- *     the cold array, which holds bare bases (a trimmed stack has no page
- *     to hold a link). If the cold array cannot grow (out of memory), the
- *     stack stays warm instead, over the bound: freeing never fails.
- *   - Allocation prefers warm stacks, then cold ones, then new ones.
+ *     touches first anyway). Stacks beyond it go to the cold array, which
+ *     holds bare bases (a trimmed stack has no page to hold a link): first
+ *     dirty (not trimmed yet), and trimmed whole when a scheduler of the
+ *     node is about to sleep (tel__stack_trim_idle), or at once when the
+ *     dirty ones reach dirty_max (64 * warm_max: 16,384 stacks a
+ *     scheduler; a free stack keeps at most its top 8 KiB, see above, so
+ *     that is at most 128 MiB, and a few pages each in practice). Why not
+ *     trim at once: a workload whose live process count swings by
+ *     thousands (skynet: 11,000 stacks) would trim and fault the same
+ *     stacks in again and again; trimming at once took skynet -s 1 from
+ *     0.13 to 1.0 s of system time, and a bound of 8 * warm_max still to
+ *     0.3 s. If the cold array
+ *     cannot grow (out of memory), the stack stays warm instead, over the
+ *     bound: freeing never fails.
+ *   - Allocation prefers warm stacks, then dirty ones, then trimmed ones,
+ *     then new ones.
  *
  * Invariants:
  *   - A free stack is in exactly one cache, warm list or cold array.
@@ -99,6 +110,7 @@
 #define STACK_GUARD ((size_t)16 << 10) /* four pages */
 #define STACK_KEEP ((size_t)8 << 10)   /* what trimming leaves at the top */
 #define STACK_SPILL (STACK_CACHE_MAX / 2)
+#define STACK_DIRTY_FACTOR 64 /* dirty_max = 64 * warm_max */
 
 struct free_stack {
     struct free_stack *next;
@@ -115,13 +127,15 @@ struct node_pool {
     /* Under lock. */
     struct free_stack *warm; /* intrusive, untrimmed */
     size_t n_warm;
-    void **cold;             /* bases of trimmed stacks */
-    size_t n_cold, cap_cold;
+    void **cold;             /* bases: [0, n_trimmed) trimmed, then dirty */
+    size_t n_cold, cap_cold, n_trimmed;
+    _Atomic size_t n_dirty;  /* n_cold - n_trimmed, for a look without lock */
     char *bump, *bump_end;   /* the newest reservation's uncarved part */
     void **resvs;
     size_t n_resvs, cap_resvs;
     /* Set at init. */
     size_t warm_max;
+    size_t dirty_max;
     unsigned node;
 } TEL_ALIGNED_CL;
 
@@ -260,6 +274,7 @@ int tel__stack_pool_init(size_t size, unsigned n)
         nodes[k].node = k;
         nodes[k].warm_max =
             2 * (per_node[k] ? per_node[k] : 1) * (size_t)STACK_CACHE_MAX;
+        nodes[k].dirty_max = STACK_DIRTY_FACTOR * nodes[k].warm_max;
     }
     return 0;
 }
@@ -371,6 +386,19 @@ static bool arm(void *base)
     return true;
 }
 
+/* Under np->lock: the cold array's top (a dirty one first), or NULL. */
+static void *cold_pop(struct node_pool *np)
+{
+    if (!np->n_cold)
+        return NULL;
+    void *b = np->cold[--np->n_cold];
+    if (np->n_trimmed > np->n_cold)
+        np->n_trimmed = np->n_cold;
+    atomic_store_explicit(&np->n_dirty, np->n_cold - np->n_trimmed,
+                          memory_order_relaxed);
+    return b;
+}
+
 /* Under np->lock: a free stack, or NULL (*fresh: carved, not armed). */
 static void *take_locked(struct node_pool *np, bool *fresh)
 {
@@ -382,7 +410,7 @@ static void *take_locked(struct node_pool *np, bool *fresh)
         return base_of(l);
     }
     if (np->n_cold)
-        return np->cold[--np->n_cold];
+        return cold_pop(np);
     *fresh = true;
     return carve(np);
 }
@@ -431,7 +459,7 @@ static void *refill(struct cache *c)
         /* Cold ones are linked outside the lock: writing the link faults
          * their top page in. */
         while (c->n + n_cold < STACK_BATCH && np->n_cold)
-            cold[n_cold++] = np->cold[--np->n_cold];
+            cold[n_cold++] = cold_pop(np);
     }
     pthread_mutex_unlock(&np->lock);
     for (unsigned i = 0; i < n_cold; i++) {
@@ -460,8 +488,9 @@ void *tel__stack_alloc(int ci)
     return take_one(&nodes[0]);
 }
 
-/* Under np->lock: append to the cold array; false if it cannot grow. */
-static bool cold_push(struct node_pool *np, void *base)
+/* Under np->lock: append to the cold array (dirty, or trimmed when
+ * `trimmed`); false if it cannot grow. */
+static bool cold_push(struct node_pool *np, void *base, bool trimmed)
 {
     if (np->n_cold == np->cap_cold) {
         size_t ncap = np->cap_cold ? np->cap_cold * 2 : 1024;
@@ -476,17 +505,35 @@ static bool cold_push(struct node_pool *np, void *base)
         np->cap_cold = ncap;
     }
     np->cold[np->n_cold++] = base;
+    if (trimmed) {
+        /* Below the dirty ones: swap with the lowest dirty one. */
+        np->cold[np->n_cold - 1] = np->cold[np->n_trimmed];
+        np->cold[np->n_trimmed++] = base;
+    }
+    atomic_store_explicit(&np->n_dirty, np->n_cold - np->n_trimmed,
+                          memory_order_relaxed);
     return true;
+}
+
+/* Under np->lock: keep a stack warm (over the bound if need be). */
+static void warm_push(struct node_pool *np, void *base)
+{
+    struct free_stack *l = link_of(base);
+    l->next = np->warm;
+    np->warm = l;
+    np->n_warm++;
 }
 
 /*
  * Give a chain of n free stacks (linked through their top words, newest
- * first) to np: warm while the warm list has room, the rest trimmed whole
- * and cold.
+ * first) to np: warm while the warm list has room, the rest dirty in the
+ * cold array (trimmed later by tel__stack_trim_idle, no syscall now), or,
+ * once the dirty ones reach dirty_max, trimmed whole at once.
  */
-static void give_back(struct node_pool *np, struct free_stack *chain,
-                      unsigned n)
+static void give_back(struct node_pool *np, struct free_stack *chain)
 {
+    void *b[STACK_SPILL];
+    unsigned k = 0;
     pthread_mutex_lock(&np->lock);
     while (chain && np->n_warm < np->warm_max) {
         struct free_stack *l = chain;
@@ -494,29 +541,48 @@ static void give_back(struct node_pool *np, struct free_stack *chain,
         l->next = np->warm;
         np->warm = l;
         np->n_warm++;
-        n--;
+    }
+    while (chain) {
+        void *base = base_of(chain);
+        chain = chain->next;
+        if (np->n_cold - np->n_trimmed < np->dirty_max &&
+            cold_push(np, base, false))
+            continue;
+        TEL_ASSERT(k < STACK_SPILL);
+        b[k++] = base;
     }
     pthread_mutex_unlock(&np->lock);
-    if (!chain)
+    if (k == 0)
         return;
-    void *b[STACK_SPILL];
-    unsigned k = 0;
-    for (; chain && k < n && k < STACK_SPILL; chain = chain->next)
-        b[k++] = base_of(chain);
-    TEL_ASSERT(chain == NULL);
     for (unsigned i = 0; i < k; i++)
         release(b[i], 0);
     pthread_mutex_lock(&np->lock);
-    for (unsigned i = 0; i < k; i++) {
-        if (TEL_LIKELY(cold_push(np, b[i])))
-            continue;
-        /* No memory for the array: keep it warm, over the bound. */
-        struct free_stack *l = link_of(b[i]);
-        l->next = np->warm;
-        np->warm = l;
-        np->n_warm++;
-    }
+    for (unsigned i = 0; i < k; i++)
+        if (TEL_UNLIKELY(!cold_push(np, b[i], true)))
+            warm_push(np, b[i]); /* no memory for the array */
     pthread_mutex_unlock(&np->lock);
+}
+
+void tel__stack_trim_idle(int ci)
+{
+    struct node_pool *np = &nodes[tel__stack_node_of_cache(ci)];
+    for (int round = 0; round < 64; round++) {
+        if (atomic_load_explicit(&np->n_dirty, memory_order_relaxed) == 0)
+            return;
+        void *b[STACK_BATCH];
+        unsigned k = 0;
+        pthread_mutex_lock(&np->lock);
+        while (k < STACK_BATCH && np->n_cold > np->n_trimmed)
+            b[k++] = cold_pop(np);
+        pthread_mutex_unlock(&np->lock);
+        for (unsigned i = 0; i < k; i++)
+            release(b[i], 0);
+        pthread_mutex_lock(&np->lock);
+        for (unsigned i = 0; i < k; i++)
+            if (TEL_UNLIKELY(!cold_push(np, b[i], true)))
+                warm_push(np, b[i]);
+        pthread_mutex_unlock(&np->lock);
+    }
 }
 
 void tel__stack_free(int ci, void *base)
@@ -542,11 +608,11 @@ void tel__stack_free(int ci, void *base)
         c->head = last->next;
         c->n -= STACK_SPILL;
         last->next = NULL;
-        give_back(&nodes[c->node], first, STACK_SPILL);
+        give_back(&nodes[c->node], first);
         return;
     }
     l->next = NULL;
-    give_back(&nodes[0], l, 1);
+    give_back(&nodes[0], l);
 }
 
 void tel__stack_free_trim(int ci, void *base, const void *low_sp)
@@ -567,10 +633,13 @@ void tel__stack_stats(struct tel__stack_stats *out)
         struct node_pool *np = &nodes[k];
         pthread_mutex_lock(&np->lock);
         out->n_warm += np->n_warm;
-        out->n_cold += np->n_cold;
+        out->n_cold += np->n_trimmed;
+        out->n_dirty += np->n_cold - np->n_trimmed;
         out->n_resvs += np->n_resvs;
         if (np->warm_max > out->warm_max)
             out->warm_max = np->warm_max;
+        if (np->dirty_max > out->dirty_max)
+            out->dirty_max = np->dirty_max;
         pthread_mutex_unlock(&np->lock);
     }
 }

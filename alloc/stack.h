@@ -64,6 +64,13 @@ void tel__stack_free(int cache, void *base);
  */
 void tel__stack_free_trim(int cache, void *base, const void *low_sp);
 
+/*
+ * Trim the free stacks that wait untrimmed in the pool of cache's node
+ * (beyond its warm bound). Scheduler `cache`'s thread when it is about to
+ * sleep (-1: any thread, node 0); a cheap look when there are none.
+ */
+void tel__stack_trim_idle(int cache);
+
 /* ---- white-box: tests only ---------------------------------------- */
 
 /*
@@ -84,7 +91,9 @@ struct tel__stack_stats {
     size_t n_mprotect;   /* guards made with mprotect (fallback) */
     size_t n_warm;       /* free stacks in node pools, not trimmed */
     size_t n_cold;       /* free stacks in node pools, fully trimmed */
+    size_t n_dirty;      /* beyond the warm bound, not trimmed yet */
     size_t warm_max;     /* per node: warm stacks beyond it are trimmed */
+    size_t dirty_max;    /* per node: dirty beyond it are trimmed at once */
     size_t n_resvs;      /* reservations, all nodes */
 };
 

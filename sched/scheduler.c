@@ -1004,6 +1004,9 @@ static struct task *find_work(struct sched *s)
                                   memory_order_seq_cst);
         if (t)
             return t;
+        /* About to sleep: trim the node's surplus free stacks now, when
+         * nobody waits for this thread (alloc/stack.c). */
+        tel__stack_trim_idle((int)s->index);
         /* Park: announce, look again, sleep until woken or the next timer. */
         uint32_t seq = tel__park_prepare(&s->park, &sys.idle);
         if (work_visible(s) ||

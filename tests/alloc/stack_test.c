@@ -652,6 +652,15 @@ Test(stack, free_stacks_beyond_the_pools_bound_are_trimmed_whole,
         tel__stack_free(-1, b[i]);
     tel__stack_stats(&st);
     cr_assert_eq(st.n_warm, bound, "warm %zu, bound %zu", st.n_warm, bound);
+    cr_assert_eq(st.n_dirty, 300, "dirty %zu", st.n_dirty);
+    cr_assert_eq(st.n_cold, 0);
+    cr_assert_gt(st.dirty_max, 300);
+    /* Not trimmed yet: that waits for an idle scheduler. */
+    cr_assert_eq(resident(b[n - 1] + STACK_64K - 8 * KIB, b[n - 1] + STACK_64K),
+                 2);
+    tel__stack_trim_idle(-1);
+    tel__stack_stats(&st);
+    cr_assert_eq(st.n_dirty, 0);
     cr_assert_eq(st.n_cold, 300);
     /* The first freed are warm (resident), the last were trimmed whole. */
     cr_assert_eq(resident(b[0] + STACK_64K - 8 * KIB, b[0] + STACK_64K), 2);
@@ -669,7 +678,9 @@ Test(stack, free_stacks_beyond_the_pools_bound_are_trimmed_whole,
     check_disjoint((void **)b, n, STACK_64K);
     for (size_t i = 0; i < n; i++)
         tel__stack_free(0, b[i]);
+    tel__stack_trim_idle(0);
     tel__stack_stats(&st);
+    cr_assert_eq(st.n_dirty, 0);
     cr_assert_leq(st.n_warm, bound);
     /* The rest is in cache 0 (at most 128). */
     cr_assert(st.n_warm + st.n_cold <= n && st.n_warm + st.n_cold + 128 >= n,
