@@ -2,35 +2,105 @@
  * alloc/stack.h: process stacks, pooled, carved from large reservations.
  *
  * A stack is `size` bytes at `base` (its lowest address; it grows down from
- * base + size). Stacks never get a mapping of their own, so a million of them
- * fit under vm.max_map_count; only the pages a process touches are resident.
+ * base + size). Below base lies its guard region, tel__stack_guard_size()
+ * bytes that fault when touched (see the top of stack.c for how, and for
+ * the fallback without guards). Stacks never get a mapping of their own, so
+ * a million of them fit under vm.max_map_count; only the pages a process
+ * touches are resident.
  */
 #ifndef TEL_ALLOC_STACK_H
 #define TEL_ALLOC_STACK_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+/* The word the fallback mode keeps at every stack's base (see stack.c). */
+#define STACK_CANARY ((uint64_t)0x7e1a75ac0ffee0d5ull)
 
 /*
  * Set up for a run: stacks of stack_size bytes (a multiple of the page size)
- * and n_caches per-scheduler caches. 0 or TEL_ENOMEM. tel_run's thread.
+ * and n_caches per-scheduler caches; cache i refills from the pool of NUMA
+ * node tel__topo_node_of(i). 0 or TEL_ENOMEM. tel_run's thread.
  */
 int tel__stack_pool_init(size_t stack_size, unsigned n_caches);
 
 /* Unmap every reservation. All stacks are dead by then. tel_run's thread. */
 void tel__stack_pool_fini(void);
 
-/* The size of every stack of this run. */
+/* The size of every stack of this run (its usable bytes, not the guard). */
 size_t tel__stack_size(void);
+
+/* The bytes of guard region below every stack's base (0 never: in the
+ * fallback mode the region is still left unused, as a buffer). */
+size_t tel__stack_guard_size(void);
+
+/*
+ * Whether this run is in the fallback mode (no guard markers from the
+ * kernel): every stack then holds STACK_CANARY at its base, and whoever
+ * switches a process out must check it. Read-only during a run.
+ */
+bool tel__stack_canary_on(void);
 
 /*
  * Take a stack: from cache `cache` (the calling scheduler's index; -1 for a
- * thread with no cache), else the shared pool, else a new reservation.
+ * thread with no cache), else its node's pool, else a new reservation.
  * Returns its base, or NULL when out of memory (or address space).
  * Context: cache i is used only by scheduler i's thread; -1 from any thread.
  */
 void *tel__stack_alloc(int cache);
 
-/* Give a stack back (same rules for cache). */
+/*
+ * Give a stack back (same rules for cache). Its pages stay as they are:
+ * for stacks known to be shallow, or about to be discarded with the pool.
+ */
 void tel__stack_free(int cache, void *base);
+
+/*
+ * Give a stack back, releasing (madvise) the pages of a deep one: low_sp is
+ * the lowest stack pointer its process was seen at. When that is more than
+ * STACK_KEEP bytes below the top, every page but the top STACK_KEEP bytes
+ * is released. Same rules for cache.
+ */
+void tel__stack_free_trim(int cache, void *base, const void *low_sp);
+
+/*
+ * Trim the free stacks that wait untrimmed in the pool of cache's node
+ * (beyond its warm bound). Scheduler `cache`'s thread when it is about to
+ * sleep (-1: any thread, node 0); a cheap look when there are none.
+ */
+void tel__stack_trim_idle(int cache);
+
+/* ---- white-box: tests only ---------------------------------------- */
+
+/*
+ * Pretend the kernel has no guard markers (MADV_GUARD_INSTALL) for the
+ * pools created from now on: at most mprotect_budget stacks get a PROT_NONE
+ * guard page, the rest only the canary (0: canary only). A negative value
+ * goes back to detecting. Call between runs.
+ */
+void tel__stack_force_fallback(long mprotect_budget);
+
+/* Pretend the machine has n NUMA nodes (0: ask alloc/topo.h), cache i on
+ * node i % n, for the pools created from now on. Call between runs. */
+void tel__stack_fake_nodes(unsigned n);
+
+struct tel__stack_stats {
+    unsigned n_nodes;
+    bool guard_markers;  /* MADV_GUARD_INSTALL in use */
+    size_t n_mprotect;   /* guards made with mprotect (fallback) */
+    size_t n_warm;       /* free stacks in node pools, not trimmed */
+    size_t n_cold;       /* free stacks in node pools, fully trimmed */
+    size_t n_dirty;      /* beyond the warm bound, not trimmed yet */
+    size_t warm_max;     /* per node: warm stacks beyond it are trimmed */
+    size_t dirty_max;    /* per node: dirty beyond it are trimmed at once */
+    size_t n_resvs;      /* reservations, all nodes */
+};
+
+/* A snapshot of the pools (node pools only, not the caches). Any thread. */
+void tel__stack_stats(struct tel__stack_stats *out);
+
+/* The node whose pool cache `cache` uses (-1: node 0). */
+unsigned tel__stack_node_of_cache(int cache);
 
 #endif /* TEL_ALLOC_STACK_H */

@@ -95,6 +95,8 @@ static bool proc_unpark_msg(struct task *t)
     return tel__mbox_unpark(&((struct proc *)(void *)t)->mbox);
 }
 
+void (*tel__proc_exit_observer)(tel_pid_t pid, tel_reason_t reason);
+
 static void proc_exit(struct sched *s, struct task *t)
 {
     struct proc *p = (struct proc *)(void *)t;
@@ -105,6 +107,10 @@ static void proc_exit(struct sched *s, struct task *t)
         if (is_main)
             tel__rt_main_nostack = true;
     }
+    if (t->flags & TASK_F_OVERFLOW)
+        p->reason = TEL_STACK_OVERFLOW;
+    if (tel__proc_exit_observer)
+        tel__proc_exit_observer(p->pid, p->reason);
     if (tel__pid_exit(p))
         tel__proc_retire(p);
     if (is_main)

@@ -47,6 +47,15 @@ void tel__proc_release(struct proc *p);
  * thread; p is exited and unreachable by pid. */
 void tel__proc_retire(struct proc *p);
 
+/*
+ * White-box test hook: when set, proc_exit calls it with the pid and exit
+ * reason of every process that ends while the runtime runs (not those
+ * ended by tel_run's teardown, TEL_SHUTDOWN), on the thread of the
+ * scheduler that ran it. Set it before tel_run, clear it after. Links and
+ * monitors (issue 5) are how users will see exit reasons.
+ */
+extern void (*tel__proc_exit_observer)(tel_pid_t pid, tel_reason_t reason);
+
 /* The hooks core gives the scheduler. */
 extern const struct tel__sched_hooks tel__proc_hooks;
 

@@ -133,6 +133,9 @@ typedef struct tel_msg {
  *   stack_size:    bytes of stack reserved per process (rounded up to pages);
  *                  0 means TEL_DEFAULT_STACK_SIZE. Only touched pages are
  *                  resident. At least TEL_MIN_STACK_SIZE, at most 256 MiB.
+ *                  A process that runs off its stack (into the guard below
+ *                  it, or within 4 KiB of its end when it switches out) is
+ *                  ended alone with TEL_STACK_OVERFLOW; see tel_run.
  *   max_processes: live processes at once; 0 means TEL_DEFAULT_MAX_PROCESSES.
  *                  At most TEL_MAX_MAX_PROCESSES.
  *   reductions:    the slice a process may spend before it is preempted; 0
@@ -164,6 +167,12 @@ typedef struct tel_config {
  * one run after another, in the same program. The calling thread serves as
  * the first scheduler while the runtime runs; its CPU affinity is restored
  * before tel_run returns.
+ * Signals: while it runs, tel_run handles SIGSEGV and SIGBUS (each
+ *   scheduler thread gets an alternate signal stack) to end a process that
+ *   overflowed its stack with TEL_STACK_OVERFLOW; every other fault goes to
+ *   the handler installed before tel_run (or the default action). The
+ *   previous handlers and signal stacks are restored before it returns. A
+ *   process ended inside a C library call keeps the locks that call held.
  * Context: any thread that is not a Telar process; blocks until main_fn's
  *   process exits.
  * Returns: 0 when main_fn's process exited (whatever its reason).

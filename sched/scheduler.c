@@ -77,6 +77,14 @@
 #define SCHED_WAKE_BURST 8u     /* woken tasks in a row before a ring task */
 #define SCHED_DRAIN_MIN 64u     /* receives in a slice that make a drainer */
 #define SCHED_INJECT_BATCH 32u
+/* A process that switches out with less stack than this left is ended
+ * with TASK_F_OVERFLOW: the switch path itself (pick_next, spill's batch)
+ * must never run into the guard halfway through a queue operation. */
+#if defined(TEL_ASAN) || defined(TEL_TSAN)
+#define SCHED_STACK_RESERVE 8192u
+#else
+#define SCHED_STACK_RESERVE 4096u
+#endif
 
 enum handoff_act {
     ACT_NONE = 0,
@@ -99,6 +107,7 @@ static struct {
     struct tel__sched_hooks hooks;
     size_t stack_size;
     bool pin;
+    bool canary; /* the stack pool's fallback: check canaries */
     _Atomic bool stop;
     struct park_counts idle;
     _Atomic unsigned rr; /* round-robin for foreign spawns */
@@ -538,6 +547,12 @@ static struct task *pick_next(struct sched *s)
     return t;
 }
 
+/* The lowest stack pointer t was seen at (for trimming its stack). */
+static inline const char *low_sp(const struct task *t)
+{
+    return (const char *)t->stack + sys.stack_size - t->sp_depth;
+}
+
 /* The context that resumed publishes the task the last switch left. */
 static void finish_handoff(struct sched *s)
 {
@@ -593,8 +608,9 @@ static void finish_handoff(struct sched *s)
     case ACT_RESTART:
         /* tel__sched_hibernate: its stack is no longer in use. Without one,
          * the next pick materializes a fresh stack and starts task_main
-         * there. The park is ACT_PARK_MSG's, with no timer to look at. */
-        tel__stack_free((int)s->index, t->stack);
+         * there. The park is ACT_PARK_MSG's, with no timer to look at. A
+         * stack it ran deep on loses its deep pages on the way back. */
+        tel__stack_free_trim((int)s->index, t->stack, low_sp(t));
         t->stack = NULL;
         if (s->handoff_act == ACT_HIBERNATE) {
             atomic_store_explicit(&t->state, TASK_WAIT_MSG,
@@ -606,7 +622,7 @@ static void finish_handoff(struct sched *s)
         push_tail(s, t, false);
         break;
     case ACT_EXIT:
-        tel__stack_free((int)s->index, t->stack);
+        tel__stack_free_trim((int)s->index, t->stack, low_sp(t));
         t->stack = NULL;
         sys.hooks.task_exit(s, t);
         break;
@@ -631,6 +647,7 @@ static bool materialize(struct sched *s, struct task *t)
         return false;
     }
     t->stack = stack;
+    t->sp_depth = 0;
     t->sp = tel__ctx_make(stack, sys.stack_size, task_entry, t);
     return true;
 }
@@ -643,12 +660,54 @@ static inline void start_running(struct sched *s, struct task *t)
     atomic_store_explicit(&t->home, s, memory_order_relaxed);
 }
 
-/* Leave the running task with act; returns the scheduler it resumed on. */
-static struct sched *switch_out(struct sched *s, struct task *prev, uint32_t act)
+/* prev ran off its stack: it ends (TASK_F_OVERFLOW) instead of act. Its
+ * wait timer may be armed (a receive about to park): disarm it, since the
+ * block is freed soon. */
+static TEL_NOINLINE uint32_t overflowed(struct task *prev)
 {
-    char probe;
-    if (TEL_UNLIKELY(&probe < (char *)prev->stack + 256))
-        tel__panic("sched: process stack overflow");
+    prev->flags |= TASK_F_OVERFLOW;
+    prev->sp_depth = (uint32_t)sys.stack_size; /* trim it whole */
+    tel__sched_timer_disarm(prev);
+    atomic_store_explicit(&prev->state, TASK_EXITED, memory_order_release);
+    return ACT_EXIT;
+}
+
+static struct sched *switch_away(struct sched *s, struct task *prev,
+                                 uint32_t act);
+
+/*
+ * The stack checks, on the task's own stack, at every switch-out and at a
+ * yield that finds nothing else to run: a new lowest stack pointer is
+ * recorded (for trimming at exit; one compare when it is not), and a task
+ * too close to its base, or whose canary was hit (the fallback mode,
+ * alloc/stack.c), ends with TASK_F_OVERFLOW: returns act, or ACT_EXIT.
+ */
+static inline uint32_t stack_check(struct task *prev, uint32_t act)
+{
+    char *sp = (char *)__builtin_frame_address(0);
+    uintptr_t depth = (uintptr_t)prev->stack + sys.stack_size - (uintptr_t)sp;
+    if (TEL_UNLIKELY(depth > prev->sp_depth)) {
+        prev->sp_depth = (uint32_t)depth;
+        if (TEL_UNLIKELY(depth > sys.stack_size - SCHED_STACK_RESERVE))
+            return overflowed(prev);
+    }
+    if (TEL_UNLIKELY(sys.canary) &&
+        *(volatile uint64_t *)prev->stack != STACK_CANARY &&
+        !(prev->flags & TASK_F_OVERFLOW))
+        return overflowed(prev);
+    return act;
+}
+
+/* Leave the running task with act; returns the scheduler it resumed on. */
+static inline struct sched *switch_out(struct sched *s, struct task *prev,
+                                       uint32_t act)
+{
+    return switch_away(s, prev, stack_check(prev, act));
+}
+
+static struct sched *switch_away(struct sched *s, struct task *prev,
+                                 uint32_t act)
+{
     struct task *next = NULL;
     if (TEL_LIKELY(!atomic_load_explicit(&sys.stop, memory_order_relaxed)))
         next = pick_next(s);
@@ -683,6 +742,8 @@ struct sched *tel__sched_yield(struct sched *s)
     if (alone(s)) {
         run_timers(s);
         if (alone(s)) {
+            if (TEL_UNLIKELY(stack_check(s->cur, ACT_YIELD) == ACT_EXIT))
+                return switch_away(s, s->cur, ACT_EXIT);
             s->reds = (int32_t)s->slice;
             return s;
         }
@@ -706,6 +767,8 @@ struct sched *tel__sched_preempt(struct sched *s)
      * all 10 M messages, 655 MB); in the wake lane it keeps up, and the
      * lane's burst bound still gives the others their share. */
     if (alone(s)) {
+        if (TEL_UNLIKELY(stack_check(s->cur, ACT_YIELD) == ACT_EXIT))
+            return switch_away(s, s->cur, ACT_EXIT);
         s->reds = (int32_t)s->slice;
         return s;
     }
@@ -731,6 +794,14 @@ _Noreturn void tel__sched_hibernate(struct sched *s, bool ready)
 {
     switch_out(s, s->cur, ready ? ACT_RESTART : ACT_HIBERNATE);
     tel__panic("sched: a hibernated task was resumed on its old stack");
+}
+
+_Noreturn void tel__sched_exit_overflow(struct sched *s)
+{
+    /* On the signal stack: no stack checks (they would measure it). */
+    (void)overflowed(s->cur);
+    switch_away(s, s->cur, ACT_EXIT);
+    tel__panic("sched: an overflowed task was resumed");
 }
 
 int tel__sched_timer_arm(struct sched *s, struct task *t, uint64_t deadline)
@@ -954,6 +1025,9 @@ static struct task *find_work(struct sched *s)
                                   memory_order_seq_cst);
         if (t)
             return t;
+        /* About to sleep: trim the node's surplus free stacks now, when
+         * nobody waits for this thread (alloc/stack.c). */
+        tel__stack_trim_idle((int)s->index);
         /* Park: announce, look again, sleep until woken or the next timer. */
         uint32_t seq = tel__park_prepare(&s->park, &sys.idle);
         if (work_visible(s) ||
@@ -998,6 +1072,7 @@ static void thread_setup(struct sched *s)
         (void)tel__topo_bind_thread(s->index);
     /* Timer wake-ups as precise as the kernel allows (default slack 50 us). */
     (void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+    tel__fault_thread_start(&s->alt);
 #ifdef TEL_TSAN
     s->tsan_loop_fiber = __tsan_get_current_fiber();
 #endif
@@ -1012,8 +1087,10 @@ static void thread_setup(struct sched *s)
 
 static void thread_teardown(void)
 {
-    if (tel__tls_sched)
+    if (tel__tls_sched) {
         tel__epoch_offline(&tel__tls_sched->ep);
+        tel__fault_thread_stop(&tel__tls_sched->alt);
+    }
     tel__mem_bind_thread(-1);
     tel__pool_bind_thread(-1);
     tel__tls_sched = NULL;
@@ -1078,6 +1155,7 @@ int tel__sched_run(const struct tel__sched_config *cfg,
     sys.hooks = *hooks;
     sys.stack_size = cfg->stack_size;
     sys.pin = cfg->pin;
+    sys.canary = tel__stack_canary_on();
     tel__spin_init(&sys.glock);
     sys.s = tel__mem_zalloc(sizeof(struct sched *) * cfg->n);
     if (!sys.s)
@@ -1109,6 +1187,8 @@ int tel__sched_run(const struct tel__sched_config *cfg,
     atomic_store_explicit(&first->home, sys.s[0], memory_order_relaxed);
     tel__runq_push(&sys.s[0]->runq, first);
 
+    /* Not fatal: without it an overflow kills the program, as before. */
+    (void)tel__fault_install();
     void *saved = tel__topo_save_binding();
     thread_setup(sys.s[0]);
     unsigned started = 1;
@@ -1127,6 +1207,7 @@ int tel__sched_run(const struct tel__sched_config *cfg,
     for (unsigned i = 1; i < started; i++)
         pthread_join(sys.s[i]->thread, NULL);
     thread_teardown();
+    tel__fault_uninstall();
     tel__topo_restore_binding(saved);
     return rc;
 }

@@ -18,6 +18,7 @@
 #include "alloc/base.h"
 #include "alloc/mpsc.h"
 #include "sched/epoch.h"
+#include "sched/fault.h"
 #include "sched/park.h"
 #include "sched/runq.h"
 #include "sched/task.h"
@@ -71,6 +72,7 @@ struct sched {
     void *loop_stack_lo;  /* the thread's own stack (sanitizers) */
     size_t loop_stack_size;
     void *tsan_loop_fiber;
+    struct fault_altstack alt; /* for the overflow handler (fault.c) */
     uint64_t n_switches, n_steals, n_parks, n_preempts; /* statistics */
     pthread_t thread;
 
@@ -159,6 +161,13 @@ _Noreturn void tel__sched_exit(struct sched *s);
  * that never got one (TASK_F_NOSTACK). Never returns.
  */
 _Noreturn void tel__sched_hibernate(struct sched *s, bool ready);
+
+/*
+ * The fault handler (fault.c), on s's thread and its signal stack: the
+ * running task ran into its stack's guard. End it with TASK_F_OVERFLOW
+ * (never returning to it) and run the next task.
+ */
+_Noreturn void tel__sched_exit_overflow(struct sched *s);
 
 /*
  * Inside a process: arm the running task's wait timer on s's wheel for

@@ -44,8 +44,11 @@ struct tw_wait {
 };
 
 /* Task flags the scheduler sets (the low 16 bits of flags; core uses the
- * high 16). */
-enum { TASK_F_NOSTACK = 1u << 0 };
+ * high 16). NOSTACK: no stack could be had, so it never ran. OVERFLOW: it
+ * ran off its stack (its guard faulted, its canary was hit, or it switched
+ * out too close to its base) and was ended (sched/fault.c). core's
+ * task_exit turns them into exit reasons. */
+enum { TASK_F_NOSTACK = 1u << 0, TASK_F_OVERFLOW = 1u << 1 };
 
 /*
  * Every byte here is paid by each of a million idle processes (a hibernated
@@ -81,6 +84,9 @@ struct task {
      * frees when it disarms). */
     struct tw_wait *wait;
     _Atomic uint32_t timer_fired;
+    /* The deepest its stack was seen at a switch-out (bytes below the top;
+     * in what was padding): its stack is trimmed at exit when deep. */
+    uint32_t sp_depth;
 #ifdef TEL_TSAN
     void *tsan_fiber;
 #endif

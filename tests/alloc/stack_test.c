@@ -8,10 +8,13 @@
  */
 #include "common.h"
 
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 
 #include "alloc/numa.h"
 #include "alloc/stack.h"
+#include "alloc/topo.h"
 
 #define KIB ((size_t)1024)
 #define STACK_64K (64 * KIB)
@@ -19,7 +22,9 @@
 
 static void pool_up(size_t size, unsigned n_caches)
 {
-    int rc = tel__mem_init(n_caches);
+    int rc = tel__topo_init();
+    cr_assert_eq(rc, 0, "tel__topo_init: %d", rc);
+    rc = tel__mem_init(n_caches);
     cr_assert_eq(rc, 0, "tel__mem_init: %d", rc);
     rc = tel__stack_pool_init(size, n_caches);
     cr_assert_eq(rc, 0, "tel__stack_pool_init: %d", rc);
@@ -424,4 +429,313 @@ Test(stack, cache_threads_and_shared_threads_never_share_a_stack,
         cr_assert_eq(w[i].sum, 0,
                      "worker %d (cache %d): %zu stacks clobbered or missing",
                      i, w[i].cache, (size_t)w[i].sum);
+}
+
+/* ------------------------------------------------------------------ */
+/* Guards                                                              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * In a forked child, write the byte at p: returns the signal that killed
+ * the child, or 0 if it lived. (The child drops any sanitizer handler, so
+ * a fault kills it as it would a plain program.)
+ */
+static int child_touch(volatile char *p)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        signal(SIGSEGV, SIG_DFL);
+        signal(SIGBUS, SIG_DFL);
+        *p = 1;
+        _exit(0);
+    }
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    if (WIFSIGNALED(st))
+        return WTERMSIG(st);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "child ended with status %#x", st);
+    return 0;
+}
+
+/* Every stack has a guard just below its base, and the stack itself is
+ * writable down to its base. */
+static void check_guards(void **b, int n)
+{
+    size_t g = tel__stack_guard_size();
+    cr_assert_geq(g, 4096);
+    for (int i = 0; i < n; i++) {
+        char *base = b[i];
+        cr_assert_eq(child_touch(base - 1), SIGSEGV,
+                     "stack %d: its guard's top byte did not fault", i);
+        cr_assert_eq(child_touch(base - g), SIGSEGV,
+                     "stack %d: its guard's lowest byte did not fault", i);
+        cr_assert_eq(child_touch(base), 0, "stack %d: its base faulted", i);
+    }
+}
+
+Test(stack, a_guard_below_every_stack_faults, .init = up_64k,
+     .fini = pool_down, .timeout = 60)
+{
+    struct tel__stack_stats st;
+    tel__stack_stats(&st);
+    if (!st.guard_markers)
+        cr_log_info("no MADV_GUARD_INSTALL here: testing the fallback");
+    enum { N = 6 };
+    void *b[N];
+    for (int i = 0; i < N; i++) {
+        b[i] = tel__stack_alloc(i % 3 - 1);
+        cr_assert_not_null(b[i]);
+    }
+    check_guards(b, N);
+    /* A reused stack keeps its guard (it is installed once, at carving). */
+    tel__stack_free(0, b[0]);
+    cr_assert_eq(tel__stack_alloc(0), b[0]);
+    check_guards(b, 1);
+    for (int i = 0; i < N; i++)
+        tel__stack_free(i % 3 - 1, b[i]);
+}
+
+Test(stack, guard_markers_add_no_mapping, .init = up_64k, .fini = pool_down,
+     .timeout = 60)
+{
+    struct tel__stack_stats st;
+    tel__stack_stats(&st);
+    if (!st.guard_markers) {
+        cr_log_info("skipped: no MADV_GUARD_INSTALL here (Linux < 6.13)");
+        return;
+    }
+    cr_assert_eq(tel__stack_canary_on(), false);
+    void *first = tel__stack_alloc(0); /* the first reservation */
+    cr_assert_not_null(first);
+    long before = count_maps();
+    enum { N = 1000 };
+    void *b[N];
+    for (int i = 0; i < N; i++) {
+        b[i] = tel__stack_alloc(0);
+        cr_assert_not_null(b[i]);
+    }
+    long after = count_maps();
+    cr_assert_lt(after - before, 10, "1000 guards added %ld mappings",
+                 after - before);
+    for (int i = 0; i < N; i++)
+        tel__stack_free(0, b[i]);
+    tel__stack_free(0, first);
+}
+
+static void fallback_64k(void)
+{
+    tel__stack_force_fallback(3); /* three mprotect guards, then canaries */
+    up_64k();
+}
+
+static void fallback_down(void)
+{
+    pool_down();
+    tel__stack_force_fallback(-1);
+}
+
+Test(stack, the_fallback_guards_stacks_while_its_budget_lasts_then_uses_canaries,
+     .init = fallback_64k, .fini = fallback_down, .timeout = 60)
+{
+    cr_assert(tel__stack_canary_on());
+    long before = count_maps();
+    enum { N = 8 };
+    void *b[N];
+    for (int i = 0; i < N; i++) {
+        b[i] = tel__stack_alloc(0);
+        cr_assert_not_null(b[i]);
+        cr_assert_eq(*(uint64_t *)b[i], STACK_CANARY, "stack %d: no canary",
+                     i);
+    }
+    struct tel__stack_stats st;
+    tel__stack_stats(&st);
+    cr_assert_eq(st.n_mprotect, 3);
+    cr_assert_not(st.guard_markers);
+    /* Each guard costs about two mappings (plus the reservation). */
+    cr_assert_leq(count_maps() - before, 3 * 2 + 2);
+    /* The first three fault below their base; the others do not, and
+     * rely on the canary (and the unused guard region as a buffer). */
+    check_guards(b, 3);
+    cr_assert_eq(child_touch((char *)b[5] - 1), 0);
+    for (int i = 0; i < N; i++)
+        tel__stack_free(0, b[i]);
+}
+
+Test(stack, a_freed_stack_gets_its_canary_back, .init = fallback_64k,
+     .fini = fallback_down)
+{
+    void *a = tel__stack_alloc(0);
+    cr_assert_not_null(a);
+    memset(a, 0, STACK_64K); /* an overflow wiped it */
+    tel__stack_free_trim(0, a, a);
+    cr_assert_eq(tel__stack_alloc(0), a);
+    cr_assert_eq(*(uint64_t *)a, STACK_CANARY);
+    memset(a, 0, 64);
+    tel__stack_free(0, a);
+    cr_assert_eq(tel__stack_alloc(0), a);
+    cr_assert_eq(*(uint64_t *)a, STACK_CANARY);
+    tel__stack_free(0, a);
+}
+
+/* ------------------------------------------------------------------ */
+/* Trimming                                                            */
+/* ------------------------------------------------------------------ */
+
+/* How many of the pages of [lo, hi) are resident. */
+static size_t resident(void *lo, void *hi)
+{
+    size_t n = ((char *)hi - (char *)lo) / 4096;
+    unsigned char *v = malloc(n);
+    cr_assert_not_null(v);
+    cr_assert_eq(mincore(lo, n * 4096, v), 0, "mincore: %s", strerror(errno));
+    size_t r = 0;
+    for (size_t i = 0; i < n; i++)
+        r += v[i] & 1;
+    free(v);
+    return r;
+}
+
+Test(stack, freeing_a_deep_stack_releases_all_but_its_top_pages,
+     .init = up_64k, .fini = pool_down)
+{
+    char *a = tel__stack_alloc(0);
+    cr_assert_not_null(a);
+    memset(a, 0x11, STACK_64K);
+    char *top = a + STACK_64K;
+    cr_assert_eq(resident(a, top), STACK_64K / 4096);
+    tel__stack_free_trim(0, a, a + 100); /* it went down to its base */
+    size_t r = resident(a, top - 8 * KIB);
+    cr_assert_eq(r, 0, "%zu pages below the top 8 KiB stayed resident", r);
+    cr_assert_geq(resident(top - 4096, top), 1, "the top page went too");
+    /* Still a good stack: it comes back zeroed below, writable. */
+    cr_assert_eq(tel__stack_alloc(0), a);
+    cr_assert_eq(a[0], 0);
+    memset(a, 0x22, STACK_64K);
+    tel__stack_free(0, a);
+}
+
+Test(stack, freeing_a_shallow_stack_keeps_its_pages, .init = up_64k,
+     .fini = pool_down)
+{
+    char *a = tel__stack_alloc(0);
+    cr_assert_not_null(a);
+    char *top = a + STACK_64K;
+    memset(top - 8 * KIB, 0x33, 8 * KIB);
+    tel__stack_free_trim(0, a, top - 8 * KIB); /* not below the kept part */
+    cr_assert_eq(resident(top - 8 * KIB, top), 2);
+    cr_assert_eq(tel__stack_alloc(0), a);
+    /* (The top word holds the free-list link now.) */
+    cr_assert_eq(top[-8 * (long)KIB], 0x33, "a shallow stack was trimmed");
+    cr_assert_eq(top[-100], 0x33, "a shallow stack was trimmed");
+    tel__stack_free(0, a);
+}
+
+Test(stack, free_stacks_beyond_the_pools_bound_are_trimmed_whole,
+     .init = up_64k, .fini = pool_down, .timeout = 60)
+{
+    struct tel__stack_stats st;
+    tel__stack_stats(&st);
+    size_t bound = st.warm_max;
+    cr_assert_gt(bound, 0);
+    size_t n = bound + 300;
+    char **b = malloc(n * sizeof(char *));
+    cr_assert_not_null(b);
+    for (size_t i = 0; i < n; i++) {
+        b[i] = tel__stack_alloc(-1);
+        cr_assert_not_null(b[i]);
+        memset(b[i] + STACK_64K - 8 * KIB, 0x44, 8 * KIB); /* two pages */
+    }
+    for (size_t i = 0; i < n; i++)
+        tel__stack_free(-1, b[i]);
+    tel__stack_stats(&st);
+    cr_assert_eq(st.n_warm, bound, "warm %zu, bound %zu", st.n_warm, bound);
+    cr_assert_eq(st.n_dirty, 300, "dirty %zu", st.n_dirty);
+    cr_assert_eq(st.n_cold, 0);
+    cr_assert_gt(st.dirty_max, 300);
+    /* Not trimmed yet: that waits for an idle scheduler. */
+    cr_assert_eq(resident(b[n - 1] + STACK_64K - 8 * KIB, b[n - 1] + STACK_64K),
+                 2);
+    tel__stack_trim_idle(-1);
+    tel__stack_stats(&st);
+    cr_assert_eq(st.n_dirty, 0);
+    cr_assert_eq(st.n_cold, 300);
+    /* The first freed are warm (resident), the last were trimmed whole. */
+    cr_assert_eq(resident(b[0] + STACK_64K - 8 * KIB, b[0] + STACK_64K), 2);
+    size_t r = 0;
+    for (size_t i = bound; i < n; i++)
+        r += resident(b[i], b[i] + STACK_64K);
+    cr_assert_eq(r, 0, "%zu pages of trimmed stacks are resident", r);
+    /* Spilling caches obey the same bound. */
+    for (size_t i = 0; i < n; i++)
+        b[i] = tel__stack_alloc(0);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_not_null(b[i]);
+        memset(b[i], 0x55, STACK_64K);
+    }
+    check_disjoint((void **)b, n, STACK_64K);
+    for (size_t i = 0; i < n; i++)
+        tel__stack_free(0, b[i]);
+    tel__stack_trim_idle(0);
+    tel__stack_stats(&st);
+    cr_assert_eq(st.n_dirty, 0);
+    cr_assert_leq(st.n_warm, bound);
+    /* The rest is in cache 0 (at most 128). */
+    cr_assert(st.n_warm + st.n_cold <= n && st.n_warm + st.n_cold + 128 >= n,
+              "warm %zu + cold %zu, %zu stacks", st.n_warm, st.n_cold, n);
+    free(b);
+}
+
+/* ------------------------------------------------------------------ */
+/* Nodes                                                               */
+/* ------------------------------------------------------------------ */
+
+static void two_nodes_up(void)
+{
+    tel__stack_fake_nodes(2);
+    pool_up(STACK_64K, 2);
+}
+
+static void two_nodes_down(void)
+{
+    pool_down();
+    tel__stack_fake_nodes(0);
+}
+
+Test(stack, each_node_has_its_own_pool, .init = two_nodes_up,
+     .fini = two_nodes_down, .timeout = 60)
+{
+    struct tel__stack_stats st;
+    tel__stack_stats(&st);
+    cr_assert_eq(st.n_nodes, 2);
+    cr_assert_eq(tel__stack_node_of_cache(0), 0);
+    cr_assert_eq(tel__stack_node_of_cache(1), 1);
+    cr_assert_eq(tel__stack_node_of_cache(-1), 0);
+    /* Cache 0 spills 300 stacks to node 0's pool. */
+    enum { N = 300 };
+    void *b[N];
+    for (int i = 0; i < N; i++) {
+        b[i] = tel__stack_alloc(0);
+        cr_assert_not_null(b[i]);
+    }
+    tel__stack_stats(&st);
+    cr_assert_eq(st.n_resvs, 1, "only node 0 reserved");
+    qsort(b, N, sizeof(void *), cmp_ptr);
+    for (int i = 0; i < N; i++)
+        tel__stack_free(0, b[i]);
+    /* Cache 1 refills from node 1: a new reservation, none of those. */
+    void *c = tel__stack_alloc(1);
+    cr_assert_not_null(c);
+    cr_assert_null(bsearch(&c, b, N, sizeof(void *), cmp_ptr),
+                   "cache 1 got a stack from node 0's pool");
+    tel__stack_stats(&st);
+    cr_assert_eq(st.n_resvs, 2);
+    /* A thread with no cache uses node 0's pool: a spilled one. */
+    void *d = tel__stack_alloc(-1);
+    cr_assert_not_null(bsearch(&d, b, N, sizeof(void *), cmp_ptr),
+                       "the shared path did not use node 0's pool");
+    tel__stack_free(-1, d);
+    tel__stack_free(1, c);
 }
