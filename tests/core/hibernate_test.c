@@ -304,7 +304,7 @@ out:
 
 Test(hibernate, many_hibernated_processes_all_wake_and_exit, .timeout = 120)
 {
-    struct many mn = {.n = tel_test_live_cap(tel_test_scaled(100000, 500)),
+    struct many mn = {.n = tel_test_live_cap(tel_test_scaled(20000, 500)),
                       .wake = true};
     tel_config_t cfg = {.schedulers = 2};
     TT_RUN(&cfg, many_main, &mn);
@@ -314,7 +314,7 @@ Test(hibernate, many_hibernated_processes_all_wake_and_exit, .timeout = 120)
 
 Test(hibernate, shutdown_frees_processes_left_hibernating, .timeout = 120)
 {
-    struct many mn = {.n = tel_test_live_cap(tel_test_scaled(100000, 500)),
+    struct many mn = {.n = tel_test_live_cap(tel_test_scaled(20000, 500)),
                       .wake = false};
     tel_config_t cfg = {.schedulers = 2};
     TT_RUN(&cfg, many_main, &mn);
