@@ -335,6 +335,40 @@ static void release(void *base, size_t keep)
         *(volatile uint64_t *)base = STACK_CANARY;
 }
 
+/*
+ * Trim k free stacks whole (b is reordered). Stacks carved one after the
+ * other are neighbours in their reservation, and they tend to be freed
+ * together (a batch of processes ends), so adjacent ones go in one madvise:
+ * on this VM a madvise that drops one page cost about 10 us, and
+ * spawn_idle's 50,000 exits spent 6 us each trimming one stack at a time.
+ * The guard markers between them survive MADV_DONTNEED. With canaries
+ * (the fallback) each stack is trimmed alone, to put its canary back.
+ */
+static void release_many(void **b, unsigned k)
+{
+    if (canary) {
+        for (unsigned i = 0; i < k; i++)
+            release(b[i], 0);
+        return;
+    }
+    for (unsigned i = 1; i < k; i++) { /* insertion sort: k <= 64 */
+        void *x = b[i];
+        unsigned j = i;
+        for (; j > 0 && (char *)b[j - 1] > (char *)x; j--)
+            b[j] = b[j - 1];
+        b[j] = x;
+    }
+    for (unsigned i = 0; i < k;) {
+        unsigned j = i;
+        while (j + 1 < k && (char *)b[j + 1] == (char *)b[j] + slot_size)
+            j++;
+        char *lo = b[i];
+        char *hi = (char *)b[j] + stack_size;
+        (void)madvise(lo, (size_t)(hi - lo), MADV_DONTNEED);
+        i = j + 1;
+    }
+}
+
 /* Under np->lock: the next slot of the node's newest reservation (a new
  * one if it is used up); its stack's base, or NULL. */
 static void *carve(struct node_pool *np)
@@ -554,8 +588,7 @@ static void give_back(struct node_pool *np, struct free_stack *chain)
     pthread_mutex_unlock(&np->lock);
     if (k == 0)
         return;
-    for (unsigned i = 0; i < k; i++)
-        release(b[i], 0);
+    release_many(b, k);
     pthread_mutex_lock(&np->lock);
     for (unsigned i = 0; i < k; i++)
         if (TEL_UNLIKELY(!cold_push(np, b[i], true)))
@@ -575,8 +608,7 @@ void tel__stack_trim_idle(int ci)
         while (k < STACK_BATCH && np->n_cold > np->n_trimmed)
             b[k++] = cold_pop(np);
         pthread_mutex_unlock(&np->lock);
-        for (unsigned i = 0; i < k; i++)
-            release(b[i], 0);
+        release_many(b, k);
         pthread_mutex_lock(&np->lock);
         for (unsigned i = 0; i < k; i++)
             if (TEL_UNLIKELY(!cold_push(np, b[i], true)))

@@ -668,6 +668,10 @@ Test(stack, free_stacks_beyond_the_pools_bound_are_trimmed_whole,
     for (size_t i = bound; i < n; i++)
         r += resident(b[i], b[i] + STACK_64K);
     cr_assert_eq(r, 0, "%zu pages of trimmed stacks are resident", r);
+    /* Neighbours are trimmed by one madvise across their guards: the
+     * guards must still fault. */
+    if (st.guard_markers)
+        check_guards((void **)b + bound, 3);
     /* Spilling caches obey the same bound. */
     for (size_t i = 0; i < n; i++)
         b[i] = tel__stack_alloc(0);
