@@ -369,23 +369,32 @@ static void release_many(void **b, unsigned k)
     }
 }
 
+/* Make room for one more pointer in a growable array of n (doubling from
+ * first); false if it cannot grow. */
+static bool ptrs_room(void ***arr, size_t *cap, size_t n, size_t first)
+{
+    if (n < *cap)
+        return true;
+    size_t ncap = *cap ? *cap * 2 : first;
+    void **na = tel__mem_alloc(ncap * sizeof(void *));
+    if (!na)
+        return false;
+    if (n)
+        memcpy(na, *arr, n * sizeof(void *));
+    if (*arr)
+        tel__mem_free(*arr, *cap * sizeof(void *));
+    *arr = na;
+    *cap = ncap;
+    return true;
+}
+
 /* Under np->lock: the next slot of the node's newest reservation (a new
  * one if it is used up); its stack's base, or NULL. */
 static void *carve(struct node_pool *np)
 {
     if (np->bump == np->bump_end) {
-        if (np->n_resvs == np->cap_resvs) {
-            size_t ncap = np->cap_resvs ? np->cap_resvs * 2 : 16;
-            void **nr = tel__mem_alloc(ncap * sizeof(void *));
-            if (!nr)
-                return NULL;
-            if (np->n_resvs)
-                memcpy(nr, np->resvs, np->n_resvs * sizeof(void *));
-            if (np->resvs)
-                tel__mem_free(np->resvs, np->cap_resvs * sizeof(void *));
-            np->resvs = nr;
-            np->cap_resvs = ncap;
-        }
+        if (!ptrs_room(&np->resvs, &np->cap_resvs, np->n_resvs, 16))
+            return NULL;
         void *m = mmap(NULL, resv_bytes, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (m == MAP_FAILED)
@@ -526,18 +535,8 @@ void *tel__stack_alloc(int ci)
  * `trimmed`); false if it cannot grow. */
 static bool cold_push(struct node_pool *np, void *base, bool trimmed)
 {
-    if (np->n_cold == np->cap_cold) {
-        size_t ncap = np->cap_cold ? np->cap_cold * 2 : 1024;
-        void **nc = tel__mem_alloc(ncap * sizeof(void *));
-        if (!nc)
-            return false;
-        if (np->n_cold)
-            memcpy(nc, np->cold, np->n_cold * sizeof(void *));
-        if (np->cold)
-            tel__mem_free(np->cold, np->cap_cold * sizeof(void *));
-        np->cold = nc;
-        np->cap_cold = ncap;
-    }
+    if (!ptrs_room(&np->cold, &np->cap_cold, np->n_cold, 1024))
+        return false;
     np->cold[np->n_cold++] = base;
     if (trimmed) {
         /* Below the dirty ones: swap with the lowest dirty one. */
