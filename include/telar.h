@@ -239,8 +239,8 @@ TEL_NORETURN TEL_API void tel_exit(tel_reason_t reason);
 
 /*
  * tel_hibernate: Erlang's hibernate/3. The caller gives up its stack and
- * waits for its next message holding only its control block and mailbox
- * (a few hundred bytes). When a message arrives (or at once, if one already
+ * waits for its next message holding only its control block, pid slot and
+ * mailbox (about 150 bytes on x86-64). When a message arrives (or at once, if one already
  * waits, skipped ones included), fn(arg) starts on a fresh stack: the old
  * call stack is gone, so nothing on it may be used afterwards, and fn
  * returning ends the process as any process function does. The message is
