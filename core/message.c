@@ -28,6 +28,7 @@ struct msg *tel__msg_new(tel_pid_t from, uint64_t tag, const void *data,
     m->pub.tag = tag;
     m->pub.size = size;
     m->pub.data = NULL;
+    m->ref = 0;
     if (size) {
         char *d = (char *)m + MSG_HDR_SIZE;
         const char *src = data;
@@ -58,4 +59,21 @@ void tel_msg_free(tel_msg_t *m)
 {
     if (m)
         tel__msg_free(tel__msg_of(m));
+}
+
+/* References come from per-thread blocks of a global counter: no shared
+ * write per reference, and unique across threads. */
+#define REF_BLOCK 4096
+
+static _Atomic uint64_t ref_next = 1;
+static __thread uint64_t tl_ref, tl_ref_end;
+
+uint64_t tel__make_ref(void)
+{
+    if (TEL_UNLIKELY(tl_ref == tl_ref_end)) {
+        tl_ref = atomic_fetch_add_explicit(&ref_next, REF_BLOCK,
+                                           memory_order_relaxed);
+        tl_ref_end = tl_ref + REF_BLOCK;
+    }
+    return tl_ref++ & MSG_REF_MASK;
 }

@@ -23,7 +23,46 @@
 struct msg {
     tel_msg_t pub;
     struct tel__mpsc_node node;
+    /* The kind (MSGK_*, top 3 bits) and a reference (low 61 bits): a
+     * call's and its reply's ref, a signal's monitor ref. 0 for tel_send. */
+    uint64_t ref;
 };
+
+/*
+ * Message kinds. PLAIN is tel_send's. CAST, CALL and REPLY are the server
+ * protocol's (core/server.c): a call and its reply carry the call's ref.
+ * SIGNAL is a signal between processes (core/link.c): pub.tag holds its
+ * kind (SIG_*), ref the monitor ref if any, the payload its reason; it is
+ * acted on by the receiver's runtime, never shown to its code.
+ */
+enum {
+    MSGK_PLAIN = 0,
+    MSGK_CAST = 1,
+    MSGK_CALL = 2,
+    MSGK_REPLY = 3,
+    MSGK_SIGNAL = 4,
+};
+#define MSGK_SHIFT 61
+#define MSG_REF_MASK ((UINT64_C(1) << MSGK_SHIFT) - 1)
+
+static inline unsigned tel__msg_kind(const struct msg *m)
+{
+    return (unsigned)(m->ref >> MSGK_SHIFT);
+}
+
+static inline uint64_t tel__msg_ref(const struct msg *m)
+{
+    return m->ref & MSG_REF_MASK;
+}
+
+static inline void tel__msg_set_kind(struct msg *m, unsigned kind,
+                                     uint64_t ref)
+{
+    m->ref = (uint64_t)kind << MSGK_SHIFT | (ref & MSG_REF_MASK);
+}
+
+/* A new reference, unique within the run (any thread; never 0; < 2^61). */
+uint64_t tel__make_ref(void);
 
 #define MSG_HDR_SIZE 48
 _Static_assert(sizeof(struct msg) <= MSG_HDR_SIZE, "message header too big");

@@ -43,7 +43,7 @@ int tel__proc_create(int cache, tel_fn fn, void *arg, struct proc **out)
         goto err_block;
     p->fn = fn;
     p->arg = arg;
-    p->reason = TEL_NORMAL;
+    p->ext = NULL;
     tel__mbox_init(&p->mbox);
     tel_pid_t pid;
     int rc = tel__pid_alloc(cache, p, &pid);
@@ -109,6 +109,8 @@ static void proc_exit(struct sched *s, struct task *t)
     }
     if (t->flags & TASK_F_OVERFLOW)
         p->reason = TEL_STACK_OVERFLOW;
+    if (t->flags & TASK_F_CRASHED)
+        p->reason = TEL_CRASHED;
     if (tel__proc_exit_observer)
         tel__proc_exit_observer(p->pid, p->reason);
     if (tel__pid_exit(p))

@@ -12,15 +12,25 @@
 /* core's flags, in the high 16 bits of task.flags (sched/task.h). */
 enum proc_flags {
     PROC_MAIN = 1u << 16, /* tel_run's first process: its exit stops the run */
+    PROC_NAMED = 1u << 17, /* it registered itself (core/registry.c) */
+    PROC_TRAP = 1u << 18,  /* it traps exits */
+    PROC_HIB = 1u << 19,   /* restarting from hibernation (hibernate.c) */
 };
 
 /* 128 bytes (x86-64, no TSan): see sched/task.h for why every word counts. */
 struct proc {
     struct task task; /* first: the scheduler sees only this */
     tel_pid_t pid;
-    tel_fn fn;
+    /* fn is read when the process starts (or restarts from hibernation);
+     * reason is written when it ends, after fn is dead. */
+    union {
+        tel_fn fn;
+        tel_reason_t reason;
+    };
     void *arg;
-    tel_reason_t reason;
+    /* Links, monitors and the like (core/link.c), allocated the first time
+     * the process has any; owner only, except where link.c says. */
+    struct proc_ext *ext;
     struct mailbox mbox;
 };
 

@@ -57,7 +57,14 @@ extern "C" {
     X(ENOENT, -7, "no such timer, name or entry")                             \
     X(ESHUTDOWN, -8, "the runtime is shutting down or not running")           \
     X(EBUSY, -9, "the runtime is already running")                            \
-    X(ESYS, -10, "the operating system refused a resource")
+    X(ESYS, -10, "the operating system refused a resource")                   \
+    X(EEXIST, -11, "the name is taken, or the process already has a name")    \
+    X(EDOWN, -12, "the process exited before it replied")                     \
+    X(ERUNNING, -13, "the child is running")                                  \
+    X(ERESTARTING, -14, "the child is being restarted")                       \
+    X(EPRESENT, -15, "a child with that id is present (not running)")         \
+    X(EALREADY, -16, "a child with that id is already running")               \
+    X(EINIT, -17, "the new process's start or init failed")
 
 enum {
 #define TEL__ERRNO_ENUM(name, val, msg) TEL_##name = (val),
@@ -351,6 +358,389 @@ TEL_API TEL_NODISCARD int tel_send_after(uint64_t *timer_out, int64_t ms,
  *   existed; TEL_ESHUTDOWN if no runtime is running.
  */
 TEL_API int tel_cancel_timer(uint64_t timer);
+
+/* ------------------------------------------------------------------------ */
+/* Links, monitors and exit signals (Erlang's semantics)                     */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Tags of the messages the runtime itself sends. Applications must not use
+ * tags at or above TEL_TAG_SYSTEM for their own meanings (sending them is
+ * allowed, as forging an 'EXIT' tuple is in Erlang).
+ *   TEL_TAG_EXIT: an exit signal turned into a message because the receiver
+ *     traps exits; data is a tel_exit_info_t.
+ *   TEL_TAG_DOWN: a monitor fired; data is a tel_down_info_t.
+ */
+#define TEL_TAG_SYSTEM UINT64_C(0xFFFFFFFFFFFFFF00)
+#define TEL_TAG_EXIT (TEL_TAG_SYSTEM + 1)
+#define TEL_TAG_DOWN (TEL_TAG_SYSTEM + 2)
+
+typedef struct tel_exit_info {
+    tel_pid_t pid;       /* the process the signal came from */
+    tel_reason_t reason; /* its reason */
+} tel_exit_info_t;
+
+typedef struct tel_down_info {
+    uint64_t ref;        /* the monitor's reference */
+    tel_pid_t pid;       /* the monitored process */
+    tel_reason_t reason; /* why it ended; TEL_NOPROC if it was not alive */
+} tel_down_info_t;
+
+/* Process priorities, BEAM's four levels. The zero value is normal. */
+typedef enum tel_priority {
+    TEL_PRIO_NORMAL = 0,
+    TEL_PRIO_LOW = 1,
+    TEL_PRIO_HIGH = 2,
+    TEL_PRIO_MAX = 3,
+} tel_priority_t;
+
+/*
+ * Options for tel_spawn_opt; a zero-initialised struct means tel_spawn's
+ * behaviour.
+ *   link:        link the child to the caller before it runs (spawn_link).
+ *   monitor:     monitor the child; its reference goes to *monitor_ref
+ *                (which must then not be NULL) before the child runs.
+ *   priority:    the child's priority (tel_priority_t).
+ *   stack_size:  the child's stack in bytes (rounded up to a power of two
+ *                of pages); 0 means the run's stack_size. From
+ *                TEL_MIN_STACK_SIZE to 256 MiB.
+ */
+typedef struct tel_spawn_opts {
+    bool link;
+    bool monitor;
+    uint64_t *monitor_ref;
+    tel_priority_t priority;
+    size_t stack_size;
+} tel_spawn_opts_t;
+
+/*
+ * tel_spawn_opt: tel_spawn with options. The link and the monitor exist
+ * before the child runs, so a child that dies at once is still seen.
+ * Context and errors: as tel_spawn; link and monitor need a calling process
+ *   (TEL_ENOTPROC otherwise); TEL_EINVAL if monitor is set and monitor_ref
+ *   is NULL, priority is not a tel_priority_t, or stack_size is out of
+ *   range.
+ */
+TEL_API TEL_NODISCARD int tel_spawn_opt(tel_pid_t *out, tel_fn fn, void *arg,
+                                        const tel_spawn_opts_t *opts);
+
+/*
+ * tel_link: link the caller and pid, both ways. When either ends with a
+ * reason other than TEL_NORMAL, the other gets an exit signal: it ends with
+ * the same reason unless it traps exits, in which case the signal arrives
+ * as a TEL_TAG_EXIT message. Linking twice is one link; linking to oneself
+ * does nothing. If pid is not alive, the caller gets an exit signal with
+ * TEL_NOPROC (so a caller that does not trap exits ends; this call then
+ * does not return) and the call returns 0 in a caller that traps.
+ * Context: inside a process; may yield.
+ * Errors: TEL_EINVAL if pid is 0; TEL_ENOTPROC outside a process;
+ *   TEL_ENOMEM.
+ */
+TEL_API int tel_link(tel_pid_t pid);
+
+/*
+ * tel_unlink: remove the link between the caller and pid, if any. After it
+ * returns, no exit signal from that link reaches the caller, and an EXIT
+ * message from pid already queued stays queued (as in Erlang; use
+ * tel_recv_match to drop it).
+ * Context: inside a process; may yield.
+ * Errors: TEL_EINVAL if pid is 0; TEL_ENOTPROC outside a process.
+ */
+TEL_API int tel_unlink(tel_pid_t pid);
+
+/*
+ * tel_monitor: watch pid. When it ends (or at once if it is not alive,
+ * with TEL_NOPROC), the caller gets exactly one TEL_TAG_DOWN message with
+ * the reference written to *ref_out. Monitoring the same process twice
+ * makes two monitors.
+ * Context: inside a process; may yield.
+ * Errors: TEL_EINVAL if ref_out is NULL or pid is 0; TEL_ENOTPROC outside
+ *   a process; TEL_ENOMEM (no monitor was made).
+ */
+TEL_API TEL_NODISCARD int tel_monitor(uint64_t *ref_out, tel_pid_t pid);
+
+/*
+ * tel_demonitor: remove the caller's monitor ref. No DOWN for it arrives
+ * after this returns. With flush, a DOWN for it already in the mailbox is
+ * removed too; without, it may stay there.
+ * Context: inside a process; may yield.
+ * Errors: TEL_ENOTPROC outside a process; TEL_ENOENT if ref is not one of
+ *   the caller's active monitors (it fired, was removed, or never was);
+ *   with flush, a DOWN already queued is still removed.
+ */
+TEL_API int tel_demonitor(uint64_t ref, bool flush);
+
+/*
+ * tel_trap_exit: whether exit signals become TEL_TAG_EXIT messages in the
+ * caller (Erlang's process_flag(trap_exit, On)). Returns the previous
+ * setting; outside a process it does nothing and returns false. TEL_KILL
+ * from tel_kill cannot be trapped.
+ * Context: any thread; never yields.
+ */
+TEL_API bool tel_trap_exit(bool on);
+
+/*
+ * tel_kill: send an exit signal with reason to pid (Erlang's exit/2).
+ *   TEL_KILL: pid ends with TEL_KILLED, trapping or not.
+ *   TEL_NORMAL: ignored by pid unless it traps exits (then a message), or
+ *     unless pid is the caller, which then ends with TEL_NORMAL.
+ *   anything else: pid ends with reason, or gets a TEL_TAG_EXIT message if
+ *     it traps exits.
+ * A signal to a process that is not alive is dropped. Signals from one
+ * sender keep their order with its messages. A process running C code that
+ * never calls Telar sees the signal at its next Telar call.
+ * Context: any thread while the runtime runs (from outside a process the
+ *   signal's pid is 0); may yield inside a process, and does not return
+ *   when the caller kills itself.
+ * Errors: TEL_EINVAL if pid is 0; TEL_ENOMEM; TEL_ESHUTDOWN if no runtime
+ *   runs.
+ */
+TEL_API int tel_kill(tel_pid_t pid, tel_reason_t reason);
+
+/*
+ * tel_set_priority: set the caller's priority (a tel_priority_t); returns
+ * the previous one, or TEL_EINVAL / TEL_ENOTPROC. Context: inside a process.
+ */
+TEL_API int tel_set_priority(int priority);
+
+/* ------------------------------------------------------------------------ */
+/* Registry                                                                  */
+/* ------------------------------------------------------------------------ */
+
+#define TEL_NAME_MAX 63 /* bytes in a registered name, without the NUL */
+
+/*
+ * tel_register: give pid the name (copied). A name belongs to one live
+ * process and a process has at most one name; the name is free again once
+ * the process exits (or tel_unregister).
+ * Context: any thread while the runtime runs; never yields.
+ * Errors: TEL_EINVAL if name is NULL, empty or longer than TEL_NAME_MAX, or
+ *   pid is 0; TEL_ENOPROC if pid is not alive; TEL_EEXIST if the name
+ *   belongs to a live process or pid already has a name; TEL_ENOMEM;
+ *   TEL_ESHUTDOWN.
+ */
+TEL_API int tel_register(const char *name, tel_pid_t pid);
+
+/* tel_unregister: free name. Errors: TEL_EINVAL; TEL_ENOENT if no live
+ * process has it; TEL_ESHUTDOWN. Any thread; never yields. */
+TEL_API int tel_unregister(const char *name);
+
+/* tel_whereis: the live process with name, or 0 (also for NULL, and when no
+ * runtime runs). Any thread; never yields. */
+TEL_API tel_pid_t tel_whereis(const char *name);
+
+/* ------------------------------------------------------------------------ */
+/* Servers (OTP's gen_server)                                                */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A callback returns TEL_CONTINUE to keep the server running, or the reason
+ * to stop with (TEL_NORMAL included): terminate(state, reason) then runs and
+ * the server exits with that reason. TEL_CONTINUE is never an exit reason.
+ */
+#define TEL_CONTINUE INT64_MIN
+
+/* Who made a call: give it to tel_reply, now or later. */
+typedef struct tel_from {
+    tel_pid_t pid;
+    uint64_t ref;
+} tel_from_t;
+
+/*
+ * The callbacks of a server; each runs in the server process.
+ *   init(arg, &state): TEL_CONTINUE to start (the starter is released), or
+ *     a reason: the start fails with TEL_EINIT and the server exits with it.
+ *   handle_call: a tel_call; reply with tel_reply(from, ...) before or after
+ *     returning (a later reply is OTP's noreply).
+ *   handle_cast: a tel_cast.
+ *   handle_info: any other message (the server frees it after the call; the
+ *     callback must not keep it). NULL means such messages are dropped.
+ *   terminate (may be NULL): the server is stopping with reason, because a
+ *     callback asked, or an exit signal from its parent (it traps exits
+ *     when started linked, as OTP's do).
+ * req is the caller's payload (NULL when size is 0), valid during the call.
+ */
+typedef struct tel_server_ops {
+    tel_reason_t (*init)(void *arg, void **state);
+    tel_reason_t (*handle_call)(void *state, tel_from_t from, uint64_t tag,
+                                const void *req, size_t size);
+    tel_reason_t (*handle_cast)(void *state, uint64_t tag, const void *req,
+                                size_t size);
+    tel_reason_t (*handle_info)(void *state, const tel_msg_t *msg);
+    void (*terminate)(void *state, tel_reason_t reason);
+} tel_server_ops_t;
+
+/*
+ * tel_server_start / tel_server_start_link: spawn a server (linked to the
+ * caller for _link), wait until its init returned, and give its pid. The
+ * server waits for requests holding no stack (it hibernates between them).
+ * Context: inside a process; yields.
+ * Errors: TEL_EINVAL if ops, ops->init or ops->handle_call is NULL;
+ *   TEL_ENOTPROC outside a process; TEL_EINIT if init returned a reason or
+ *   the server died during init (*out is 0); as tel_spawn.
+ * Ownership: ops must outlive the server; arg goes to init.
+ */
+TEL_API TEL_NODISCARD int tel_server_start(tel_pid_t *out,
+                                           const tel_server_ops_t *ops,
+                                           void *arg);
+TEL_API TEL_NODISCARD int tel_server_start_link(tel_pid_t *out,
+                                                const tel_server_ops_t *ops,
+                                                void *arg);
+
+/*
+ * tel_call: send req (tag, a copy of size bytes) to the server pid and wait
+ * up to timeout_ms for its reply (tel_recv's timeouts). The caller monitors
+ * the server while it waits. A reply that comes after the call gave up is
+ * dropped, never seen by a later call or receive.
+ * Context: inside a process; yields.
+ * Errors: TEL_EINVAL if pid is 0, reply_out is NULL, data is NULL with
+ *   size > 0, or timeout_ms < -1; TEL_ENOTPROC outside a process;
+ *   TEL_ENOPROC if pid was not alive; TEL_EDOWN if it exited before
+ *   replying (tel_call_reason() then gives its exit reason);
+ *   TEL_ETIMEDOUT; TEL_ENOMEM. *reply_out is NULL on error.
+ * Ownership: *reply_out is a message (its tag and payload are the reply's)
+ *   that the caller frees with tel_msg_free.
+ */
+TEL_API TEL_NODISCARD int tel_call(tel_pid_t pid, uint64_t tag,
+                                   const void *req, size_t size,
+                                   tel_msg_t **reply_out, int64_t timeout_ms);
+
+/* tel_call_reason: the exit reason behind the caller's last TEL_EDOWN from
+ * tel_call (TEL_NOPROC after TEL_ENOPROC). Inside a process; 0 otherwise. */
+TEL_API tel_reason_t tel_call_reason(void);
+
+/*
+ * tel_cast: send req to the server pid without waiting (as tel_send: a dead
+ * server drops it). Errors: as tel_send.
+ */
+TEL_API TEL_NODISCARD int tel_cast(tel_pid_t pid, uint64_t tag,
+                                   const void *req, size_t size);
+
+/*
+ * tel_reply: answer the call from with tag and a copy of data. A caller
+ * that stopped waiting never sees it. Any process (not only the server).
+ * Errors: TEL_EINVAL if from.pid is 0 or data is NULL with size > 0;
+ *   TEL_ENOMEM; TEL_ESHUTDOWN.
+ */
+TEL_API int tel_reply(tel_from_t from, uint64_t tag, const void *data,
+                      size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* Supervisors (OTP's supervisor)                                            */
+/* ------------------------------------------------------------------------ */
+
+typedef enum tel_restart {
+    TEL_PERMANENT = 0, /* always restarted */
+    TEL_TRANSIENT = 1, /* restarted after an abnormal exit only */
+    TEL_TEMPORARY = 2, /* never restarted; its spec is dropped when it ends */
+} tel_restart_t;
+
+typedef enum tel_child_type { TEL_WORKER = 0, TEL_SUPERVISOR = 1 } tel_child_type_t;
+
+typedef enum tel_strategy {
+    TEL_ONE_FOR_ONE = 0,
+    TEL_ONE_FOR_ALL = 1,
+    TEL_REST_FOR_ONE = 2,
+    TEL_SIMPLE_ONE_FOR_ONE = 3,
+} tel_strategy_t;
+
+/* shutdown values besides a timeout in ms (> 0). */
+#define TEL_BRUTAL_KILL 0
+/* and TEL_INFINITY: wait for the child however long it takes. */
+
+/*
+ * A child spec. The supervisor copies it (and id).
+ *   id:       unique among the supervisor's children (at most TEL_NAME_MAX
+ *             bytes); ignored for simple_one_for_one.
+ *   start:    starts the child linked to the calling process (the
+ *             supervisor) and gives its pid; returns 0 or a TEL_E* code.
+ *             NULL: the supervisor spawns fn(arg) linked itself.
+ *   fn, arg:  what start or the spawn gets. For simple_one_for_one, the arg
+ *             of tel_sup_start_child replaces arg.
+ *   restart, shutdown (TEL_BRUTAL_KILL, ms > 0, or TEL_INFINITY), type.
+ *   A zero shutdown on a worker is brutal_kill; OTP's defaults are
+ *   5000 ms for workers and TEL_INFINITY for supervisors: spell them.
+ */
+typedef struct tel_child_spec {
+    const char *id;
+    int (*start)(tel_pid_t *out, tel_fn fn, void *arg);
+    tel_fn fn;
+    void *arg;
+    tel_restart_t restart;
+    int64_t shutdown;
+    tel_child_type_t type;
+} tel_child_spec_t;
+
+/*
+ * Supervisor flags: more than intensity restarts within period_ms ends the
+ * supervisor (its children are stopped; it exits with TEL_SHUTDOWN).
+ * OTP's defaults are intensity 1, period 5000 ms.
+ */
+typedef struct tel_sup_flags {
+    tel_strategy_t strategy;
+    uint32_t intensity;
+    uint32_t period_ms;
+} tel_sup_flags_t;
+
+/* What which_children gives per child. pid is 0 when not running. */
+typedef struct tel_child_info {
+    char id[TEL_NAME_MAX + 1];
+    tel_pid_t pid;
+    bool restarting;
+    tel_child_type_t type;
+} tel_child_info_t;
+
+typedef struct tel_child_counts {
+    uint32_t specs, active, supervisors, workers;
+} tel_child_counts_t;
+
+/*
+ * tel_sup_start / tel_sup_start_link: start a supervisor process (linked to
+ * the caller for _link) that starts the n children in order. It returns once
+ * they all started; if one fails to start, those started are stopped in
+ * reverse order and the call fails with TEL_EINIT. For simple_one_for_one,
+ * n must be 1 (the template) and no child starts yet.
+ * Context: inside a process; yields.
+ * Errors: TEL_EINVAL (NULL flags, bad strategy, a bad spec, duplicate ids,
+ *   n != 1 for simple_one_for_one); TEL_ENOTPROC; TEL_EINIT; as tel_spawn.
+ */
+TEL_API TEL_NODISCARD int tel_sup_start(tel_pid_t *out,
+                                        const tel_sup_flags_t *flags,
+                                        const tel_child_spec_t *specs,
+                                        size_t n);
+TEL_API TEL_NODISCARD int tel_sup_start_link(tel_pid_t *out,
+                                             const tel_sup_flags_t *flags,
+                                             const tel_child_spec_t *specs,
+                                             size_t n);
+
+/*
+ * The administration calls, each a request to the supervisor sup (a call:
+ * inside a process, yields; TEL_ENOPROC/TEL_EDOWN if sup is not alive).
+ *   start_child: add spec and start it (pid_out may be NULL); for
+ *     simple_one_for_one, spec is ignored and arg starts a new child from
+ *     the template. TEL_EALREADY (id running), TEL_EPRESENT (id present,
+ *     not running), TEL_EINIT (its start failed).
+ *   terminate_child: stop the child id (for simple_one_for_one: the child
+ *     whose pid is pid); its spec stays (temporary ones are dropped).
+ *     TEL_ENOENT.
+ *   restart_child: start a terminated child again. TEL_ENOENT,
+ *     TEL_ERUNNING, TEL_ERESTARTING, TEL_EINIT.
+ *   delete_child: drop a terminated child's spec. TEL_ENOENT,
+ *     TEL_ERUNNING, TEL_ERESTARTING.
+ *   which_children: up to cap entries into buf (start order) and the total
+ *     into *n_out.
+ *   count_children: the counts.
+ */
+TEL_API int tel_sup_start_child(tel_pid_t sup, const tel_child_spec_t *spec,
+                                void *arg, tel_pid_t *pid_out);
+TEL_API int tel_sup_terminate_child(tel_pid_t sup, const char *id,
+                                    tel_pid_t pid);
+TEL_API int tel_sup_restart_child(tel_pid_t sup, const char *id,
+                                  tel_pid_t *pid_out);
+TEL_API int tel_sup_delete_child(tel_pid_t sup, const char *id);
+TEL_API int tel_sup_which_children(tel_pid_t sup, tel_child_info_t *buf,
+                                   size_t cap, size_t *n_out);
+TEL_API int tel_sup_count_children(tel_pid_t sup, tel_child_counts_t *out);
 
 /* ------------------------------------------------------------------------ */
 /* Introspection                                                             */

@@ -48,7 +48,21 @@ struct tw_wait {
  * ran off its stack (its guard faulted, its canary was hit, or it switched
  * out too close to its base) and was ended (sched/fault.c). core's
  * task_exit turns them into exit reasons. */
-enum { TASK_F_NOSTACK = 1u << 0, TASK_F_OVERFLOW = 1u << 1 };
+enum {
+    TASK_F_NOSTACK = 1u << 0,
+    TASK_F_OVERFLOW = 1u << 1,
+    /* A fault in its own code (sched/fault.c): core's TEL_CRASHED. */
+    TASK_F_CRASHED = 1u << 2,
+    /* Its priority (tel_priority_t) in bits 4-5; set before it is first
+     * queued, or by the task itself while it runs. */
+    TASK_PRIO_SHIFT = 4,
+    TASK_PRIO_MASK = 3u << 4,
+    /* Its stack size class in bits 8-12: 0 is the run's stack size, k > 0
+     * is a stack of 2^(k-1) * TEL_MIN_STACK_SIZE bytes (alloc/stack.h).
+     * Set before it first runs. */
+    TASK_STK_SHIFT = 8,
+    TASK_STK_MASK = 31u << 8,
+};
 
 /*
  * Every byte here is paid by each of a million idle processes (a hibernated
