@@ -8,10 +8,11 @@
  * input in the caller and turn into tel_call requests.
  *
  * The supervisor traps exits. A child's end arrives as a TEL_TAG_EXIT
- * message (every child is linked to it); an EXIT from the parent (the
- * process that started the supervisor) stops the children and ends the
- * supervisor with the same reason; EXITs from anyone else are ignored, as
- * OTP's are.
+ * message (every child is linked to it). An EXIT from the parent (the
+ * process that started the supervisor) is the server loop's business: it
+ * calls sup_terminate, which stops the children, and the supervisor ends
+ * with the parent's reason. EXITs from anyone else are ignored, as OTP's
+ * are.
  *
  * Invariants:
  *   - Children sit on one list in start order (sup->head .. sup->tail). A
@@ -85,7 +86,6 @@ struct tab {
 
 struct sup {
     tel_sup_flags_t flags;
-    tel_pid_t parent;
     struct child *head, *tail;
     size_t n_children;
     struct tab pids, ids;
@@ -102,7 +102,6 @@ struct sup_init {
     const tel_sup_flags_t *flags;
     const tel_child_spec_t *specs;
     size_t n;
-    tel_pid_t parent;
 };
 
 /* A request; the spec's id travels inline. */
@@ -699,7 +698,6 @@ static tel_reason_t sup_init(void *arg, void **state)
     if (!s)
         return TEL_NOMEM;
     s->flags = *in->flags;
-    s->parent = in->parent;
     tab_grow(s, &s->pids);
     if (!is_simple(s))
         tab_grow(s, &s->ids);
@@ -936,11 +934,10 @@ static tel_reason_t sup_handle_info(void *state, const tel_msg_t *m)
     if (m->tag != TEL_TAG_EXIT || m->size != sizeof e)
         return TEL_CONTINUE; /* stray DOWNs and anything else */
     memcpy(&e, m->data, sizeof e);
-    if (e.pid == s->parent && s->parent != 0)
-        return e.reason;
     struct child *c = find_pid(s, e.pid);
     if (!c)
-        return TEL_CONTINUE; /* an old child's, or a stranger's */
+        return TEL_CONTINUE; /* an old child's, or a stranger's (not the
+                                parent's: the server loop takes those) */
     return child_exited(s, c, e.reason);
 }
 
@@ -987,11 +984,9 @@ static int sup_start(tel_pid_t *out, const tel_sup_flags_t *flags,
                 if (strcmp(specs[i].id, specs[j].id) == 0)
                     return TEL_EINVAL;
     }
-    tel_pid_t self = tel_self();
-    if (!self)
+    if (!tel_self())
         return TEL_ENOTPROC;
-    struct sup_init in = {.flags = flags, .specs = specs, .n = n,
-                          .parent = self};
+    struct sup_init in = {.flags = flags, .specs = specs, .n = n};
     tel_pid_t pid = 0;
     int rc = link ? tel_server_start_link(&pid, &sup_ops, &in)
                   : tel_server_start(&pid, &sup_ops, &in);

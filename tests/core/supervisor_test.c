@@ -513,7 +513,8 @@ static void restart_types_main(void *arg)
     TT_CHECK(log_is("S1 S2 S3 S1 S2 S2 T1 "), "log: %s", log_buf);
 }
 
-Test(supervisor, permanent_transient_and_temporary_restart_as_otp, .timeout = 60)
+Test(supervisor, permanent_transient_and_temporary_restart_as_otp,
+     .timeout = 60)
 {
     TT_RUN(NULL, restart_types_main, NULL);
 }
@@ -1001,7 +1002,7 @@ static void group_fail_main(void *arg)
     stop_sup(sup);
 }
 
-Test(supervisor, a_group_restart_that_fails_halfway_stops_its_restarts_and_retries,
+Test(supervisor, a_failed_group_restart_stops_its_restarts_and_retries,
      .timeout = 60)
 {
     TT_RUN(NULL, group_fail_main, NULL);
