@@ -467,6 +467,29 @@ Test(supervisor, rest_for_one_restarts_the_failed_child_and_those_after_it,
     TT_RUN(NULL, rest_for_one_main, NULL);
 }
 
+static void group_temporary_main(void *arg)
+{
+    (void)arg;
+    (void)tel_trap_exit(true);
+    tel_child_spec_t s[] = {wspec("w1", &W[1], TEL_PERMANENT),
+                            wspec("w2", &W[2], TEL_TEMPORARY),
+                            wspec("w3", &W[3], TEL_TRANSIENT)};
+    tel_pid_t sup = 0;
+    TT_CHECK_RC(tel_sup_start_link(&sup, &ONE_FOR_ALL, s, 3), 0, "start");
+    log_clear();
+    crash(1, 7);
+    /* The temporary child is stopped and dropped; the transient one is
+     * restarted with the group (it did not end by itself). */
+    log_await("T3 T2 S1 S3 ", "one_for_all with a temporary child");
+    TT_CHECK(n_children(sup) == 2, "temporary child kept");
+    stop_sup(sup);
+}
+
+Test(supervisor, a_group_restart_drops_temporary_children, .timeout = 60)
+{
+    TT_RUN(NULL, group_temporary_main, NULL);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Restart types                                                             */
 /* ------------------------------------------------------------------------ */
@@ -1270,6 +1293,70 @@ Test(supervisor, a_child_that_dereferences_null_is_restarted, .timeout = 60)
 {
     TT_RUN(NULL, crash_main, NULL);
 }
+
+/* ------------------------------------------------------------------------ */
+/* Out of memory                                                             */
+/* ------------------------------------------------------------------------ */
+
+#ifdef TEL_FAILINJ
+/* alloc/failinj.h: fail the n-th runtime allocation from now; n < 0
+ * disarms (as tests/core/nomem_test.c uses it). */
+extern void tel__failinj_arm(long n);
+
+/*
+ * For n = 0, 1, 2, ...: make the n-th allocation fail during a supervisor
+ * start (three children). Each failed start gives TEL_ENOMEM or TEL_EINIT
+ * and leaves no process behind (and, in ASan builds, no leak); the loop
+ * ends at the first n that succeeds. One scheduler, so nothing else
+ * allocates while the injector is armed.
+ *
+ * Not looped here: the administration calls. A supervisor is a server,
+ * which waits hibernated; if no stack can be had when a request wakes it,
+ * it ends with TEL_NOMEM (tel_hibernate's contract), so a failed
+ * allocation there ends the supervisor rather than the call.
+ */
+static void nomem_main(void *arg)
+{
+    (void)arg;
+    (void)tel_trap_exit(true);
+    uint32_t before = tel_process_count();
+    tel_child_spec_t s[3];
+    for (int i = 0; i < 3; i++)
+        s[i] = (tel_child_spec_t){.id = i == 0 ? "a" : i == 1 ? "b" : "c",
+                                  .fn = tt_wait_one_fn, .shutdown = 1000};
+    tel_pid_t sup = 0;
+    int rc = TEL_ENOMEM, failed = 0;
+    long n = 0;
+    for (; n < 200; n++) {
+        (void)tel_yield();
+        tel__failinj_arm(n);
+        rc = tel_sup_start_link(&sup, &ONE_FOR_ONE, s, 3);
+        tel__failinj_arm(-1);
+        if (rc == 0)
+            break;
+        failed++;
+        TT_CHECK(rc == TEL_ENOMEM || rc == TEL_EINIT,
+                 "start with allocation %ld failing: %d", n, rc);
+        TT_CHECK(sup == 0, "pid set on failure");
+        TT_CHECK(tt_await_count(before, 10000),
+                 "allocation %ld failing left %u processes (had %u)", n,
+                 tel_process_count(), before);
+    }
+    TT_CHECK(rc == 0 && failed > 0, "start never succeeded (n %ld)", n);
+    if (rc != 0)
+        return;
+    TT_CHECK(n_children(sup) == 3, "children after start");
+    stop_sup(sup);
+    TT_CHECK(tt_await_count(before, 10000), "processes left");
+}
+
+Test(supervisor, allocation_failures_during_start_fail_cleanly,
+     .timeout = 120)
+{
+    tel_config_t cfg = {.schedulers = 1};
+    TT_RUN(&cfg, nomem_main, NULL);
+}
+#endif
 
 /* ------------------------------------------------------------------------ */
 /* Bad input                                                                 */
