@@ -1059,10 +1059,14 @@ int tel_sup_start_child(tel_pid_t sup, const tel_child_spec_t *spec,
 
 int tel_sup_terminate_child(tel_pid_t sup, const char *id, tel_pid_t pid)
 {
-    if (sup == 0 || (id && !id_ok(id)) || (!id && pid == 0))
+    /* One of the two must be usable; the supervisor knows which it needs
+     * (an id, or a pid under simple_one_for_one) and answers TEL_EINVAL
+     * when that one is missing. */
+    bool has_id = id_ok(id);
+    if (sup == 0 || (!has_id && pid == 0))
         return TEL_EINVAL;
     struct sup_req q = {.pid = pid};
-    if (id)
+    if (has_id)
         memcpy(q.id, id, strlen(id) + 1);
     struct sup_reply r = {0};
     return sup_call(sup, SUP_OP_TERMINATE_CHILD, &q, &r, NULL, 0);

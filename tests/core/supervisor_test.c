@@ -1108,6 +1108,8 @@ static void simple_main(void *arg)
     TT_CHECK(!tel_is_alive(p[1]) && n_children(sup) == 2, "terminated");
     TT_CHECK_RC(tel_sup_terminate_child(sup, NULL, p[1]), TEL_ENOENT,
                 "terminate a gone pid");
+    TT_CHECK_RC(tel_sup_terminate_child(sup, "x", 0), TEL_EINVAL,
+                "terminate_child by id on simple");
     TT_CHECK_RC(tel_sup_restart_child(sup, "x", NULL), TEL_EINVAL,
                 "restart_child on simple");
     TT_CHECK_RC(tel_sup_delete_child(sup, "x"), TEL_EINVAL,
@@ -1427,6 +1429,8 @@ static void bad_input_main(void *arg)
                 "tc NULL id, 0 pid");
     TT_CHECK_RC(tel_sup_terminate_child(sup, long_id, 0), TEL_EINVAL,
                 "tc long id");
+    TT_CHECK_RC(tel_sup_terminate_child(sup, NULL, tel_self()), TEL_EINVAL,
+                "tc by pid on one_for_one");
     TT_CHECK_RC(tel_sup_restart_child(0, "a", NULL), TEL_EINVAL, "rc 0");
     TT_CHECK_RC(tel_sup_restart_child(sup, NULL, NULL), TEL_EINVAL,
                 "rc NULL");
