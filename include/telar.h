@@ -659,7 +659,8 @@ TEL_API int tel_reply(tel_from_t from, uint64_t tag, const void *data,
  *     children are ignored. tel_kill(sup, TEL_SHUTDOWN) from the parent is
  *     how a supervisor is stopped in order.
  *   - A supervisor ended with TEL_KILL runs no code: its children get
- *     their link's exit signal (TEL_KILLED) instead of a shutdown.
+ *     their link's exit signal (TEL_KILLED) instead of a shutdown, and its
+ *     bookkeeping is lost, as any server's state is (see terminate).
  * Children are found by id and by pid through hash tables, so starting and
  * stopping N children costs O(N), and one event O(1).
  */
