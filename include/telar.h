@@ -556,8 +556,12 @@ typedef struct tel_from {
  *   handle_info: any other message (the server frees it after the call; the
  *     callback must not keep it). NULL means such messages are dropped.
  *   terminate (may be NULL): the server is stopping with reason, because a
- *     callback asked, or an exit signal from its parent (it traps exits
- *     when started linked, as OTP's do).
+ *     callback asked, or because its parent (the process that started it)
+ *     ended and the server traps exits (init may call tel_trap_exit(true),
+ *     as in OTP; EXITs from other processes go to handle_info). A server
+ *     that does not trap exits and gets an exit signal ends at once, with
+ *     no callback run: what its init allocated for state is then lost,
+ *     so servers that own resources trap exits.
  * req is the caller's payload (NULL when size is 0), valid during the call.
  */
 typedef struct tel_server_ops {
