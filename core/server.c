@@ -34,6 +34,7 @@
 #include "core/runtime.h"
 
 struct server {
+    struct proc_ext *ext; /* the server process's */
     const tel_server_ops_t *ops;
     void *state;
     tel_pid_t parent; /* the starter */
@@ -78,6 +79,9 @@ static void dispatch(struct server *sv, tel_msg_t *pub)
     struct msg *m = tel__msg_of(pub);
     const tel_server_ops_t *ops = sv->ops;
     tel_reason_t r = TEL_CONTINUE;
+    /* If a callback ends the process (tel_exit, a crash), the message it
+     * runs on is freed with the process. */
+    sv->ext->held = m;
     switch (tel__msg_kind(m)) {
     case MSGK_CALL: {
         tel_from_t from = {.pid = pub->from, .ref = tel__msg_ref(m)};
@@ -95,6 +99,7 @@ static void dispatch(struct server *sv, tel_msg_t *pub)
             if (x.pid == sv->parent && sv->parent) {
                 /* The parent ended and we trap exits: stop with its reason
                  * (gen_server does the same). */
+                sv->ext->held = NULL;
                 tel_msg_free(pub);
                 stop(sv, x.reason);
             }
@@ -106,6 +111,7 @@ static void dispatch(struct server *sv, tel_msg_t *pub)
             r = ops->handle_info(sv->state, pub);
         break;
     }
+    sv->ext->held = NULL;
     tel_msg_free(pub);
     if (r != TEL_CONTINUE)
         stop(sv, r);
@@ -139,6 +145,7 @@ static void server_main(void *arg)
     if (sv) {
         e->owned = sv;
         e->owned_size = sizeof(*sv);
+        sv->ext = e;
         sv->ops = st.ops;
         sv->state = NULL;
         sv->parent = st.starter;

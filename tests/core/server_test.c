@@ -66,7 +66,8 @@ static tel_reason_t c_call(void *state, tel_from_t from, uint64_t tag,
         TT_CHECK_RC(tel_reply(from, tag, &c->total, sizeof c->total), 0,
                     "reply");
         return (tel_reason_t)v;
-    case T_DIE:
+    case T_DIE: /* no terminate runs: free the state here */
+        free(c);
         tel_exit((tel_reason_t)v);
     case T_SLOW:
         tel_sleep((int64_t)v);
