@@ -32,6 +32,7 @@
 #include "alloc/pool.h"
 #include "alloc/stack.h"
 #include "core/pid.h"
+#include "core/registry.h"
 #include "core/runtime.h"
 
 int tel__proc_create(int cache, tel_fn fn, void *arg, struct proc **out)
@@ -113,6 +114,8 @@ static void proc_exit(struct sched *s, struct task *t)
         p->reason = TEL_CRASHED;
     if (tel__proc_exit_observer)
         tel__proc_exit_observer(p->pid, p->reason);
+    if (t->flags & PROC_NAMED)
+        tel__reg_exit(p);
     if (tel__pid_exit(p))
         tel__proc_retire(p);
     if (is_main)
