@@ -294,6 +294,43 @@ Test(registry, an_exit_frees_only_the_exiting_process_name, .timeout = 30)
     TT_RUN(&two_scheds, moved_name_main, NULL);
 }
 
+/* Names itself, hibernates; the message that wakes it ends it. */
+static void hib_woken(void *arg)
+{
+    (void)arg;
+    tt_wait_one_fn(NULL); /* the wake-up message */
+}
+
+static void hib_namer(void *arg)
+{
+    (void)arg;
+    TT_CHECK_RC(tel_register("sleeper", tel_self()), 0, "register self");
+    tt_send_tag(atomic_load(&self_parent), 1);
+    int rc = tel_hibernate(hib_woken, NULL);
+    TT_CHECK_RC(rc, 0, "tel_hibernate"); /* only reached on failure */
+}
+
+static void hib_main(void *arg)
+{
+    (void)arg;
+    atomic_store(&self_parent, tel_self());
+    tel_pid_t c = 0;
+    TT_CHECK_RC(tel_spawn(&c, hib_namer, NULL), 0, "tel_spawn");
+    tel_msg_t *m = NULL;
+    TT_CHECK_RC(tel_recv(&m, 10000), 0, "tel_recv");
+    tel_msg_free(m);
+    TT_CHECK(tel_whereis("sleeper") == c, "a hibernating process's name");
+    finish(c);
+    TT_CHECK(tel__reg_entries() == 0, "entries after exit: %u",
+             tel__reg_entries());
+    TT_CHECK(tel_whereis("sleeper") == 0, "the name outlived the process");
+}
+
+Test(registry, a_name_survives_hibernation_and_goes_at_exit, .timeout = 30)
+{
+    TT_RUN(&two_scheds, hib_main, NULL);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Across runs; outside a run                                                */
 /* ------------------------------------------------------------------------ */
