@@ -73,8 +73,8 @@ struct rent {
     struct epoch_node retired; /* after it is unlinked */
     uint64_t hash;
     tel_pid_t pid;
-    uint32_t len;  /* bytes in name, without the NUL */
-    char name[];   /* len bytes and a NUL */
+    uint32_t len; /* bytes in name, without the NUL */
+    char name[];  /* len bytes and a NUL */
 };
 
 /* The name table; mask and slot pointers are read without the lock. */
