@@ -33,6 +33,7 @@
 #include "alloc/stack.h"
 #include "core/link.h"
 #include "core/pid.h"
+#include "core/registry.h"
 #include "core/runtime.h"
 
 int tel__proc_create(int cache, tel_fn fn, void *arg, struct proc **out)
@@ -135,6 +136,8 @@ static void proc_exit(struct sched *s, struct task *t)
     if (atomic_load_explicit(&p->xw, memory_order_relaxed) ||
         tel__mpsc_nonempty(&p->mbox.in))
         tel__sig_exit(p);
+    if (t->flags & PROC_NAMED)
+        tel__reg_exit(p);
     if (tel__pid_exit(p))
         tel__proc_retire(p);
     if (is_main)
