@@ -519,7 +519,7 @@ TEL_API int tel_set_priority(int priority);
  *   belongs to a live process or pid already has a name; TEL_ENOMEM;
  *   TEL_ESHUTDOWN.
  */
-TEL_API int tel_register(const char *name, tel_pid_t pid);
+TEL_API TEL_NODISCARD int tel_register(const char *name, tel_pid_t pid);
 
 /* tel_unregister: free name. Errors: TEL_EINVAL; TEL_ENOENT if no live
  * process has it; TEL_ESHUTDOWN. Any thread; never yields. */
