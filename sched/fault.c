@@ -30,8 +30,9 @@
  * straight to the scheduler's exit path (tel__sched_exit_fault), which
  * frees the stack, calls core's task_exit hook (the exit reason, links
  * and monitors, the process block) and runs the next task. The faulting
- * code is never returned to, and the signal is unblocked first, since the
- * handler is left by a context switch, not by sigreturn.
+ * code is never returned to, and the interrupted code's signal mask is
+ * put back first, since the handler is left by a context switch, not by
+ * sigreturn.
  *
  * Everything else goes to the handler that was there before the run (or
  * the default action, which kills the program as it would have without
@@ -195,12 +196,13 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
         if (s->alt.on)
             ASAN_UNPOISON_MEMORY_REGION(s->alt.mem, s->alt.size);
 #endif
-        /* We leave by a switch, not sigreturn: unblock the signal now, or
-         * the next fault on this thread would kill the program. */
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, sig);
-        (void)pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+        /* We leave by a switch, not sigreturn: put back the mask the
+         * faulting code ran with, as sigreturn would, or the signal (and
+         * whatever the handler's mask added: ThreadSanitizer blocks them
+         * all) would stay blocked, and the next such fault on this thread
+         * would kill the program. */
+        const ucontext_t *u = uc;
+        (void)pthread_sigmask(SIG_SETMASK, &u->uc_sigmask, NULL);
         tel__sched_exit_fault(s, flag);
     }
     chain(sig, si, uc);

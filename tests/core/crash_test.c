@@ -9,7 +9,8 @@
  *
  * Sanitizers: the faulting functions are built without UBSan's checks (it
  * would report the null store and the division itself, and this build
- * halts on its reports), so the CPU faults as in a plain build. A fault
+ * halts on its reports) and without TSan's, so the CPU faults as in a
+ * plain build. A fault
  * that is not contained goes to the sanitizer's own handler, which reports
  * it and exits with status 1 (ASan) instead of dying of the signal: those
  * tests expect that status under ASan. ThreadSanitizer's handler exits
@@ -40,7 +41,11 @@
 #define DIES_OF_SEGV .signal = SIGSEGV
 #endif
 
-#define NO_UBSAN __attribute__((noinline, no_sanitize("undefined")))
+/* The faulting code: plain, so the CPU faults as in a plain build (and
+ * ThreadSanitizer does not call the crashers' stores to one bad address a
+ * race: none of them happened). */
+#define NO_UBSAN                                                              \
+    __attribute__((noinline, no_sanitize("undefined"), no_sanitize_thread))
 
 /* ------------------------------------------------------------------------ */
 /* Exit reasons, seen by the observer hook                                   */
