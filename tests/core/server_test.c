@@ -18,6 +18,7 @@ enum {
     T_SLOW,    /* call: sleep the u64 ms, then reply */
     T_LATER,   /* call: reply when the next T_FLUSH cast comes */
     T_FLUSH,   /* cast */
+    T_CRASH,   /* call: dereference NULL */
     T_INFO = 100,
 };
 
@@ -69,6 +70,12 @@ static tel_reason_t c_call(void *state, tel_from_t from, uint64_t tag,
     case T_DIE: /* no terminate runs: free the state here */
         free(c);
         tel_exit((tel_reason_t)v);
+    case T_CRASH: {
+        free(c);
+        volatile int *volatile np = NULL;
+        *np = 1;
+        break;
+    }
     case T_SLOW:
         tel_sleep((int64_t)v);
         break;
@@ -235,6 +242,10 @@ static void dead_main(void *arg)
     TT_CHECK_RC(tel_call(srv, T_GET, NULL, 0, &r, 10000), TEL_ENOPROC,
                 "call to a dead server");
     TT_CHECK(tel_call_reason() == TEL_NOPROC, "noproc");
+    TT_CHECK_RC(tel_server_start(&srv, &counter_ops, NULL), 0, "start 2");
+    TT_CHECK_RC(tel_call(srv, T_CRASH, NULL, 0, &r, 10000), TEL_EDOWN,
+                "server crashed in the call");
+    TT_CHECK(tel_call_reason() == TEL_CRASHED, "crashed");
     TT_CHECK(tt_now_ms() - t0 < 5000, "not a timeout");
     tel_msg_t *m;
     TT_CHECK_RC(tel_recv(&m, 100), TEL_ETIMEDOUT, "no leftovers");
