@@ -6,8 +6,9 @@
  * Lock ranks (take in this order only; never hold two of one rank):
  *   1. the global run queue lock (sched/scheduler.c)
  *   2. a timer wheel lock (sched/timerwheel.c)
- *   3. the stack pool and pid free-list mutexes, the shared block pool's
- *      spinlock (alloc/pool.c; taken only to allocate) (leaves)
+ *   3. the stack pool and pid free-list mutexes, the registry's mutex
+ *      (core/registry.c), the shared block pool's spinlock (alloc/pool.c;
+ *      taken only to allocate) (leaves)
  *
  * Every wrapper counts the runtime locks the calling thread holds
  * (tel__locks_held; one thread-local increment and decrement). The fault

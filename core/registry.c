@@ -58,6 +58,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "alloc/lock.h"
 #include "alloc/base.h"
 #include "alloc/numa.h"
 #include "core/pid.h"
@@ -359,7 +360,7 @@ void tel__reg_fini(void)
 
 void tel__reg_exit(struct proc *p)
 {
-    pthread_mutex_lock(&lock);
+    tel__mutex_lock(&lock);
     struct ntab *t = atomic_load_explicit(&names, memory_order_relaxed);
     int64_t pi = t ? pfind(p->pid, t->mask) : -1;
     if (pi >= 0) {
@@ -370,16 +371,16 @@ void tel__reg_exit(struct proc *p)
         if (f == e)
             unlink_entry(t, at, e);
     }
-    pthread_mutex_unlock(&lock);
+    tel__mutex_unlock(&lock);
     p->task.flags &= ~(uint32_t)PROC_NAMED;
 }
 
 uint32_t tel__reg_entries(void)
 {
-    pthread_mutex_lock(&lock);
+    tel__mutex_lock(&lock);
     struct ntab *t = atomic_load_explicit(&names, memory_order_relaxed);
     uint32_t n = t ? t->live : 0;
-    pthread_mutex_unlock(&lock);
+    tel__mutex_unlock(&lock);
     return n;
 }
 
@@ -434,9 +435,9 @@ int tel_register(const char *name, tel_pid_t pid)
     int rc = TEL_ENOPROC;
     if (tel__pid_alive(pid)) {
         uint64_t h = hash_name(name, len);
-        pthread_mutex_lock(&lock);
+        tel__mutex_lock(&lock);
         rc = reg_locked(name, len, h, pid);
-        pthread_mutex_unlock(&lock);
+        tel__mutex_unlock(&lock);
         struct proc *self = tel__proc_current(s);
         /* Only the process itself may set its flag. */
         if (rc == 0 && self && self->pid == pid)
@@ -458,7 +459,7 @@ int tel_unregister(const char *name)
     uint64_t h = hash_name(name, len);
     int rc = TEL_ENOENT;
     tel_pid_t pid = 0;
-    pthread_mutex_lock(&lock);
+    tel__mutex_lock(&lock);
     struct ntab *t = atomic_load_explicit(&names, memory_order_relaxed);
     uint32_t at;
     struct rent *e = t ? nfind(t, h, name, len, &at) : NULL;
@@ -468,7 +469,7 @@ int tel_unregister(const char *name)
             rc = 0;
         unlink_entry(t, at, e); /* a dead process's entry goes too */
     }
-    pthread_mutex_unlock(&lock);
+    tel__mutex_unlock(&lock);
     struct proc *self = tel__proc_current(s);
     if (rc == 0 && self && self->pid == pid)
         self->task.flags &= ~(uint32_t)PROC_NAMED; /* nothing to do at exit */
@@ -510,16 +511,16 @@ tel_pid_t tel_whereis(const char *name)
             return pid;
         /* Its process is gone: drop the entry (once; others then miss),
          * and take a live one that a register may have put in its place. */
-        pthread_mutex_lock(&lock);
+        tel__mutex_lock(&lock);
         pid = whereis_locked(name, len, h);
-        pthread_mutex_unlock(&lock);
+        tel__mutex_unlock(&lock);
         return pid;
     }
     if (!tel__rt_enter())
         return 0;
-    pthread_mutex_lock(&lock);
+    tel__mutex_lock(&lock);
     tel_pid_t pid = whereis_locked(name, len, h);
-    pthread_mutex_unlock(&lock);
+    tel__mutex_unlock(&lock);
     tel__rt_leave();
     return pid;
 }
