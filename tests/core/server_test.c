@@ -365,7 +365,8 @@ static void idle_main(void *arg)
     for (int i = 0; i < 100; i++)
         (void)call_u64(srv, T_ADD, 1);
     bool ok;
-    TT_AWAIT(ok, tel__pid_lookup(srv) && !tel__pid_lookup(srv)->task.stack,
+    TT_AWAIT(ok, tel__pid_lookup(srv) &&
+                     !tt_peek_ptr(&tel__pid_lookup(srv)->task.stack),
              5000);
     TT_CHECK(ok, "an idle server holds no stack");
     TT_CHECK(call_u64(srv, T_GET, 0) == 100, "state kept across sleeps");
