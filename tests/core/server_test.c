@@ -52,6 +52,16 @@ static tel_reason_t c_init(void *arg, void **state)
     return TEL_CONTINUE;
 }
 
+/* Plain code, so the CPU faults as in a plain build (UBSan would stop the
+ * program at the null store first). */
+__attribute__((noinline, no_sanitize("undefined"),
+               no_sanitize_thread)) static void
+null_store(void)
+{
+    volatile int *volatile np = NULL;
+    *np = 1;
+}
+
 static tel_reason_t c_call(void *state, tel_from_t from, uint64_t tag,
                            const void *req, size_t size)
 {
@@ -70,12 +80,10 @@ static tel_reason_t c_call(void *state, tel_from_t from, uint64_t tag,
     case T_DIE: /* no terminate runs: free the state here */
         free(c);
         tel_exit((tel_reason_t)v);
-    case T_CRASH: {
+    case T_CRASH:
         free(c);
-        volatile int *volatile np = NULL;
-        *np = 1;
+        null_store();
         break;
-    }
     case T_SLOW:
         tel_sleep((int64_t)v);
         break;
