@@ -1267,6 +1267,117 @@ Test(supervisor, one_for_one_starts_and_stops_many_children, .timeout = 300)
 }
 
 /* ------------------------------------------------------------------------ */
+/* A storm: clients call while children are killed                          */
+/* ------------------------------------------------------------------------ */
+
+#define STORM_CHILDREN 16
+#define STORM_CLIENTS 4
+
+static const char *const storm_ids[STORM_CHILDREN] = {
+    "s0", "s1", "s2",  "s3",  "s4",  "s5",  "s6",  "s7",
+    "s8", "s9", "s10", "s11", "s12", "s13", "s14", "s15"};
+
+struct storm {
+    tel_pid_t sup;
+    uint64_t seed;
+    size_t ops;
+    atomic_int done;
+};
+
+/* One client: random kills, terminates, restarts and queries. */
+static void storm_client(void *arg)
+{
+    struct storm *st = arg;
+    struct tt_rng rng = {.s = st->seed ^ (uint64_t)tel_self()};
+    for (size_t i = 0; i < st->ops; i++) {
+        const char *id = storm_ids[tt_rng_below(&rng, STORM_CHILDREN)];
+        int rc;
+        switch (tt_rng_below(&rng, 5)) {
+        case 0: { /* kill a child from outside (abnormal: restarted) */
+            tel_child_info_t v[STORM_CHILDREN];
+            size_t n = 0;
+            rc = tel_sup_which_children(st->sup, v, STORM_CHILDREN, &n);
+            TT_CHECK(rc == 0 && n == STORM_CHILDREN,
+                     "which: %d, %zu children (seed %" PRIu64 ")", rc, n,
+                     st->seed);
+            tel_pid_t pid = v[tt_rng_below(&rng, STORM_CHILDREN)].pid;
+            if (pid)
+                (void)tel_kill(pid, 77);
+            break;
+        }
+        case 1:
+            rc = tel_sup_terminate_child(st->sup, id, 0);
+            TT_CHECK_RC(rc, 0, "terminate_child");
+            break;
+        case 2:
+            rc = tel_sup_restart_child(st->sup, id, NULL);
+            TT_CHECK(rc == 0 || rc == TEL_ERUNNING || rc == TEL_ERESTARTING,
+                     "restart_child: %s (seed %" PRIu64 ")", tel_errname(rc),
+                     st->seed);
+            break;
+        case 3: {
+            tel_child_counts_t k;
+            rc = tel_sup_count_children(st->sup, &k);
+            TT_CHECK(rc == 0 && k.specs == STORM_CHILDREN &&
+                         k.active <= STORM_CHILDREN,
+                     "count: %d, %u specs, %u active", rc, k.specs,
+                     k.active);
+            break;
+        }
+        default:
+            (void)tel_yield();
+            break;
+        }
+    }
+    atomic_fetch_add(&st->done, 1);
+}
+
+static void storm_main(void *arg)
+{
+    struct storm *st = arg;
+    (void)tel_trap_exit(true);
+    uint32_t before = tel_process_count();
+    tel_child_spec_t s[STORM_CHILDREN];
+    for (int i = 0; i < STORM_CHILDREN; i++)
+        s[i] = (tel_child_spec_t){.id = storm_ids[i], .fn = tt_wait_one_fn,
+                                  .restart = TEL_PERMANENT,
+                                  .shutdown = 1000};
+    tel_sup_flags_t f = {TEL_ONE_FOR_ONE, UINT32_MAX, 1000};
+    TT_CHECK_RC(tel_sup_start_link(&st->sup, &f, s, STORM_CHILDREN), 0,
+                "start");
+    for (int i = 0; i < STORM_CLIENTS; i++)
+        TT_CHECK_RC(tel_spawn(NULL, storm_client, st), 0, "spawn client");
+    bool ok;
+    TT_AWAIT(ok, atomic_load(&st->done) == STORM_CLIENTS, 60000);
+    TT_CHECK(ok, "clients did not finish (seed %" PRIu64 ")", st->seed);
+    /* Bring every child back; then all run, each under a live pid. */
+    for (int i = 0; i < STORM_CHILDREN; i++) {
+        int rc = tel_sup_restart_child(st->sup, storm_ids[i], NULL);
+        TT_CHECK(rc == 0 || rc == TEL_ERUNNING, "restart %s: %s",
+                 storm_ids[i], tel_errname(rc));
+    }
+    tel_child_counts_t k = {0};
+    TT_AWAIT(ok, tel_sup_count_children(st->sup, &k) == 0 &&
+                     k.active == STORM_CHILDREN,
+             10000);
+    TT_CHECK(ok, "%u of %d children run after the storm (seed %" PRIu64 ")",
+             k.active, STORM_CHILDREN, st->seed);
+    TT_CHECK(tel_process_count() == before + 1 + STORM_CHILDREN,
+             "%u processes, want %u", tel_process_count(),
+             before + 1 + STORM_CHILDREN);
+    stop_sup(st->sup);
+    TT_CHECK(tt_await_count(before, 10000), "processes left after the storm");
+}
+
+Test(supervisor, concurrent_admin_calls_and_kills_leave_a_consistent_tree,
+     .timeout = 120)
+{
+    struct storm st = {.seed = tel_test_seed(),
+                       .ops = tel_test_scaled(2000, 200)};
+    TT_RUN(NULL, storm_main, &st);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Crash isolation                                                           */
 /* ------------------------------------------------------------------------ */
 
