@@ -73,6 +73,8 @@ static void ext_free(struct proc *p)
     tel__idmap_free(&e->links);
     tel__idmap_free(&e->mons);
     tel__idmap_free(&e->watchers);
+    if (e->cleanup)
+        e->cleanup(e->cleanup_arg);
     if (e->owned)
         tel__mem_free(e->owned, e->owned_size);
     if (e->held)

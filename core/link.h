@@ -20,6 +20,10 @@ struct proc_ext {
     void *owned;           /* freed with the ext (a server's block) */
     struct msg *held;      /* freed with the ext: the message a server's
                             * callback runs on, if it ends the process */
+    /* Run when the ext is freed, before `owned` (a server's state, when
+     * no terminate ran): frees memory only, calls no Telar function. */
+    void (*cleanup)(void *arg);
+    void *cleanup_arg;
     size_t owned_size;
 };
 

@@ -32,9 +32,11 @@
 #include "core/mailbox.h"
 #include "core/pid.h"
 #include "core/runtime.h"
+#include "core/server.h"
 
 struct server {
     struct proc_ext *ext; /* the server process's */
+    void (*on_kill)(void *state); /* tel__server_on_kill */
     const tel_server_ops_t *ops;
     void *state;
     tel_pid_t parent; /* the starter */
@@ -73,8 +75,14 @@ static int deliver_kind(tel_pid_t to, tel_pid_t from, unsigned kind,
 
 _Noreturn static void stop(struct server *sv, tel_reason_t reason)
 {
+    /* The state is terminate's to free; the on-kill cleanup stays armed
+     * until it has returned, since terminate may wait (a supervisor stops
+     * its children) and the process can be killed there, or ended by
+     * tel_run's teardown. So terminate must free the state only where it
+     * can no longer switch. */
     if (sv->ops->terminate)
         sv->ops->terminate(sv->state, reason);
+    sv->ext->cleanup = NULL;
     tel_exit(reason); /* sv goes with the process's ext */
 }
 
@@ -145,11 +153,13 @@ static void server_main(void *arg)
     struct start st = b->st;
     struct server *sv = &b->sv;
     sv->ext = tel__ext(tel__proc_current(tel__sched_self()));
+    sv->on_kill = NULL;
     sv->ops = st.ops;
     sv->state = NULL;
     sv->parent = st.starter;
     tel_reason_t r = st.ops->init(st.arg, &sv->state);
     if (r != TEL_CONTINUE) {
+        sv->ext->cleanup = NULL; /* a failed init cleans up after itself */
         if (st.linked)
             (void)tel_unlink(st.starter);
         (void)deliver_kind(st.starter, tel_self(), MSGK_REPLY, st.ref, 0, &r,
@@ -160,6 +170,25 @@ static void server_main(void *arg)
                      sizeof r) != 0)
         stop(sv, TEL_NOMEM); /* the starter must not wait for nothing */
     loop(sv);
+}
+
+static void run_on_kill(void *arg)
+{
+    struct server *sv = arg;
+    if (sv->state)
+        sv->on_kill(sv->state);
+}
+
+void tel__server_on_kill(void (*fn)(void *state))
+{
+    struct proc *p = tel__proc_current(tel__sched_self());
+    struct proc_ext *e = p ? tel__ext(p) : NULL;
+    if (!e || !e->owned)
+        return;
+    struct server *sv = &((struct server_blk *)e->owned)->sv;
+    sv->on_kill = fn;
+    e->cleanup = run_on_kill;
+    e->cleanup_arg = sv;
 }
 
 /* ------------------------------------------------------------------ */

@@ -46,6 +46,7 @@
 #include <string.h>
 
 #include "alloc/numa.h"
+#include "core/server.h"
 #include "sched/park.h"
 
 /* Request tags (below TEL_TAG_SYSTEM): "SUPV" then the operation. */
@@ -689,6 +690,11 @@ static void sup_free(struct sup *s)
     tel__mem_free(s, sizeof(*s));
 }
 
+static void sup_free_state(void *state)
+{
+    sup_free(state);
+}
+
 static tel_reason_t sup_init(void *arg, void **state)
 {
     const struct sup_init *in = arg;
@@ -698,6 +704,7 @@ static tel_reason_t sup_init(void *arg, void **state)
     if (!s)
         return TEL_NOMEM;
     s->flags = *in->flags;
+    tel__server_on_kill(sup_free_state); /* killed: its memory still goes */
     tab_grow(s, &s->pids);
     if (!is_simple(s))
         tab_grow(s, &s->ids);

@@ -1471,6 +1471,28 @@ Test(supervisor, allocation_failures_during_start_fail_cleanly,
 }
 #endif
 
+/* A supervisor killed with TEL_KILL runs no terminate, and one still
+ * running when tel_run ends runs no code at all: their memory still goes
+ * (the leak check of TT_RUN). */
+static void killed_sup_main(void *arg)
+{
+    (void)arg;
+    (void)tel_trap_exit(true);
+    tel_pid_t sup = start_workers(&ONE_FOR_ONE, 3);
+    if (!sup)
+        return;
+    TT_CHECK_RC(tel_kill(sup, TEL_KILL), 0, "kill");
+    TT_CHECK(tt_await_dead(sup, 10000), "supervisor killed");
+    TT_CHECK(tt_await_count(1, 10000), "its children went with it");
+    (void)start_workers(&REST_FOR_ONE, 3); /* left running */
+}
+
+Test(supervisor, a_killed_supervisor_and_one_left_at_shutdown_free_their_state)
+{
+    tel_config_t cfg = {.schedulers = 2};
+    TT_RUN(&cfg, killed_sup_main, NULL);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Bad input                                                                 */
 /* ------------------------------------------------------------------------ */
