@@ -71,7 +71,7 @@
  * (STACK_BIG) lose all but their top STACK_KEEP bytes every time they are
  * freed: one madvise per exit of a process that asked for a big stack,
  * and a process that touched megabytes between two switches (which
- * sp_depth does not see) cannot leave them resident in the pool.
+ * sp_room does not see) cannot leave them resident in the pool.
  *
  * Invariants:
  *   - A free stack is in exactly one cache, warm list or cold array, of
