@@ -187,6 +187,7 @@ static struct stack_class run_sc; /* class 0: the run's stack size */
  * points at run_sc. Published under class_lock (release), read acquire. */
 static _Atomic(struct stack_class *) by_class[STACK_CLASS_MAX + 1];
 static pthread_mutex_t class_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic unsigned n_other; /* classes with pools of their own */
 
 static _Atomic long mprotect_left; /* fallback guards the budget allows */
 static _Atomic size_t n_mprotect;
@@ -390,6 +391,7 @@ void tel__stack_pool_fini(void)
         atomic_store_explicit(&by_class[k], NULL, memory_order_relaxed);
     }
     atomic_store_explicit(&by_class[0], NULL, memory_order_relaxed);
+    atomic_store_explicit(&n_other, 0, memory_order_relaxed);
     class_free(&run_sc);
     n_nodes = 0;
     n_caches = 0;
@@ -413,8 +415,10 @@ static struct stack_class *class_get(unsigned k)
             tel__mem_free(sc, sizeof(*sc));
             sc = NULL;
         }
-        if (sc) /* release: pairs with the acquire load above */
+        if (sc) { /* release: pairs with the acquire loads of both */
             atomic_store_explicit(&by_class[k], sc, memory_order_release);
+            atomic_fetch_add_explicit(&n_other, 1, memory_order_release);
+        }
     }
     pthread_mutex_unlock(&class_lock);
     return sc;
@@ -808,14 +812,44 @@ static void free_trim_in(struct stack_class *sc, int ci, void *base,
     free_in(sc, ci, base);
 }
 
+/*
+ * The class whose reservations hold base, among the classes with pools of
+ * their own; the run's when none does. For frees that do not name the
+ * class (tel_run's teardown frees every live process's stack that way);
+ * one look at a counter when no other class was ever used.
+ */
+static struct stack_class *class_of_base(void *base)
+{
+    if (TEL_LIKELY(atomic_load_explicit(&n_other, memory_order_acquire) == 0))
+        return &run_sc;
+    for (unsigned k = 1; k <= STACK_CLASS_MAX; k++) {
+        struct stack_class *sc =
+            atomic_load_explicit(&by_class[k], memory_order_acquire);
+        if (!sc || sc == &run_sc)
+            continue;
+        for (unsigned nd = 0; nd < n_nodes; nd++) {
+            struct node_pool *np = &sc->nodes[nd];
+            bool in = false;
+            pthread_mutex_lock(&np->lock);
+            for (size_t i = 0; i < np->n_resvs && !in; i++)
+                in = (char *)base >= (char *)np->resvs[i] &&
+                     (char *)base < (char *)np->resvs[i] + sc->resv_bytes;
+            pthread_mutex_unlock(&np->lock);
+            if (in)
+                return sc;
+        }
+    }
+    return &run_sc;
+}
+
 void tel__stack_free(int ci, void *base)
 {
-    free_in(&run_sc, ci, base);
+    free_in(class_of_base(base), ci, base);
 }
 
 void tel__stack_free_trim(int ci, void *base, const void *low_sp)
 {
-    free_trim_in(&run_sc, ci, base, low_sp);
+    free_trim_in(class_of_base(base), ci, base, low_sp);
 }
 
 /* The pools of class k, which must exist (a stack of it was handed out). */

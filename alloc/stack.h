@@ -99,6 +99,8 @@ void *tel__stack_alloc_class(int cache, unsigned k);
 /*
  * Give a stack back (same rules for cache). Its pages stay as they are:
  * for stacks known to be shallow, or about to be discarded with the pool.
+ * A stack of another class than the run's is found by its address (a look
+ * through that class's reservations; tel__stack_free_class names it).
  */
 void tel__stack_free(int cache, void *base);
 
