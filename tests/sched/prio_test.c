@@ -135,10 +135,12 @@ static void woken_main(void *arg)
     tel_pid_t h = spawn_with(high_waiter_fn, NULL, TEL_PRIO_HIGH, 0);
     /* Let it run and wait for a message: a high task is ahead of us. */
     (void)tel_yield();
+    /* Woken first, then normal work queued after it: the newest spawn
+     * would run next if h were normal (the spawner's next slot). */
+    tt_send_tag(h, 1);
     for (int i = 0; i < 5; i++)
         spawn_with(log_fn, (void *)(intptr_t)MARK_NORMAL, TEL_PRIO_NORMAL, 0);
-    TT_CHECK(atomic_load(&n_logged) == 0, "ran before the wake");
-    tt_send_tag(h, 1);
+    TT_CHECK(atomic_load(&n_logged) == 0, "ran before the spawner waited");
     if (!TT_CHECK(tt_await_count(1, 5000), "children did not finish"))
         return;
     TT_CHECK(atomic_load(&n_logged) == 6, "logged %u", atomic_load(&n_logged));
