@@ -17,6 +17,9 @@
  * switch-with-call.
  *
  * Picking (pick_next), in order:
+ *   0. a max task, else a high one, else (once per 8 normal picks while
+ *      one waits) a low one: see "Priorities" below; one test of a mask
+ *      when there are none;
  *   1. every 61st pick, one task from the injection queue, else one from
  *      the backlog or the global queue (the global queue first one time in
  *      8), so none of them starves behind a busy ring;
@@ -27,14 +30,16 @@
  *      that timed out), before the ring, at most SCHED_WAKE_BURST in a row
  *      while the ring has work;
  *   4. the local ring (a fresh slice), then the backlog (the ring's older
- *      half, moved out when it was full), then injection, then global.
+ *      half, moved out when it was full), then injection, then global;
+ *   5. a low task (no normal work is ready).
  * Timers are run during picks (every 4th pick when any are armed), at every
  * preemption (a slice has passed) and by the idle loop. So a sleeper among
  * 1,000 busy processes wakes within about one slice (fairness_h1000 p99:
  * 1.1 ms before the wake lane, 20-40 us after).
  *
- * Idle (find_work): timers, ring and backlog, injection, global, steal
- * half of the nearest busy victim's ring, then spin SCHED_SPIN_NS looking again,
+ * Idle (find_work): timers, max and high, ring and backlog, injection,
+ * global, low, steal (a max or high task, else half of the nearest busy
+ * victim's ring, else a low task), then spin SCHED_SPIN_NS looking again,
  * then park (see park.c for the protocol). A parked scheduler is woken by injection into
  * its queue, by another scheduler that has spare local work while nobody is
  * spinning, or by its next timer's deadline.
@@ -44,7 +49,16 @@
  *   - runq: see runq.c. inject: MPSC, any thread pushes, owner pops.
  *   - backlog: owner only (thieves see only the ring).
  *   - global queue: spinlock (rank 1), held for O(1) work only.
+ *   - priority queues (s->prio): a spinlock per scheduler, held for O(1)
+ *     work only and never with another lock (rank 1, like the global
+ *     queue's: the two are never held together).
  *   - task->state: see task.h; wakers CAS WAIT_* -> RUNNABLE.
+ *
+ * Stacks: a task's stack size is its class's (TASK_STK_MASK; 0 is the
+ * run's size): materialize takes a stack of that class, and everything that
+ * needs the size (the context, ASan's fiber bounds, freeing) asks
+ * task_stack_size. The switch-out check counts the room left above the
+ * stack's base (task.sp_room), which needs no size at all.
  *
  * Not here yet: stealing runnext and the backlog from a stuck scheduler,
  * and handing off its queue (the soft-real-time issue's watchdog).
