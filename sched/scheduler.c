@@ -105,6 +105,8 @@
 #define SCHED_STACK_RESERVE 4096u
 #endif
 
+enum { MODE_STOP = 1u, MODE_CANARY = 2u }; /* sys.mode */
+
 enum handoff_act {
     ACT_NONE = 0,
     ACT_YIELD,
@@ -126,8 +128,10 @@ static struct {
     struct tel__sched_hooks hooks;
     size_t stack_size;
     bool pin;
-    bool canary; /* the stack pool's fallback: check canaries */
-    _Atomic bool stop;
+    /* Read at every switch-out, in one load: MODE_STOP (tel__sched_stop)
+     * and MODE_CANARY (the stack pool's fallback: check canaries; set at
+     * start). */
+    _Atomic uint32_t mode;
     struct park_counts idle;
     _Atomic unsigned rr; /* round-robin for foreign spawns */
     /* The global run queue. */
@@ -886,8 +890,10 @@ static struct sched *switch_away(struct sched *s, struct task *prev,
  * recorded (for trimming at exit; one compare when it is not), and a task
  * too close to its base, or whose canary was hit (the fallback mode,
  * alloc/stack.c), ends with TASK_F_OVERFLOW: returns act, or ACT_EXIT.
+ * stack_room is the first half (always), canary_check the second (in the
+ * fallback mode only).
  */
-static inline uint32_t stack_check(struct task *prev, uint32_t act)
+static inline uint32_t stack_room(struct task *prev, uint32_t act)
 {
     char *sp = (char *)__builtin_frame_address(0);
     intptr_t room = sp - (char *)prev->stack; /* < 0: below its base */
@@ -896,26 +902,64 @@ static inline uint32_t stack_check(struct task *prev, uint32_t act)
         if (TEL_UNLIKELY(room < (intptr_t)SCHED_STACK_RESERVE))
             return overflowed(prev);
     }
-    if (TEL_UNLIKELY(sys.canary) &&
-        *(volatile uint64_t *)prev->stack != STACK_CANARY &&
+    return act;
+}
+
+static inline uint32_t canary_check(struct task *prev, uint32_t act)
+{
+    if (*(volatile uint64_t *)prev->stack != STACK_CANARY &&
         !(prev->flags & TASK_F_OVERFLOW))
         return overflowed(prev);
     return act;
 }
 
-/* Leave the running task with act; returns the scheduler it resumed on. */
+static inline uint32_t stack_check(struct task *prev, uint32_t act)
+{
+    act = stack_room(prev, act);
+    if (TEL_UNLIKELY(atomic_load_explicit(&sys.mode, memory_order_relaxed) &
+                     MODE_CANARY))
+        act = canary_check(prev, act);
+    return act;
+}
+
+static inline struct sched *switch_to(struct sched *s, struct task *prev,
+                                      uint32_t act, struct task *next);
+
+/* A switch-out with a mode bit set: the fallback's canary, or a stop. */
+static TEL_NOINLINE struct sched *switch_out_slow(struct sched *s,
+                                                  struct task *prev,
+                                                  uint32_t act)
+{
+    if (atomic_load_explicit(&sys.mode, memory_order_relaxed) & MODE_CANARY)
+        act = canary_check(prev, act);
+    return switch_away(s, prev, act);
+}
+
+/* Leave the running task with act; returns the scheduler it resumed on.
+ * One load and test of sys.mode covers the canary and the stop. */
 static inline struct sched *switch_out(struct sched *s, struct task *prev,
                                        uint32_t act)
 {
-    return switch_away(s, prev, stack_check(prev, act));
+    act = stack_room(prev, act);
+    if (TEL_UNLIKELY(atomic_load_explicit(&sys.mode, memory_order_relaxed)))
+        return switch_out_slow(s, prev, act);
+    return switch_to(s, prev, act, pick_next(s));
 }
 
 static struct sched *switch_away(struct sched *s, struct task *prev,
                                  uint32_t act)
 {
     struct task *next = NULL;
-    if (TEL_LIKELY(!atomic_load_explicit(&sys.stop, memory_order_relaxed)))
+    if (TEL_LIKELY(!(atomic_load_explicit(&sys.mode, memory_order_relaxed) &
+                     MODE_STOP)))
         next = pick_next(s);
+    return switch_to(s, prev, act, next);
+}
+
+/* Switch from prev (leaving it with act) to next, or to the loop. */
+static inline struct sched *switch_to(struct sched *s, struct task *prev,
+                                      uint32_t act, struct task *next)
+{
     s->handoff = prev;
     s->handoff_act = act;
     struct sched *ns;
@@ -949,7 +993,7 @@ static inline bool no_normal(struct sched *s)
 static inline bool nothing_ahead(struct sched *s)
 {
     uint32_t pm = atomic_load_explicit(&s->prio.mask, memory_order_relaxed);
-    if (atomic_load_explicit(&sys.stop, memory_order_relaxed))
+    if (atomic_load_explicit(&sys.mode, memory_order_relaxed) & MODE_STOP)
         return false;
     switch (prio_of(s->cur)) {
     case TEL_PRIO_NORMAL:
@@ -1316,7 +1360,7 @@ static struct task *find_work(struct sched *s)
 {
     struct task *t;
     for (;;) {
-        if (atomic_load_explicit(&sys.stop, memory_order_acquire))
+        if (atomic_load_explicit(&sys.mode, memory_order_acquire) & MODE_STOP)
             return NULL;
         if ((t = look_once(s)))
             return t;
@@ -1329,7 +1373,8 @@ static struct task *find_work(struct sched *s)
                 tel__cpu_relax();
             t = look_once(s);
         } while (!t && tel__now_ns() < until &&
-                 !atomic_load_explicit(&sys.stop, memory_order_relaxed));
+                 !(atomic_load_explicit(&sys.mode, memory_order_relaxed) &
+                   MODE_STOP));
         atomic_fetch_sub_explicit(&sys.idle.n_spinning, 1,
                                   memory_order_seq_cst);
         if (t)
@@ -1340,7 +1385,8 @@ static struct task *find_work(struct sched *s)
         /* Park: announce, look again, sleep until woken or the next timer. */
         uint32_t seq = tel__park_prepare(&s->park, &sys.idle);
         if (work_visible(s) ||
-            atomic_load_explicit(&sys.stop, memory_order_seq_cst)) {
+            (atomic_load_explicit(&sys.mode, memory_order_seq_cst) &
+             MODE_STOP)) {
             tel__park_cancel(&s->park, &sys.idle);
             continue;
         }
@@ -1357,7 +1403,8 @@ static void sched_loop(struct sched *s)
 {
     for (;;) {
         struct task *t = NULL;
-        if (!atomic_load_explicit(&sys.stop, memory_order_acquire))
+        if (!(atomic_load_explicit(&sys.mode, memory_order_acquire) &
+              MODE_STOP))
             t = pick_next(s);
         if (!t)
             t = find_work(s);
@@ -1420,7 +1467,7 @@ static void *thread_main(void *arg)
 
 void tel__sched_stop(void)
 {
-    atomic_store_explicit(&sys.stop, true, memory_order_seq_cst);
+    atomic_fetch_or_explicit(&sys.mode, MODE_STOP, memory_order_seq_cst);
     for (unsigned i = 0; i < sys.n; i++)
         tel__park_wake(&sys.s[i]->park, &sys.idle);
 }
@@ -1432,7 +1479,7 @@ void tel__sched_kick(struct sched *s)
 
 bool tel__sched_stopping(void)
 {
-    return atomic_load_explicit(&sys.stop, memory_order_acquire);
+    return atomic_load_explicit(&sys.mode, memory_order_acquire) & MODE_STOP;
 }
 
 unsigned tel__sched_count(void)
@@ -1464,7 +1511,9 @@ int tel__sched_run(const struct tel__sched_config *cfg,
     sys.hooks = *hooks;
     sys.stack_size = cfg->stack_size;
     sys.pin = cfg->pin;
-    sys.canary = tel__stack_canary_on();
+    atomic_store_explicit(&sys.mode,
+                          tel__stack_canary_on() ? MODE_CANARY : 0,
+                          memory_order_relaxed);
     tel__spin_init(&sys.glock);
     sys.s = tel__mem_zalloc(sizeof(struct sched *) * cfg->n);
     if (!sys.s)
