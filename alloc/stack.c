@@ -172,7 +172,10 @@ struct stack_class {
     size_t slot;       /* STACK_GUARD + size */
     size_t per_resv;   /* stacks per reservation */
     size_t resv_bytes; /* per_resv * slot */
-    bool trim_all;     /* size >= STACK_BIG: trim at every free */
+    /* A stack freed with a lowest stack pointer below base + trim_from
+     * loses all but its top STACK_KEEP bytes: size - STACK_KEEP, or size
+     * (always) for the big classes other than the run's (STACK_BIG). */
+    size_t trim_from;
     struct node_pool *nodes; /* n_nodes */
     struct cache *caches;    /* n_caches (at least one) */
 };
@@ -302,12 +305,15 @@ static void class_free(struct stack_class *sc)
 /*
  * Set up sc for stacks of size bytes: its node pools and its caches
  * (cache i on node nodes_of[i], or cache_node(i) when nodes_of is NULL).
- * min_per_resv: the fewest stacks a reservation holds. 0 or TEL_ENOMEM
- * (nothing left allocated).
+ * is_run: the run's class (at least 16 stacks a reservation, trimmed only
+ * when seen deep); other classes take at least one stack a reservation,
+ * and the big ones are trimmed at every free. 0 or TEL_ENOMEM (nothing
+ * left allocated).
  */
-static int class_init(struct stack_class *sc, size_t size,
-                      size_t min_per_resv, const unsigned *nodes_of)
+static int class_init(struct stack_class *sc, size_t size, bool is_run,
+                      const unsigned *nodes_of)
 {
+    size_t min_per_resv = is_run ? 16 : 1;
     memset(sc, 0, sizeof(*sc));
     sc->size = size;
     sc->slot = size + STACK_GUARD;
@@ -315,7 +321,7 @@ static int class_init(struct stack_class *sc, size_t size,
     if (sc->per_resv < min_per_resv)
         sc->per_resv = min_per_resv;
     sc->resv_bytes = sc->per_resv * sc->slot;
-    sc->trim_all = size >= STACK_BIG;
+    sc->trim_from = size >= STACK_BIG && !is_run ? size : size - STACK_KEEP;
     unsigned nc = n_caches ? n_caches : 1;
     sc->caches = tel__mem_zalloc_cl(sizeof(*sc->caches) * nc);
     sc->nodes = tel__mem_zalloc_cl(sizeof(*sc->nodes) * n_nodes);
@@ -368,7 +374,7 @@ int tel__stack_pool_init(size_t size, unsigned n)
     unsigned nodes_of[n ? n : 1];
     for (unsigned i = 0; i < n; i++)
         nodes_of[i] = fake_nodes ? i % n_nodes : tel__topo_node_of(i);
-    int rc = class_init(&run_sc, size, 16, nodes_of);
+    int rc = class_init(&run_sc, size, true, nodes_of);
     if (rc)
         return rc;
     for (unsigned k = 0; k <= STACK_CLASS_MAX; k++)
@@ -411,7 +417,7 @@ static struct stack_class *class_get(unsigned k)
     sc = atomic_load_explicit(&by_class[k], memory_order_relaxed);
     if (!sc && run_sc.nodes) {
         sc = tel__mem_alloc(sizeof(*sc));
-        if (sc && class_init(sc, tel__stack_class_bytes(k), 1, NULL) != 0) {
+        if (sc && class_init(sc, tel__stack_class_bytes(k), false, NULL) != 0) {
             tel__mem_free(sc, sizeof(*sc));
             sc = NULL;
         }
@@ -603,7 +609,7 @@ static void *finish_fresh(const struct stack_class *sc, void *base,
 }
 
 /* A stack for a thread with no cache (or a cache's own, see refill). */
-static void *take_one(struct node_pool *np)
+static TEL_NOINLINE void *take_one(struct node_pool *np)
 {
     bool fresh;
     pthread_mutex_lock(&np->lock);
@@ -613,7 +619,7 @@ static void *take_one(struct node_pool *np)
 }
 
 /* Cache c is empty: one stack for the caller plus a batch for later. */
-static void *refill(struct cache *c)
+static TEL_NOINLINE void *refill(struct cache *c)
 {
     struct node_pool *np = &c->sc->nodes[c->node];
     void *cold[STACK_BATCH];
@@ -645,7 +651,7 @@ static void *refill(struct cache *c)
     return finish_fresh(c->sc, base, fresh);
 }
 
-static void *alloc_in(struct stack_class *sc, int ci)
+static inline void *alloc_in(struct stack_class *sc, int ci)
 {
     if (ci >= 0) {
         struct cache *c = &sc->caches[ci];
@@ -667,14 +673,19 @@ void *tel__stack_alloc(int ci)
     return alloc_in(&run_sc, ci);
 }
 
+static TEL_NOINLINE void *alloc_other(int ci, unsigned k)
+{
+    struct stack_class *sc = class_get(k);
+    return sc ? alloc_in(sc, ci) : NULL;
+}
+
 void *tel__stack_alloc_class(int ci, unsigned k)
 {
     if (TEL_UNLIKELY(tel__failinj_hit()))
         return NULL;
     if (TEL_LIKELY(k == 0))
         return alloc_in(&run_sc, ci);
-    struct stack_class *sc = class_get(k);
-    return sc ? alloc_in(sc, ci) : NULL;
+    return alloc_other(ci, k);
 }
 
 /* Under np->lock: append to the cold array (dirty, or trimmed when
@@ -709,7 +720,8 @@ static void warm_push(struct node_pool *np, void *base)
  * cold array (trimmed later by tel__stack_trim_idle, no syscall now), or,
  * once the dirty ones reach dirty_max, trimmed whole at once.
  */
-static void give_back(struct node_pool *np, struct free_stack *chain)
+static TEL_NOINLINE void give_back(struct node_pool *np,
+                                   struct free_stack *chain)
 {
     void *b[STACK_SPILL];
     unsigned k = 0;
@@ -773,7 +785,7 @@ void tel__stack_trim_idle(int ci)
     }
 }
 
-static void free_in(struct stack_class *sc, int ci, void *base)
+static inline void free_in(struct stack_class *sc, int ci, void *base)
 {
 #ifdef TEL_ASAN
     /* A process that ended mid-call left poisoned frames; clear them. */
@@ -803,11 +815,10 @@ static void free_in(struct stack_class *sc, int ci, void *base)
     give_back(&sc->nodes[0], l);
 }
 
-static void free_trim_in(struct stack_class *sc, int ci, void *base,
-                         const void *low_sp)
+static inline void free_trim_in(struct stack_class *sc, int ci, void *base,
+                                const void *low_sp)
 {
-    const char *keep_from = (char *)base + sc->size - STACK_KEEP;
-    if (TEL_UNLIKELY((const char *)low_sp < keep_from || sc->trim_all))
+    if (TEL_UNLIKELY((const char *)low_sp < (char *)base + sc->trim_from))
         release(sc, base, STACK_KEEP);
     free_in(sc, ci, base);
 }
@@ -873,7 +884,10 @@ void tel__stack_free_class(int ci, unsigned k, void *base)
 void tel__stack_free_trim_class(int ci, unsigned k, void *base,
                                 const void *low_sp)
 {
-    free_trim_in(class_of_live(k), ci, base, low_sp);
+    if (TEL_LIKELY(k == 0))
+        free_trim_in(&run_sc, ci, base, low_sp);
+    else
+        free_trim_in(class_of_live(k), ci, base, low_sp);
 }
 
 static void stats_of(const struct stack_class *sc,

@@ -145,7 +145,7 @@ static struct {
 /* ------------------------------------------------------------------ */
 
 static void task_entry(void *arg, void *user);
-static bool materialize(struct sched *s, struct task *t);
+static inline bool materialize(struct sched *s, struct task *t);
 
 /* t's stack size class (alloc/stack.h): 0 is the run's size. */
 static inline unsigned stack_class(const struct task *t)
@@ -621,7 +621,7 @@ static struct task *take_inject(struct sched *s)
  * was retired long enough ago (sched/epoch.h). */
 static inline void collect(struct sched *s)
 {
-    if (s->ep.head && s->tick % SCHED_COLLECT_EVERY == 0)
+    if (s->tick % SCHED_COLLECT_EVERY == 0 && s->ep.head)
         (void)tel__epoch_collect(&s->ep, sys.eps, sys.n);
 }
 
@@ -846,8 +846,9 @@ static void finish_handoff(struct sched *s)
  * fan-out of a million spawns costs control blocks, not stacks). Returns
  * false if no stack could be had: the task then ends (TASK_F_NOSTACK).
  */
-static bool materialize(struct sched *s, struct task *t)
+static inline bool materialize(struct sched *s, struct task *t)
 {
+    size_t size = task_stack_size(t);
     void *stack = tel__stack_alloc_class((int)s->index, stack_class(t));
     if (TEL_UNLIKELY(!stack)) {
         t->flags |= TASK_F_NOSTACK;
@@ -856,8 +857,8 @@ static bool materialize(struct sched *s, struct task *t)
         return false;
     }
     t->stack = stack;
-    t->sp_room = (uint32_t)task_stack_size(t);
-    t->sp = tel__ctx_make(stack, task_stack_size(t), task_entry, t);
+    t->sp_room = (uint32_t)size;
+    t->sp = tel__ctx_make(stack, size, task_entry, t);
     return true;
 }
 
