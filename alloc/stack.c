@@ -68,8 +68,8 @@
  * run) and destroyed with the run's pool. A reservation of a class holds
  * at least one stack (STACK_RESV_BYTES / slot otherwise), so one 256 MiB
  * stack is one mapping of its own. Stacks of a class of 1 MiB or more
- * (STACK_BIG) lose all but their top STACK_KEEP bytes every time they are
- * freed: one madvise per exit of a process that asked for a big stack,
+ * (STACK_BIG; but the run's class, which trims as it always did) lose all
+ * but their top STACK_KEEP bytes every time they are freed with _trim: one madvise per exit of a process that asked for a big stack,
  * and a process that touched megabytes between two switches (which
  * sp_room does not see) cannot leave them resident in the pool.
  *
