@@ -92,6 +92,7 @@
  * its pools and caches, which follow the rules above.
  */
 #define _GNU_SOURCE 1
+#include "alloc/lock.h"
 #include "alloc/stack.h"
 
 #include <errno.h>
@@ -413,7 +414,7 @@ static struct stack_class *class_get(unsigned k)
         atomic_load_explicit(&by_class[k], memory_order_acquire);
     if (TEL_LIKELY(sc != NULL))
         return sc;
-    pthread_mutex_lock(&class_lock);
+    tel__mutex_lock(&class_lock);
     sc = atomic_load_explicit(&by_class[k], memory_order_relaxed);
     if (!sc && run_sc.nodes) {
         sc = tel__mem_alloc(sizeof(*sc));
@@ -426,7 +427,7 @@ static struct stack_class *class_get(unsigned k)
             atomic_fetch_add_explicit(&n_other, 1, memory_order_release);
         }
     }
-    pthread_mutex_unlock(&class_lock);
+    tel__mutex_unlock(&class_lock);
     return sc;
 }
 
@@ -612,9 +613,9 @@ static void *finish_fresh(const struct stack_class *sc, void *base,
 static TEL_NOINLINE void *take_one(struct node_pool *np)
 {
     bool fresh;
-    pthread_mutex_lock(&np->lock);
+    tel__mutex_lock(&np->lock);
     void *base = take_locked(np, &fresh);
-    pthread_mutex_unlock(&np->lock);
+    tel__mutex_unlock(&np->lock);
     return finish_fresh(np->sc, base, fresh);
 }
 
@@ -625,7 +626,7 @@ static TEL_NOINLINE void *refill(struct cache *c)
     void *cold[STACK_BATCH];
     unsigned n_cold = 0;
     bool fresh;
-    pthread_mutex_lock(&np->lock);
+    tel__mutex_lock(&np->lock);
     void *base = take_locked(np, &fresh);
     if (base) {
         for (unsigned i = 0; i < STACK_BATCH && np->warm; i++) {
@@ -641,7 +642,7 @@ static TEL_NOINLINE void *refill(struct cache *c)
         while (c->n + n_cold < STACK_BATCH && np->n_cold)
             cold[n_cold++] = cold_pop(np);
     }
-    pthread_mutex_unlock(&np->lock);
+    tel__mutex_unlock(&np->lock);
     for (unsigned i = 0; i < n_cold; i++) {
         struct free_stack *l = link_of(c->sc, cold[i]);
         l->next = c->head;
@@ -725,7 +726,7 @@ static TEL_NOINLINE void give_back(struct node_pool *np,
 {
     void *b[STACK_SPILL];
     unsigned k = 0;
-    pthread_mutex_lock(&np->lock);
+    tel__mutex_lock(&np->lock);
     while (chain && np->n_warm < np->warm_max) {
         struct free_stack *l = chain;
         chain = l->next;
@@ -742,15 +743,15 @@ static TEL_NOINLINE void give_back(struct node_pool *np,
         TEL_ASSERT(k < STACK_SPILL);
         b[k++] = base;
     }
-    pthread_mutex_unlock(&np->lock);
+    tel__mutex_unlock(&np->lock);
     if (k == 0)
         return;
     release_many(np->sc, b, k);
-    pthread_mutex_lock(&np->lock);
+    tel__mutex_lock(&np->lock);
     for (unsigned i = 0; i < k; i++)
         if (TEL_UNLIKELY(!cold_push(np, b[i], true)))
             warm_push(np, b[i]); /* no memory for the array */
-    pthread_mutex_unlock(&np->lock);
+    tel__mutex_unlock(&np->lock);
 }
 
 static void trim_idle_in(struct node_pool *np)
@@ -760,16 +761,16 @@ static void trim_idle_in(struct node_pool *np)
             return;
         void *b[STACK_BATCH];
         unsigned k = 0;
-        pthread_mutex_lock(&np->lock);
+        tel__mutex_lock(&np->lock);
         while (k < STACK_BATCH && np->n_cold > np->n_trimmed)
             b[k++] = cold_pop(np);
-        pthread_mutex_unlock(&np->lock);
+        tel__mutex_unlock(&np->lock);
         release_many(np->sc, b, k);
-        pthread_mutex_lock(&np->lock);
+        tel__mutex_lock(&np->lock);
         for (unsigned i = 0; i < k; i++)
             if (TEL_UNLIKELY(!cold_push(np, b[i], true)))
                 warm_push(np, b[i]);
-        pthread_mutex_unlock(&np->lock);
+        tel__mutex_unlock(&np->lock);
     }
 }
 
@@ -841,11 +842,11 @@ static struct stack_class *class_of_base(void *base)
         for (unsigned nd = 0; nd < n_nodes; nd++) {
             struct node_pool *np = &sc->nodes[nd];
             bool in = false;
-            pthread_mutex_lock(&np->lock);
+            tel__mutex_lock(&np->lock);
             for (size_t i = 0; i < np->n_resvs && !in; i++)
                 in = (char *)base >= (char *)np->resvs[i] &&
                      (char *)base < (char *)np->resvs[i] + sc->resv_bytes;
-            pthread_mutex_unlock(&np->lock);
+            tel__mutex_unlock(&np->lock);
             if (in)
                 return sc;
         }
@@ -895,7 +896,7 @@ static void stats_of(const struct stack_class *sc,
 {
     for (unsigned k = 0; k < n_nodes; k++) {
         struct node_pool *np = &sc->nodes[k];
-        pthread_mutex_lock(&np->lock);
+        tel__mutex_lock(&np->lock);
         out->n_warm += np->n_warm;
         out->n_cold += np->n_trimmed;
         out->n_dirty += np->n_cold - np->n_trimmed;
@@ -904,7 +905,7 @@ static void stats_of(const struct stack_class *sc,
             out->warm_max = np->warm_max;
         if (np->dirty_max > out->dirty_max)
             out->dirty_max = np->dirty_max;
-        pthread_mutex_unlock(&np->lock);
+        tel__mutex_unlock(&np->lock);
     }
 }
 

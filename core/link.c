@@ -73,6 +73,10 @@ static void ext_free(struct proc *p)
     tel__idmap_free(&e->links);
     tel__idmap_free(&e->mons);
     tel__idmap_free(&e->watchers);
+    if (e->owned)
+        tel__mem_free(e->owned, e->owned_size);
+    if (e->held)
+        tel__msg_free(e->held);
     tel__mem_free(e, sizeof(*e));
     atomic_store_explicit(&p->xw, 0, memory_order_relaxed);
 }

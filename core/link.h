@@ -17,6 +17,10 @@ struct proc_ext {
     struct idmap watchers; /* monitors on it: ref -> watching pid */
     uint64_t call_ref;     /* the tel_call it waits in, 0 if none */
     tel_reason_t call_reason; /* for tel_call_reason */
+    void *owned;           /* freed with the ext (a server's block) */
+    struct msg *held;      /* freed with the ext: the message a server's
+                            * callback runs on, if it ends the process */
+    size_t owned_size;
 };
 
 #define XW_SIG ((uintptr_t)1)

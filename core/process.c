@@ -33,6 +33,7 @@
 #include "alloc/stack.h"
 #include "core/link.h"
 #include "core/pid.h"
+#include "core/registry.h"
 #include "core/runtime.h"
 
 int tel__proc_create(int cache, tel_fn fn, void *arg, struct proc **out)
@@ -63,16 +64,19 @@ err_block:
 
 static void release_signal(struct msg *m, void *ctx)
 {
-    tel__sig_release(ctx, m);
+    /* Link and monitor requests that came after the exit get TEL_NOPROC
+     * (not at teardown: every process is ending then). */
+    if (tel__sched_stopping())
+        tel__msg_free(m);
+    else
+        tel__sig_release(ctx, m);
 }
 
 void tel__proc_release(struct proc *p)
 {
-    /* Link and monitor requests that came after the exit get TEL_NOPROC
-     * (not at teardown: every process is ending then). */
-    bool answer = !tel__sched_stopping();
-    tel__mbox_drain(&p->mbox, answer ? release_signal : NULL, p);
-    tel__ext_release(p); /* only a spawn undone before it ran has one */
+    tel__mbox_drain(&p->mbox, release_signal, p);
+    if (atomic_load_explicit(&p->xw, memory_order_relaxed))
+        tel__ext_release(p); /* only a spawn undone before it ran */
     tel__task_fini(&p->task);
     tel__pool_free(p, sizeof(*p));
 }
@@ -120,21 +124,26 @@ static void proc_exit(struct sched *s, struct task *t)
 {
     struct proc *p = (struct proc *)(void *)t;
     (void)s;
-    bool is_main = t->flags & PROC_MAIN;
-    if (t->flags & TASK_F_NOSTACK) {
-        p->reason = TEL_NOMEM;
-        if (is_main)
-            tel__rt_main_nostack = true;
+    uint32_t f = t->flags;
+    bool is_main = f & PROC_MAIN;
+    if (TEL_UNLIKELY(f & (TASK_F_NOSTACK | TASK_F_OVERFLOW | TASK_F_CRASHED))) {
+        if (f & TASK_F_NOSTACK) {
+            p->reason = TEL_NOMEM;
+            if (is_main)
+                tel__rt_main_nostack = true;
+        }
+        if (f & TASK_F_OVERFLOW)
+            p->reason = TEL_STACK_OVERFLOW;
+        if (f & TASK_F_CRASHED)
+            p->reason = TEL_CRASHED;
     }
-    if (t->flags & TASK_F_OVERFLOW)
-        p->reason = TEL_STACK_OVERFLOW;
-    if (t->flags & TASK_F_CRASHED)
-        p->reason = TEL_CRASHED;
     if (tel__proc_exit_observer)
         tel__proc_exit_observer(p->pid, p->reason);
     if (atomic_load_explicit(&p->xw, memory_order_relaxed) ||
         tel__mpsc_nonempty(&p->mbox.in))
         tel__sig_exit(p);
+    if (TEL_UNLIKELY(f & PROC_NAMED))
+        tel__reg_exit(p);
     if (tel__pid_exit(p))
         tel__proc_retire(p);
     if (is_main)
@@ -188,8 +197,9 @@ static int stack_class(size_t bytes)
     return k;
 }
 
-static int spawn(tel_pid_t *out, tel_fn fn, void *arg,
-                 const tel_spawn_opts_t *o)
+/* Inlined: tel_spawn's copy (o == NULL) loses every option test. */
+static inline __attribute__((always_inline)) int
+spawn(tel_pid_t *out, tel_fn fn, void *arg, const tel_spawn_opts_t *o)
 {
     if (!fn)
         return TEL_EINVAL;

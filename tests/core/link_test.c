@@ -731,6 +731,36 @@ Test(link, a_stack_overflow_reaches_linked_processes)
     TT_RUN(&two, overflow_main, NULL);
 }
 
+/* Plain code, so the CPU faults as in a plain build (UBSan would stop the
+ * program at the null store first). */
+__attribute__((noinline, no_sanitize("undefined"), no_sanitize_thread))
+static void null_deref(void *arg)
+{
+    (void)arg;
+    volatile int *volatile p = NULL;
+    *p = 1;
+}
+
+static void crash_main(void *arg)
+{
+    (void)arg;
+    (void)tel_trap_exit(true);
+    tel_pid_t c;
+    uint64_t r;
+    tel_spawn_opts_t o = {.link = true, .monitor = true, .monitor_ref = &r};
+    TT_CHECK_RC(tel_spawn_opt(&c, null_deref, NULL, &o), 0, "spawn");
+    TT_CHECK(await_down(r, 10000) == TEL_CRASHED, "DOWN says crashed");
+    tel_msg_t *m = recv_tag(TEL_TAG_EXIT, 10000);
+    TT_CHECK(m && exit_of(m).reason == TEL_CRASHED && exit_of(m).pid == c,
+             "a linked process sees the crash");
+    tel_msg_free(m);
+}
+
+Test(link, a_crash_reaches_links_and_monitors)
+{
+    TT_RUN(&two, crash_main, NULL);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Bad input                                                                 */
 /* ------------------------------------------------------------------------ */
