@@ -306,7 +306,7 @@ static struct task *prio_pop_hi(struct sched *s)
 
 /* Owner: t (RUNNABLE) is not normal: queue it on its level here, and wake
  * an idle scheduler, which may take it. */
-static TEL_NOINLINE void push_prio(struct sched *s, struct task *t)
+static TEL_NOINLINE void push_prio(struct task *t, struct sched *s)
 {
     prio_push(s, t, prio_of(t));
     if (sys.n > 1)
@@ -424,7 +424,7 @@ static inline struct task *pop_local(struct sched *s)
 static void push_tail(struct sched *s, struct task *t, bool new_work)
 {
     if (TEL_UNLIKELY(prio_of(t) != TEL_PRIO_NORMAL)) {
-        push_prio(s, t);
+        push_prio(t, s);
         return;
     }
     enqueue_local(s, t);
@@ -443,7 +443,7 @@ static void push_tail(struct sched *s, struct task *t, bool new_work)
 static void requeue(struct sched *s, struct task *t)
 {
     if (TEL_UNLIKELY(prio_of(t) != TEL_PRIO_NORMAL)) {
-        push_prio(s, t);
+        push_prio(t, s);
         return;
     }
     if (TEL_UNLIKELY(!backlog_empty(s) ||
@@ -460,7 +460,7 @@ static void requeue(struct sched *s, struct task *t)
 static void put_next(struct sched *s, struct task *t)
 {
     if (TEL_UNLIKELY(prio_of(t) != TEL_PRIO_NORMAL)) {
-        push_prio(s, t);
+        push_prio(t, s);
         return;
     }
     struct task *old = s->runnext;
@@ -482,7 +482,7 @@ static void put_next(struct sched *s, struct task *t)
 static void push_wake(struct sched *s, struct task *t)
 {
     if (TEL_UNLIKELY(prio_of(t) != TEL_PRIO_NORMAL)) {
-        push_prio(s, t);
+        push_prio(t, s);
         return;
     }
     t->gnext = NULL;
