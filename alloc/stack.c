@@ -56,8 +56,26 @@
  *   - Allocation prefers warm stacks, then dirty ones, then trimmed ones,
  *     then new ones.
  *
+ * Size classes (per-process stack sizes, tel_spawn_opts_t.stack_size).
+ * Class 0 is the run's stack size; class k > 0 is 2^(k-1) *
+ * TEL_MIN_STACK_SIZE bytes, up to 256 MiB (k = 15). Every class is a whole
+ * pool of its own (struct stack_class: per-node pools and per-scheduler
+ * caches, the same guards, fallback and trimming), so a stack never
+ * changes size and a free finds its pool without a lookup: the caller
+ * names the class (sched/ keeps it in the task's flags). A class whose
+ * size is the run's size is the run's pool. Other classes are created the
+ * first time a stack of theirs is asked for (a mutex, once per class and
+ * run) and destroyed with the run's pool. A reservation of a class holds
+ * at least one stack (STACK_RESV_BYTES / slot otherwise), so one 256 MiB
+ * stack is one mapping of its own. Stacks of a class of 1 MiB or more
+ * (STACK_BIG; but the run's class, which trims as it always did) lose all
+ * but their top STACK_KEEP bytes every time they are freed with _trim: one madvise per exit of a process that asked for a big stack,
+ * and a process that touched megabytes between two switches (which
+ * sp_room does not see) cannot leave them resident in the pool.
+ *
  * Invariants:
- *   - A free stack is in exactly one cache, warm list or cold array.
+ *   - A free stack is in exactly one cache, warm list or cold array, of
+ *     its own class.
  *   - Every cache holds at most STACK_CACHE_MAX stacks; half goes back to
  *     its node's pool when it overflows, and a batch comes in when empty.
  *   - In the fallback mode, every stack that is handed out holds
@@ -68,7 +86,10 @@
  * Concurrency: cache i belongs to scheduler i's thread (no atomics). A node
  * pool is under its own mutex, taken once per batch; madvise, mprotect and
  * page-touching work happen outside it. The mode and sizes are written at
- * init, before any scheduler thread exists, and read-only after.
+ * init, before any scheduler thread exists, and read-only after. A class
+ * other than the run's is published once (release store into by_class,
+ * under class_lock; readers load acquire) and is read-only after, but for
+ * its pools and caches, which follow the rules above.
  */
 #define _GNU_SOURCE 1
 #include "alloc/lock.h"
@@ -112,6 +133,9 @@
 #define STACK_KEEP ((size_t)8 << 10)   /* what trimming leaves at the top */
 #define STACK_SPILL (STACK_CACHE_MAX / 2)
 #define STACK_DIRTY_FACTOR 64 /* dirty_max = 64 * warm_max */
+#define STACK_BIG ((size_t)1 << 20) /* classes this big trim at every free */
+
+struct stack_class;
 
 struct free_stack {
     struct free_stack *next;
@@ -121,6 +145,7 @@ struct cache {
     struct free_stack *head;
     unsigned n;
     unsigned node;
+    struct stack_class *sc;
 } TEL_ALIGNED_CL;
 
 struct node_pool {
@@ -138,16 +163,35 @@ struct node_pool {
     size_t warm_max;
     size_t dirty_max;
     unsigned node;
+    struct stack_class *sc;
 } TEL_ALIGNED_CL;
 
+/* One size of stack: its pools and caches. Read-only once published, but
+ * for the pools and caches themselves. */
+struct stack_class {
+    size_t size;       /* usable bytes of each stack */
+    size_t slot;       /* STACK_GUARD + size */
+    size_t per_resv;   /* stacks per reservation */
+    size_t resv_bytes; /* per_resv * slot */
+    /* A stack freed with a lowest stack pointer below base + trim_from
+     * loses all but its top STACK_KEEP bytes: size - STACK_KEEP, or size
+     * (always) for the big classes other than the run's (STACK_BIG). */
+    size_t trim_from;
+    struct node_pool *nodes; /* n_nodes */
+    struct cache *caches;    /* n_caches (at least one) */
+};
+
 /* Set at init (tel_run's thread, before any scheduler), read-only after. */
-static size_t stack_size, slot_size, per_resv, resv_bytes;
 static bool markers; /* MADV_GUARD_INSTALL in use */
 static bool canary;  /* the fallback: canaries, maybe mprotect guards */
-static struct node_pool *nodes;
 static unsigned n_nodes;
-static struct cache *caches;
 static unsigned n_caches;
+static struct stack_class run_sc; /* class 0: the run's stack size */
+/* Class k's pools, or NULL until first used; a class of the run's size
+ * points at run_sc. Published under class_lock (release), read acquire. */
+static _Atomic(struct stack_class *) by_class[STACK_CLASS_MAX + 1];
+static pthread_mutex_t class_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic unsigned n_other; /* classes with pools of their own */
 
 static _Atomic long mprotect_left; /* fallback guards the budget allows */
 static _Atomic size_t n_mprotect;
@@ -156,14 +200,16 @@ static _Atomic size_t n_mprotect;
 static long forced_budget = -1;
 static unsigned fake_nodes;
 
-static inline struct free_stack *link_of(void *base)
+static inline struct free_stack *link_of(const struct stack_class *sc,
+                                         void *base)
 {
-    return (struct free_stack *)((char *)base + stack_size - sizeof(void *));
+    return (struct free_stack *)((char *)base + sc->size - sizeof(void *));
 }
 
-static inline void *base_of(struct free_stack *l)
+static inline void *base_of(const struct stack_class *sc,
+                            struct free_stack *l)
 {
-    return (char *)l + sizeof(void *) - stack_size;
+    return (char *)l + sizeof(void *) - sc->size;
 }
 
 void tel__stack_force_fallback(long mprotect_budget)
@@ -230,14 +276,86 @@ static long mapping_budget(void)
     return avail > 0 ? avail / 2 : 0;
 }
 
+/* The node each cache uses (set at init for class 0; others copy it). */
+static unsigned cache_node(unsigned i)
+{
+    return run_sc.caches ? run_sc.caches[i].node : 0;
+}
+
+static void class_free(struct stack_class *sc)
+{
+    for (unsigned k = 0; sc->nodes && k < n_nodes; k++) {
+        struct node_pool *np = &sc->nodes[k];
+        for (size_t i = 0; i < np->n_resvs; i++)
+            munmap(np->resvs[i], sc->resv_bytes);
+        if (np->resvs)
+            tel__mem_free(np->resvs, np->cap_resvs * sizeof(void *));
+        if (np->cold)
+            tel__mem_free(np->cold, np->cap_cold * sizeof(void *));
+        pthread_mutex_destroy(&np->lock);
+    }
+    if (sc->nodes)
+        tel__mem_free_cl(sc->nodes, sizeof(*sc->nodes) * n_nodes);
+    if (sc->caches)
+        tel__mem_free_cl(sc->caches,
+                         sizeof(*sc->caches) * (n_caches ? n_caches : 1));
+    sc->nodes = NULL;
+    sc->caches = NULL;
+}
+
+/*
+ * Set up sc for stacks of size bytes: its node pools and its caches
+ * (cache i on node nodes_of[i], or cache_node(i) when nodes_of is NULL).
+ * is_run: the run's class (at least 16 stacks a reservation, trimmed only
+ * when seen deep); other classes take at least one stack a reservation,
+ * and the big ones are trimmed at every free. 0 or TEL_ENOMEM (nothing
+ * left allocated).
+ */
+static int class_init(struct stack_class *sc, size_t size, bool is_run,
+                      const unsigned *nodes_of)
+{
+    size_t min_per_resv = is_run ? 16 : 1;
+    memset(sc, 0, sizeof(*sc));
+    sc->size = size;
+    sc->slot = size + STACK_GUARD;
+    sc->per_resv = STACK_RESV_BYTES / sc->slot;
+    if (sc->per_resv < min_per_resv)
+        sc->per_resv = min_per_resv;
+    sc->resv_bytes = sc->per_resv * sc->slot;
+    sc->trim_from = size >= STACK_BIG && !is_run ? size : size - STACK_KEEP;
+    unsigned nc = n_caches ? n_caches : 1;
+    sc->caches = tel__mem_zalloc_cl(sizeof(*sc->caches) * nc);
+    sc->nodes = tel__mem_zalloc_cl(sizeof(*sc->nodes) * n_nodes);
+    if (!sc->caches || !sc->nodes) {
+        if (sc->caches)
+            tel__mem_free_cl(sc->caches, sizeof(*sc->caches) * nc);
+        if (sc->nodes)
+            tel__mem_free_cl(sc->nodes, sizeof(*sc->nodes) * n_nodes);
+        sc->caches = NULL;
+        sc->nodes = NULL;
+        return TEL_ENOMEM;
+    }
+    size_t per_node[n_nodes];
+    memset(per_node, 0, sizeof per_node);
+    for (unsigned i = 0; i < n_caches; i++) {
+        unsigned nd = nodes_of ? nodes_of[i] : cache_node(i);
+        sc->caches[i].node = nd < n_nodes ? nd : 0;
+        sc->caches[i].sc = sc;
+        per_node[sc->caches[i].node]++;
+    }
+    for (unsigned k = 0; k < n_nodes; k++) {
+        pthread_mutex_init(&sc->nodes[k].lock, NULL);
+        sc->nodes[k].node = k;
+        sc->nodes[k].sc = sc;
+        sc->nodes[k].warm_max =
+            2 * (per_node[k] ? per_node[k] : 1) * (size_t)STACK_CACHE_MAX;
+        sc->nodes[k].dirty_max = STACK_DIRTY_FACTOR * sc->nodes[k].warm_max;
+    }
+    return 0;
+}
+
 int tel__stack_pool_init(size_t size, unsigned n)
 {
-    stack_size = size;
-    slot_size = size + STACK_GUARD;
-    per_resv = STACK_RESV_BYTES / slot_size;
-    if (per_resv < 16)
-        per_resv = 16;
-    resv_bytes = per_resv * slot_size;
     long budget;
     if (forced_budget >= 0) {
         markers = false;
@@ -254,57 +372,73 @@ int tel__stack_pool_init(size_t size, unsigned n)
     if (n_nodes == 0)
         n_nodes = 1;
     n_caches = n;
-    caches = tel__mem_zalloc_cl(sizeof(*caches) * (n ? n : 1));
-    if (!caches)
-        return TEL_ENOMEM;
-    nodes = tel__mem_zalloc_cl(sizeof(*nodes) * n_nodes);
-    if (!nodes) {
-        tel__mem_free_cl(caches, sizeof(*caches) * (n ? n : 1));
-        caches = NULL;
-        return TEL_ENOMEM;
-    }
-    size_t per_node[n_nodes];
-    memset(per_node, 0, sizeof per_node);
-    for (unsigned i = 0; i < n; i++) {
-        unsigned nd = fake_nodes ? i % n_nodes : tel__topo_node_of(i);
-        caches[i].node = nd < n_nodes ? nd : 0;
-        per_node[caches[i].node]++;
-    }
-    for (unsigned k = 0; k < n_nodes; k++) {
-        pthread_mutex_init(&nodes[k].lock, NULL);
-        nodes[k].node = k;
-        nodes[k].warm_max =
-            2 * (per_node[k] ? per_node[k] : 1) * (size_t)STACK_CACHE_MAX;
-        nodes[k].dirty_max = STACK_DIRTY_FACTOR * nodes[k].warm_max;
-    }
+    unsigned nodes_of[n ? n : 1];
+    for (unsigned i = 0; i < n; i++)
+        nodes_of[i] = fake_nodes ? i % n_nodes : tel__topo_node_of(i);
+    int rc = class_init(&run_sc, size, true, nodes_of);
+    if (rc)
+        return rc;
+    for (unsigned k = 0; k <= STACK_CLASS_MAX; k++)
+        atomic_store_explicit(
+            &by_class[k],
+            k == 0 || tel__stack_class_bytes(k) == size ? &run_sc : NULL,
+            memory_order_relaxed);
     return 0;
 }
 
 void tel__stack_pool_fini(void)
 {
-    for (unsigned k = 0; nodes && k < n_nodes; k++) {
-        struct node_pool *np = &nodes[k];
-        for (size_t i = 0; i < np->n_resvs; i++)
-            munmap(np->resvs[i], resv_bytes);
-        if (np->resvs)
-            tel__mem_free(np->resvs, np->cap_resvs * sizeof(void *));
-        if (np->cold)
-            tel__mem_free(np->cold, np->cap_cold * sizeof(void *));
-        pthread_mutex_destroy(&np->lock);
+    for (unsigned k = 1; k <= STACK_CLASS_MAX; k++) {
+        struct stack_class *sc =
+            atomic_load_explicit(&by_class[k], memory_order_acquire);
+        if (sc && sc != &run_sc) {
+            class_free(sc);
+            tel__mem_free(sc, sizeof(*sc));
+        }
+        atomic_store_explicit(&by_class[k], NULL, memory_order_relaxed);
     }
-    if (nodes)
-        tel__mem_free_cl(nodes, sizeof(*nodes) * n_nodes);
-    nodes = NULL;
+    atomic_store_explicit(&by_class[0], NULL, memory_order_relaxed);
+    atomic_store_explicit(&n_other, 0, memory_order_relaxed);
+    class_free(&run_sc);
     n_nodes = 0;
-    if (caches)
-        tel__mem_free_cl(caches, sizeof(*caches) * (n_caches ? n_caches : 1));
-    caches = NULL;
     n_caches = 0;
+}
+
+/* Class k's pools (created on first use), or NULL if out of memory or k
+ * is not a class. Any thread. */
+static struct stack_class *class_get(unsigned k)
+{
+    if (TEL_UNLIKELY(k > STACK_CLASS_MAX))
+        return NULL;
+    struct stack_class *sc =
+        atomic_load_explicit(&by_class[k], memory_order_acquire);
+    if (TEL_LIKELY(sc != NULL))
+        return sc;
+    tel__mutex_lock(&class_lock);
+    sc = atomic_load_explicit(&by_class[k], memory_order_relaxed);
+    if (!sc && run_sc.nodes) {
+        sc = tel__mem_alloc(sizeof(*sc));
+        if (sc && class_init(sc, tel__stack_class_bytes(k), false, NULL) != 0) {
+            tel__mem_free(sc, sizeof(*sc));
+            sc = NULL;
+        }
+        if (sc) { /* release: pairs with the acquire loads of both */
+            atomic_store_explicit(&by_class[k], sc, memory_order_release);
+            atomic_fetch_add_explicit(&n_other, 1, memory_order_release);
+        }
+    }
+    tel__mutex_unlock(&class_lock);
+    return sc;
 }
 
 size_t tel__stack_size(void)
 {
-    return stack_size;
+    return run_sc.size;
+}
+
+size_t tel__stack_class_size(unsigned k)
+{
+    return k == 0 ? run_sc.size : tel__stack_class_bytes(k);
 }
 
 size_t tel__stack_guard_size(void)
@@ -319,7 +453,7 @@ bool tel__stack_canary_on(void)
 
 unsigned tel__stack_node_of_cache(int ci)
 {
-    return ci >= 0 && (unsigned)ci < n_caches ? caches[ci].node : 0;
+    return ci >= 0 && (unsigned)ci < n_caches ? run_sc.caches[ci].node : 0;
 }
 
 /*
@@ -327,10 +461,10 @@ unsigned tel__stack_node_of_cache(int ci)
  * fallback mode the guard region goes too (an overflow may have filled
  * it), and the canary is written again.
  */
-static void release(void *base, size_t keep)
+static void release(const struct stack_class *sc, void *base, size_t keep)
 {
     char *lo = canary ? (char *)base - STACK_GUARD : (char *)base;
-    char *hi = (char *)base + stack_size - keep;
+    char *hi = (char *)base + sc->size - keep;
     (void)madvise(lo, (size_t)(hi - lo), MADV_DONTNEED);
     if (canary)
         *(volatile uint64_t *)base = STACK_CANARY;
@@ -345,11 +479,11 @@ static void release(void *base, size_t keep)
  * The guard markers between them survive MADV_DONTNEED. With canaries
  * (the fallback) each stack is trimmed alone, to put its canary back.
  */
-static void release_many(void **b, unsigned k)
+static void release_many(const struct stack_class *sc, void **b, unsigned k)
 {
     if (canary) {
         for (unsigned i = 0; i < k; i++)
-            release(b[i], 0);
+            release(sc, b[i], 0);
         return;
     }
     for (unsigned i = 1; i < k; i++) { /* insertion sort: k <= 64 */
@@ -361,10 +495,10 @@ static void release_many(void **b, unsigned k)
     }
     for (unsigned i = 0; i < k;) {
         unsigned j = i;
-        while (j + 1 < k && (char *)b[j + 1] == (char *)b[j] + slot_size)
+        while (j + 1 < k && (char *)b[j + 1] == (char *)b[j] + sc->slot)
             j++;
         char *lo = b[i];
-        char *hi = (char *)b[j] + stack_size;
+        char *hi = (char *)b[j] + sc->size;
         (void)madvise(lo, (size_t)(hi - lo), MADV_DONTNEED);
         i = j + 1;
     }
@@ -396,18 +530,18 @@ static void *carve(struct node_pool *np)
     if (np->bump == np->bump_end) {
         if (!ptrs_room(&np->resvs, &np->cap_resvs, np->n_resvs, 16))
             return NULL;
-        void *m = mmap(NULL, resv_bytes, PROT_READ | PROT_WRITE,
+        void *m = mmap(NULL, np->sc->resv_bytes, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (m == MAP_FAILED)
             return NULL;
         /* TEL_ESYS (one node, no permission): the kernel places it. */
-        (void)tel__topo_membind(m, resv_bytes, np->node);
+        (void)tel__topo_membind(m, np->sc->resv_bytes, np->node);
         np->resvs[np->n_resvs++] = m;
         np->bump = m;
-        np->bump_end = (char *)m + resv_bytes;
+        np->bump_end = (char *)m + np->sc->resv_bytes;
     }
     char *slot = np->bump;
-    np->bump += slot_size;
+    np->bump += np->sc->slot;
     return slot + STACK_GUARD;
 }
 
@@ -451,7 +585,7 @@ static void *take_locked(struct node_pool *np, bool *fresh)
         struct free_stack *l = np->warm;
         np->warm = l->next;
         np->n_warm--;
-        return base_of(l);
+        return base_of(np->sc, l);
     }
     if (np->n_cold)
         return cold_pop(np);
@@ -459,7 +593,8 @@ static void *take_locked(struct node_pool *np, bool *fresh)
     return carve(np);
 }
 
-static void *finish_fresh(void *base, bool fresh)
+static void *finish_fresh(const struct stack_class *sc, void *base,
+                          bool fresh)
 {
     if (!fresh || !base)
         return base;
@@ -467,25 +602,27 @@ static void *finish_fresh(void *base, bool fresh)
         return NULL;
 #ifdef STACK_VALGRIND
     if (RUNNING_ON_VALGRIND)
-        (void)VALGRIND_STACK_REGISTER(base, (char *)base + stack_size);
+        (void)VALGRIND_STACK_REGISTER(base, (char *)base + sc->size);
+#else
+    (void)sc;
 #endif
     return base;
 }
 
 /* A stack for a thread with no cache (or a cache's own, see refill). */
-static void *take_one(struct node_pool *np)
+static TEL_NOINLINE void *take_one(struct node_pool *np)
 {
     bool fresh;
     tel__mutex_lock(&np->lock);
     void *base = take_locked(np, &fresh);
     tel__mutex_unlock(&np->lock);
-    return finish_fresh(base, fresh);
+    return finish_fresh(np->sc, base, fresh);
 }
 
 /* Cache c is empty: one stack for the caller plus a batch for later. */
-static void *refill(struct cache *c)
+static TEL_NOINLINE void *refill(struct cache *c)
 {
-    struct node_pool *np = &nodes[c->node];
+    struct node_pool *np = &c->sc->nodes[c->node];
     void *cold[STACK_BATCH];
     unsigned n_cold = 0;
     bool fresh;
@@ -507,29 +644,49 @@ static void *refill(struct cache *c)
     }
     tel__mutex_unlock(&np->lock);
     for (unsigned i = 0; i < n_cold; i++) {
-        struct free_stack *l = link_of(cold[i]);
+        struct free_stack *l = link_of(c->sc, cold[i]);
         l->next = c->head;
         c->head = l;
         c->n++;
     }
-    return finish_fresh(base, fresh);
+    return finish_fresh(c->sc, base, fresh);
+}
+
+static inline void *alloc_in(struct stack_class *sc, int ci)
+{
+    if (ci >= 0) {
+        struct cache *c = &sc->caches[ci];
+        if (TEL_LIKELY(c->head != NULL)) {
+            struct free_stack *l = c->head;
+            c->head = l->next;
+            c->n--;
+            return base_of(sc, l);
+        }
+        return refill(c);
+    }
+    return take_one(&sc->nodes[0]);
 }
 
 void *tel__stack_alloc(int ci)
 {
     if (TEL_UNLIKELY(tel__failinj_hit()))
         return NULL;
-    if (ci >= 0) {
-        struct cache *c = &caches[ci];
-        if (TEL_LIKELY(c->head != NULL)) {
-            struct free_stack *l = c->head;
-            c->head = l->next;
-            c->n--;
-            return base_of(l);
-        }
-        return refill(c);
-    }
-    return take_one(&nodes[0]);
+    return alloc_in(&run_sc, ci);
+}
+
+static TEL_NOINLINE void *alloc_other(int ci, unsigned k)
+{
+    struct stack_class *sc = class_get(k);
+    return sc ? alloc_in(sc, ci) : NULL;
+}
+
+void *tel__stack_alloc_class(int ci, unsigned k)
+{
+    if (TEL_UNLIKELY(tel__failinj_hit()))
+        return NULL;
+    if (TEL_LIKELY(k == 0))
+        return alloc_in(&run_sc, ci);
+    return alloc_other(ci, k);
 }
 
 /* Under np->lock: append to the cold array (dirty, or trimmed when
@@ -552,7 +709,7 @@ static bool cold_push(struct node_pool *np, void *base, bool trimmed)
 /* Under np->lock: keep a stack warm (over the bound if need be). */
 static void warm_push(struct node_pool *np, void *base)
 {
-    struct free_stack *l = link_of(base);
+    struct free_stack *l = link_of(np->sc, base);
     l->next = np->warm;
     np->warm = l;
     np->n_warm++;
@@ -564,7 +721,8 @@ static void warm_push(struct node_pool *np, void *base)
  * cold array (trimmed later by tel__stack_trim_idle, no syscall now), or,
  * once the dirty ones reach dirty_max, trimmed whole at once.
  */
-static void give_back(struct node_pool *np, struct free_stack *chain)
+static TEL_NOINLINE void give_back(struct node_pool *np,
+                                   struct free_stack *chain)
 {
     void *b[STACK_SPILL];
     unsigned k = 0;
@@ -577,7 +735,7 @@ static void give_back(struct node_pool *np, struct free_stack *chain)
         np->n_warm++;
     }
     while (chain) {
-        void *base = base_of(chain);
+        void *base = base_of(np->sc, chain);
         chain = chain->next;
         if (np->n_cold - np->n_trimmed < np->dirty_max &&
             cold_push(np, base, false))
@@ -588,7 +746,7 @@ static void give_back(struct node_pool *np, struct free_stack *chain)
     tel__mutex_unlock(&np->lock);
     if (k == 0)
         return;
-    release_many(b, k);
+    release_many(np->sc, b, k);
     tel__mutex_lock(&np->lock);
     for (unsigned i = 0; i < k; i++)
         if (TEL_UNLIKELY(!cold_push(np, b[i], true)))
@@ -596,9 +754,8 @@ static void give_back(struct node_pool *np, struct free_stack *chain)
     tel__mutex_unlock(&np->lock);
 }
 
-void tel__stack_trim_idle(int ci)
+static void trim_idle_in(struct node_pool *np)
 {
-    struct node_pool *np = &nodes[tel__stack_node_of_cache(ci)];
     for (int round = 0; round < 64; round++) {
         if (atomic_load_explicit(&np->n_dirty, memory_order_relaxed) == 0)
             return;
@@ -608,7 +765,7 @@ void tel__stack_trim_idle(int ci)
         while (k < STACK_BATCH && np->n_cold > np->n_trimmed)
             b[k++] = cold_pop(np);
         tel__mutex_unlock(&np->lock);
-        release_many(b, k);
+        release_many(np->sc, b, k);
         tel__mutex_lock(&np->lock);
         for (unsigned i = 0; i < k; i++)
             if (TEL_UNLIKELY(!cold_push(np, b[i], true)))
@@ -617,18 +774,30 @@ void tel__stack_trim_idle(int ci)
     }
 }
 
-void tel__stack_free(int ci, void *base)
+void tel__stack_trim_idle(int ci)
+{
+    unsigned node = tel__stack_node_of_cache(ci);
+    trim_idle_in(&run_sc.nodes[node]);
+    for (unsigned k = 1; k <= STACK_CLASS_MAX; k++) {
+        struct stack_class *sc =
+            atomic_load_explicit(&by_class[k], memory_order_acquire);
+        if (sc && sc != &run_sc)
+            trim_idle_in(&sc->nodes[node]);
+    }
+}
+
+static inline void free_in(struct stack_class *sc, int ci, void *base)
 {
 #ifdef TEL_ASAN
     /* A process that ended mid-call left poisoned frames; clear them. */
     ASAN_UNPOISON_MEMORY_REGION((char *)base - (canary ? STACK_GUARD : 0),
-                                stack_size + (canary ? STACK_GUARD : 0));
+                                sc->size + (canary ? STACK_GUARD : 0));
 #endif
     if (TEL_UNLIKELY(canary))
         *(volatile uint64_t *)base = STACK_CANARY; /* an overflow hit it */
-    struct free_stack *l = link_of(base);
+    struct free_stack *l = link_of(sc, base);
     if (ci >= 0) {
-        struct cache *c = &caches[ci];
+        struct cache *c = &sc->caches[ci];
         l->next = c->head;
         c->head = l;
         if (TEL_LIKELY(++c->n <= STACK_CACHE_MAX))
@@ -640,29 +809,93 @@ void tel__stack_free(int ci, void *base)
         c->head = last->next;
         c->n -= STACK_SPILL;
         last->next = NULL;
-        give_back(&nodes[c->node], first);
+        give_back(&sc->nodes[c->node], first);
         return;
     }
     l->next = NULL;
-    give_back(&nodes[0], l);
+    give_back(&sc->nodes[0], l);
+}
+
+static inline void free_trim_in(struct stack_class *sc, int ci, void *base,
+                                const void *low_sp)
+{
+    if (TEL_UNLIKELY((const char *)low_sp < (char *)base + sc->trim_from))
+        release(sc, base, STACK_KEEP);
+    free_in(sc, ci, base);
+}
+
+/*
+ * The class whose reservations hold base, among the classes with pools of
+ * their own; the run's when none does. For frees that do not name the
+ * class (tel_run's teardown frees every live process's stack that way);
+ * one look at a counter when no other class was ever used.
+ */
+static struct stack_class *class_of_base(void *base)
+{
+    if (TEL_LIKELY(atomic_load_explicit(&n_other, memory_order_acquire) == 0))
+        return &run_sc;
+    for (unsigned k = 1; k <= STACK_CLASS_MAX; k++) {
+        struct stack_class *sc =
+            atomic_load_explicit(&by_class[k], memory_order_acquire);
+        if (!sc || sc == &run_sc)
+            continue;
+        for (unsigned nd = 0; nd < n_nodes; nd++) {
+            struct node_pool *np = &sc->nodes[nd];
+            bool in = false;
+            tel__mutex_lock(&np->lock);
+            for (size_t i = 0; i < np->n_resvs && !in; i++)
+                in = (char *)base >= (char *)np->resvs[i] &&
+                     (char *)base < (char *)np->resvs[i] + sc->resv_bytes;
+            tel__mutex_unlock(&np->lock);
+            if (in)
+                return sc;
+        }
+    }
+    return &run_sc;
+}
+
+void tel__stack_free(int ci, void *base)
+{
+    free_in(class_of_base(base), ci, base);
 }
 
 void tel__stack_free_trim(int ci, void *base, const void *low_sp)
 {
-    const char *keep_from = (char *)base + stack_size - STACK_KEEP;
-    if (TEL_UNLIKELY((const char *)low_sp < keep_from))
-        release(base, STACK_KEEP);
-    tel__stack_free(ci, base);
+    free_trim_in(class_of_base(base), ci, base, low_sp);
 }
 
-void tel__stack_stats(struct tel__stack_stats *out)
+/* The pools of class k, which must exist (a stack of it was handed out). */
+static struct stack_class *class_of_live(unsigned k)
 {
-    memset(out, 0, sizeof(*out));
-    out->n_nodes = n_nodes;
-    out->guard_markers = markers;
-    out->n_mprotect = atomic_load_explicit(&n_mprotect, memory_order_relaxed);
+    if (TEL_LIKELY(k == 0))
+        return &run_sc;
+    struct stack_class *sc = k <= STACK_CLASS_MAX
+        ? atomic_load_explicit(&by_class[k], memory_order_acquire)
+        : NULL;
+    if (TEL_UNLIKELY(!sc))
+        tel__panic("stack: freeing a stack of a class never allocated");
+    return sc;
+}
+
+void tel__stack_free_class(int ci, unsigned k, void *base)
+{
+    free_in(class_of_live(k), ci, base);
+}
+
+void tel__stack_free_trim_class(int ci, unsigned k, void *base,
+                                const void *low_sp)
+{
+    if (TEL_LIKELY(k == 0))
+        free_trim_in(&run_sc, ci, base, low_sp);
+    else
+        free_trim_in(class_of_live(k), ci, base, low_sp);
+}
+
+static void stats_of(const struct stack_class *sc,
+                     struct tel__stack_stats *out)
+{
     for (unsigned k = 0; k < n_nodes; k++) {
-        struct node_pool *np = &nodes[k];
+        struct node_pool *np = &sc->nodes[k];
         tel__mutex_lock(&np->lock);
         out->n_warm += np->n_warm;
         out->n_cold += np->n_trimmed;
@@ -673,5 +906,24 @@ void tel__stack_stats(struct tel__stack_stats *out)
         if (np->dirty_max > out->dirty_max)
             out->dirty_max = np->dirty_max;
         tel__mutex_unlock(&np->lock);
+    }
+}
+
+void tel__stack_stats(struct tel__stack_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->n_nodes = n_nodes;
+    out->guard_markers = markers;
+    out->n_mprotect = atomic_load_explicit(&n_mprotect, memory_order_relaxed);
+    if (!run_sc.nodes)
+        return;
+    stats_of(&run_sc, out);
+    for (unsigned k = 1; k <= STACK_CLASS_MAX; k++) {
+        struct stack_class *sc =
+            atomic_load_explicit(&by_class[k], memory_order_acquire);
+        if (sc && sc != &run_sc) {
+            stats_of(sc, out);
+            out->n_classes++;
+        }
     }
 }

@@ -401,7 +401,23 @@ typedef struct tel_down_info {
     tel_reason_t reason; /* why it ended; TEL_NOPROC if it was not alive */
 } tel_down_info_t;
 
-/* Process priorities, BEAM's four levels. The zero value is normal. */
+/*
+ * Process priorities, BEAM's four levels. The zero value is normal. Each
+ * scheduler runs, of the processes ready on it:
+ *   max    before any other level;
+ *   high   before normal and low (max and high processes that never wait
+ *          keep lower levels from running on their scheduler, as in BEAM);
+ *   normal round-robin, one slice each;
+ *   low    once per 8 normal slices while it waits (so normal work cannot
+ *          starve it, and it cannot take more than 1 slice in 9 from
+ *          normal work), and whenever no normal process is ready.
+ * A level applies however the process became ready (spawned, woken by a
+ * message from a process or another thread, by its timer, after a yield).
+ * A process of a higher level does not interrupt a running one: it runs at
+ * the next switch, at most a slice later. An idle scheduler takes a max or
+ * high process queued on a busy one before it takes normal work. A new
+ * level set with tel_set_priority applies from the caller's next switch.
+ */
 typedef enum tel_priority {
     TEL_PRIO_NORMAL = 0,
     TEL_PRIO_LOW = 1,

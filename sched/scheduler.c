@@ -17,6 +17,9 @@
  * switch-with-call.
  *
  * Picking (pick_next), in order:
+ *   0. a max task, else a high one, else (once per 8 normal picks while
+ *      one waits) a low one: see "Priorities" below; one test of a mask
+ *      when there are none;
  *   1. every 61st pick, one task from the injection queue, else one from
  *      the backlog or the global queue (the global queue first one time in
  *      8), so none of them starves behind a busy ring;
@@ -27,14 +30,16 @@
  *      that timed out), before the ring, at most SCHED_WAKE_BURST in a row
  *      while the ring has work;
  *   4. the local ring (a fresh slice), then the backlog (the ring's older
- *      half, moved out when it was full), then injection, then global.
+ *      half, moved out when it was full), then injection, then global;
+ *   5. a low task (no normal work is ready).
  * Timers are run during picks (every 4th pick when any are armed), at every
  * preemption (a slice has passed) and by the idle loop. So a sleeper among
  * 1,000 busy processes wakes within about one slice (fairness_h1000 p99:
  * 1.1 ms before the wake lane, 20-40 us after).
  *
- * Idle (find_work): timers, ring and backlog, injection, global, steal
- * half of the nearest busy victim's ring, then spin SCHED_SPIN_NS looking again,
+ * Idle (find_work): timers, max and high, ring and backlog, injection,
+ * global, low, steal (a max or high task, else half of the nearest busy
+ * victim's ring, else a low task), then spin SCHED_SPIN_NS looking again,
  * then park (see park.c for the protocol). A parked scheduler is woken by injection into
  * its queue, by another scheduler that has spare local work while nobody is
  * spinning, or by its next timer's deadline.
@@ -44,7 +49,16 @@
  *   - runq: see runq.c. inject: MPSC, any thread pushes, owner pops.
  *   - backlog: owner only (thieves see only the ring).
  *   - global queue: spinlock (rank 1), held for O(1) work only.
+ *   - priority queues (s->prio): a spinlock per scheduler, held for O(1)
+ *     work only and never with another lock (rank 1, like the global
+ *     queue's: the two are never held together).
  *   - task->state: see task.h; wakers CAS WAIT_* -> RUNNABLE.
+ *
+ * Stacks: a task's stack size is its class's (TASK_STK_MASK; 0 is the
+ * run's size): materialize takes a stack of that class, and everything that
+ * needs the size (the context, ASan's fiber bounds, freeing) asks
+ * task_stack_size. The switch-out check counts the room left above the
+ * stack's base (task.sp_room), which needs no size at all.
  *
  * Not here yet: stealing runnext and the backlog from a stuck scheduler,
  * and handing off its queue (the soft-real-time issue's watchdog).
@@ -77,6 +91,11 @@
 #define SCHED_WAKE_BURST 8u     /* woken tasks in a row before a ring task */
 #define SCHED_DRAIN_MIN 64u     /* receives in a slice that make a drainer */
 #define SCHED_INJECT_BATCH 32u
+#define SCHED_LOW_EVERY 8u      /* normal picks before a waiting low task */
+
+/* Bits of struct sched's prio.mask: queue p is non-empty. */
+#define PRIO_BIT(p) (1u << (p))
+#define PRIO_HI_BITS (PRIO_BIT(TEL_PRIO_MAX) | PRIO_BIT(TEL_PRIO_HIGH))
 /* A process that switches out with less stack than this left is ended
  * with TASK_F_OVERFLOW: the switch path itself (pick_next, spill's batch)
  * must never run into the guard halfway through a queue operation. */
@@ -85,6 +104,8 @@
 #else
 #define SCHED_STACK_RESERVE 4096u
 #endif
+
+enum { MODE_STOP = 1u, MODE_CANARY = 2u }; /* sys.mode */
 
 enum handoff_act {
     ACT_NONE = 0,
@@ -107,8 +128,10 @@ static struct {
     struct tel__sched_hooks hooks;
     size_t stack_size;
     bool pin;
-    bool canary; /* the stack pool's fallback: check canaries */
-    _Atomic bool stop;
+    /* Read at every switch-out, in one load: MODE_STOP (tel__sched_stop)
+     * and MODE_CANARY (the stack pool's fallback: check canaries; set at
+     * start). */
+    _Atomic uint32_t mode;
     struct park_counts idle;
     _Atomic unsigned rr; /* round-robin for foreign spawns */
     /* The global run queue. */
@@ -122,7 +145,26 @@ static struct {
 /* ------------------------------------------------------------------ */
 
 static void task_entry(void *arg, void *user);
-static bool materialize(struct sched *s, struct task *t);
+static inline bool materialize(struct sched *s, struct task *t);
+
+/* t's stack size class (alloc/stack.h): 0 is the run's size. */
+static inline unsigned stack_class(const struct task *t)
+{
+    return (t->flags & TASK_STK_MASK) >> TASK_STK_SHIFT;
+}
+
+/* The bytes of t's stack. */
+static inline size_t task_stack_size(const struct task *t)
+{
+    unsigned k = stack_class(t);
+    return TEL_LIKELY(k == 0) ? sys.stack_size : tel__stack_class_bytes(k);
+}
+
+/* t's priority (tel_priority_t). */
+static inline uint32_t prio_of(const struct task *t)
+{
+    return (t->flags & TASK_PRIO_MASK) >> TASK_PRIO_SHIFT;
+}
 
 /*
  * Switch from the current context to `to` (a task, or the loop when to_task
@@ -141,7 +183,7 @@ static inline struct sched *do_switch(struct sched *s, tel__ctx_t *from,
     void *fake = NULL;
     if (to_task)
         __sanitizer_start_switch_fiber(dying ? NULL : &fake, to_task->stack,
-                                       sys.stack_size);
+                                       task_stack_size(to_task));
     else
         __sanitizer_start_switch_fiber(dying ? NULL : &fake, s->loop_stack_lo,
                                        s->loop_stack_size);
@@ -182,6 +224,93 @@ static void wake_idle(void)
     for (unsigned i = 0; i < sys.n; i++)
         if (tel__park_wake(&sys.s[i]->park, &sys.idle))
             return;
+}
+
+/*
+ * Priorities (tel_priority_t, in task.flags): BEAM's four levels. Normal
+ * tasks use everything above and below (runnext, wake lane, ring, backlog,
+ * injection, global queue, stealing) and pay one load and branch per pick
+ * for the rest: s->prio.mask, a bit per non-empty priority queue, which
+ * stays 0 (and its line shared and clean) while nothing else runs.
+ *
+ * The other levels each have a FIFO per scheduler (s->prio), under a
+ * spinlock that wakers on other threads and thieves take too: tasks of
+ * these levels are rare, so a lock is cheaper than another lock-free
+ * structure on the normal paths, and it lets an idle scheduler take one
+ * from a busy one. Every path that makes a task runnable routes by its
+ * level (put_next, push_tail, requeue, push_wake, inject), so a max, high
+ * or low task is never in a normal queue, however it was woken (a message
+ * from this thread or another, its timer, a yield, a spawn). core writes
+ * the level before a task is first queued, or while it runs (it is in no
+ * queue then), so the level a queue was chosen by cannot change under it.
+ *
+ * The rules, per scheduler (pick_raw):
+ *   - max runs before anything else, high before normal and low: a max or
+ *     high task that yields or is preempted goes on running while no task
+ *     of its level or above is queued (nothing_ahead), and so can starve
+ *     the levels below it, as in BEAM;
+ *   - low runs once per SCHED_LOW_EVERY (8) normal picks while it waits,
+ *     so normal work cannot starve it, and whenever no normal work is
+ *     ready; low cannot starve normal (one pick in 9 at most).
+ * An idle scheduler steals max and high work first (one task from the
+ * nearest victim that has some), then half a ring of normal work, then one
+ * low task: higher levels may thus run on any scheduler, and a queued
+ * high task wakes a parked scheduler (wake_idle) to take it. A woken max
+ * or high task does not preempt the running task: it runs at the next
+ * pick (at most a slice later; BEAM does the same).
+ */
+
+/* Any thread: queue t (RUNNABLE, of level p, not normal) on s. seq_cst on
+ * the mask: a parking scheduler stores PARKED and then loads the mask
+ * (work_visible), the Dekker pair of park.c. */
+static void prio_push(struct sched *s, struct task *t, uint32_t p)
+{
+    t->gnext = NULL;
+    tel__spin_lock(&s->prio.lock);
+    if (s->prio.tail[p])
+        s->prio.tail[p]->gnext = t;
+    else
+        s->prio.head[p] = t;
+    s->prio.tail[p] = t;
+    atomic_fetch_or_explicit(&s->prio.mask, PRIO_BIT(p),
+                             memory_order_seq_cst);
+    tel__spin_unlock(&s->prio.lock);
+}
+
+/* Any thread: the oldest task of level p queued on s, or NULL. */
+static struct task *prio_pop(struct sched *s, uint32_t p)
+{
+    if (!(atomic_load_explicit(&s->prio.mask, memory_order_relaxed) &
+          PRIO_BIT(p)))
+        return NULL;
+    tel__spin_lock(&s->prio.lock);
+    struct task *t = s->prio.head[p];
+    if (t) {
+        s->prio.head[p] = t->gnext;
+        if (!t->gnext) {
+            s->prio.tail[p] = NULL;
+            atomic_fetch_and_explicit(&s->prio.mask, ~PRIO_BIT(p),
+                                      memory_order_relaxed);
+        }
+    }
+    tel__spin_unlock(&s->prio.lock);
+    return t;
+}
+
+/* Any thread: the oldest max task queued on s, else the oldest high one. */
+static struct task *prio_pop_hi(struct sched *s)
+{
+    struct task *t = prio_pop(s, TEL_PRIO_MAX);
+    return t ? t : prio_pop(s, TEL_PRIO_HIGH);
+}
+
+/* Owner: t (RUNNABLE) is not normal: queue it on its level here, and wake
+ * an idle scheduler, which may take it. */
+static TEL_NOINLINE void push_prio(struct task *t, struct sched *s)
+{
+    prio_push(s, t, prio_of(t));
+    if (sys.n > 1)
+        wake_idle();
 }
 
 /*
@@ -294,6 +423,10 @@ static inline struct task *pop_local(struct sched *s)
  * scheduler to steal. */
 static void push_tail(struct sched *s, struct task *t, bool new_work)
 {
+    if (TEL_UNLIKELY(prio_of(t) != TEL_PRIO_NORMAL)) {
+        push_prio(t, s);
+        return;
+    }
     enqueue_local(s, t);
     if (new_work && sys.n > 1)
         wake_idle();
@@ -309,6 +442,10 @@ static void push_tail(struct sched *s, struct task *t, bool new_work)
  */
 static void requeue(struct sched *s, struct task *t)
 {
+    if (TEL_UNLIKELY(prio_of(t) != TEL_PRIO_NORMAL)) {
+        push_prio(t, s);
+        return;
+    }
     if (TEL_UNLIKELY(!backlog_empty(s) ||
                      atomic_load_explicit(&sys.glen, memory_order_relaxed))) {
         push_global_batch(&t, 1);
@@ -322,10 +459,17 @@ static void requeue(struct sched *s, struct task *t)
 /* Owner: t runs next; the task it displaces goes behind the others. */
 static void put_next(struct sched *s, struct task *t)
 {
+    if (TEL_UNLIKELY(prio_of(t) != TEL_PRIO_NORMAL)) {
+        push_prio(t, s);
+        return;
+    }
     struct task *old = s->runnext;
     s->runnext = t;
-    if (old)
-        push_tail(s, old, true);
+    if (old) { /* normal: runnext holds no other level */
+        enqueue_local(s, old);
+        if (sys.n > 1)
+            wake_idle();
+    }
 }
 
 /*
@@ -337,6 +481,10 @@ static void put_next(struct sched *s, struct task *t)
  */
 static void push_wake(struct sched *s, struct task *t)
 {
+    if (TEL_UNLIKELY(prio_of(t) != TEL_PRIO_NORMAL)) {
+        push_prio(t, s);
+        return;
+    }
     t->gnext = NULL;
     if (s->wk_tail)
         s->wk_tail->gnext = t;
@@ -469,12 +617,11 @@ static struct task *take_inject(struct sched *s)
     return first;
 }
 
-/* Owner, between tasks: nothing looked up without a reference is held
- * (sched/epoch.h); now and then, free what was retired long enough ago. */
-static inline void quiescent(struct sched *s)
+/* Owner, at a pick, when it has retired blocks: now and then, free what
+ * was retired long enough ago (sched/epoch.h). */
+static inline void collect(struct sched *s)
 {
-    tel__epoch_quiescent(&s->ep);
-    if (TEL_UNLIKELY(s->ep.head) && s->tick % SCHED_COLLECT_EVERY == 0)
+    if (s->tick % SCHED_COLLECT_EVERY == 0 && s->ep.head)
         (void)tel__epoch_collect(&s->ep, sys.eps, sys.n);
 }
 
@@ -484,11 +631,46 @@ static inline uint32_t room(struct sched *s)
 }
 
 /* Owner: the next task to run, or NULL. */
-static struct task *pick_raw(struct sched *s)
+/*
+ * Owner: a task of another level than normal, when one must run now (the
+ * mask pm is not 0): max, then high, then low if it waited
+ * SCHED_LOW_EVERY normal picks. NULL: pick normal work (counted).
+ */
+static TEL_NOINLINE struct task *pick_prio(struct sched *s, uint32_t pm)
+{
+    struct task *t = NULL;
+    if ((pm & PRIO_HI_BITS) && (t = prio_pop_hi(s)))
+        goto found;
+    if (pm & PRIO_BIT(TEL_PRIO_LOW)) {
+        if (s->low_skip >= SCHED_LOW_EVERY) {
+            s->low_skip = 0;
+            if ((t = prio_pop(s, TEL_PRIO_LOW)))
+                goto found;
+        } else {
+            s->low_skip++;
+        }
+    }
+    return NULL;
+found:
+    s->reds = (int32_t)s->slice;
+    return t;
+}
+
+/* Owner: no normal work is ready: a low task runs, if one waits. */
+static TEL_NOINLINE struct task *pick_low(struct sched *s)
+{
+    struct task *t = prio_pop(s, TEL_PRIO_LOW);
+    if (t) {
+        s->low_skip = 0;
+        s->reds = (int32_t)s->slice;
+    }
+    return t;
+}
+
+/* Owner: normal work (see the top of the file for the order), else low. */
+static inline struct task *pick_normal(struct sched *s)
 {
     struct task *t;
-    s->tick++;
-    quiescent(s);
     if (TEL_UNLIKELY(s->tick % SCHED_GLOBAL_EVERY == 0)) {
         /* One task (Go's globrunqget(pp, 1)): a batch here would keep
          * the ring from ever running dry, and the backlog is refilled only
@@ -535,7 +717,32 @@ static struct task *pick_raw(struct sched *s)
         return t;
     if ((t = take_inject(s)))
         return t;
-    return take_global(s, room(s));
+    if ((t = take_global(s, room(s))))
+        return t;
+    return pick_low(s);
+}
+
+/* Owner: the next task to run, or NULL. */
+static struct task *pick_raw(struct sched *s)
+{
+    struct task *t;
+    s->tick++;
+    /* Quiescent (sched/epoch.h); now and then, free what was retired long
+     * enough ago. One test covers that and the other levels: pm is 0 and
+     * so is ep.head on the normal path. A timer that fires in this pick's
+     * run_timers queues a max or high task for the next pick (timers run
+     * every 4th pick anyway). */
+    tel__epoch_quiescent(&s->ep);
+    if (TEL_UNLIKELY(((uintptr_t)s->ep.head |
+                      atomic_load_explicit(&s->prio.mask,
+                                           memory_order_relaxed)) != 0)) {
+        collect(s);
+        uint32_t pm =
+            atomic_load_explicit(&s->prio.mask, memory_order_relaxed);
+        if (pm && (t = pick_prio(s, pm)))
+            return t;
+    }
+    return pick_normal(s);
 }
 
 /* Owner: the next task to run, with a stack, or NULL. */
@@ -550,7 +757,7 @@ static struct task *pick_next(struct sched *s)
 /* The lowest stack pointer t was seen at (for trimming its stack). */
 static inline const char *low_sp(const struct task *t)
 {
-    return (const char *)t->stack + sys.stack_size - t->sp_depth;
+    return (const char *)t->stack + t->sp_room;
 }
 
 /* The context that resumed publishes the task the last switch left. */
@@ -610,7 +817,8 @@ static void finish_handoff(struct sched *s)
          * the next pick materializes a fresh stack and starts task_main
          * there. The park is ACT_PARK_MSG's, with no timer to look at. A
          * stack it ran deep on loses its deep pages on the way back. */
-        tel__stack_free_trim((int)s->index, t->stack, low_sp(t));
+        tel__stack_free_trim_class((int)s->index, stack_class(t), t->stack,
+                                   low_sp(t));
         t->stack = NULL;
         if (s->handoff_act == ACT_HIBERNATE) {
             atomic_store_explicit(&t->state, TASK_WAIT_MSG,
@@ -622,7 +830,8 @@ static void finish_handoff(struct sched *s)
         push_tail(s, t, false);
         break;
     case ACT_EXIT:
-        tel__stack_free_trim((int)s->index, t->stack, low_sp(t));
+        tel__stack_free_trim_class((int)s->index, stack_class(t), t->stack,
+                                   low_sp(t));
         t->stack = NULL;
         sys.hooks.task_exit(s, t);
         break;
@@ -637,9 +846,10 @@ static void finish_handoff(struct sched *s)
  * fan-out of a million spawns costs control blocks, not stacks). Returns
  * false if no stack could be had: the task then ends (TASK_F_NOSTACK).
  */
-static bool materialize(struct sched *s, struct task *t)
+static inline bool materialize(struct sched *s, struct task *t)
 {
-    void *stack = tel__stack_alloc((int)s->index);
+    size_t size = task_stack_size(t);
+    void *stack = tel__stack_alloc_class((int)s->index, stack_class(t));
     if (TEL_UNLIKELY(!stack)) {
         t->flags |= TASK_F_NOSTACK;
         atomic_store_explicit(&t->state, TASK_EXITED, memory_order_release);
@@ -647,8 +857,8 @@ static bool materialize(struct sched *s, struct task *t)
         return false;
     }
     t->stack = stack;
-    t->sp_depth = 0;
-    t->sp = tel__ctx_make(stack, sys.stack_size, task_entry, t);
+    t->sp_room = (uint32_t)size;
+    t->sp = tel__ctx_make(stack, size, task_entry, t);
     return true;
 }
 
@@ -666,7 +876,7 @@ static inline void start_running(struct sched *s, struct task *t)
 static TEL_NOINLINE uint32_t end_faulted(struct task *prev, uint32_t flag)
 {
     prev->flags |= flag;
-    prev->sp_depth = (uint32_t)sys.stack_size; /* trim it whole */
+    prev->sp_room = 0; /* trim it whole */
     tel__sched_timer_disarm(prev);
     atomic_store_explicit(&prev->state, TASK_EXITED, memory_order_release);
     return ACT_EXIT;
@@ -686,36 +896,76 @@ static struct sched *switch_away(struct sched *s, struct task *prev,
  * recorded (for trimming at exit; one compare when it is not), and a task
  * too close to its base, or whose canary was hit (the fallback mode,
  * alloc/stack.c), ends with TASK_F_OVERFLOW: returns act, or ACT_EXIT.
+ * stack_room is the first half (always), canary_check the second (in the
+ * fallback mode only).
  */
-static inline uint32_t stack_check(struct task *prev, uint32_t act)
+static inline uint32_t stack_room(struct task *prev, uint32_t act)
 {
     char *sp = (char *)__builtin_frame_address(0);
-    uintptr_t depth = (uintptr_t)prev->stack + sys.stack_size - (uintptr_t)sp;
-    if (TEL_UNLIKELY(depth > prev->sp_depth)) {
-        prev->sp_depth = (uint32_t)depth;
-        if (TEL_UNLIKELY(depth > sys.stack_size - SCHED_STACK_RESERVE))
+    intptr_t room = sp - (char *)prev->stack; /* < 0: below its base */
+    if (TEL_UNLIKELY(room < (intptr_t)prev->sp_room)) {
+        prev->sp_room = room > 0 ? (uint32_t)room : 0;
+        if (TEL_UNLIKELY(room < (intptr_t)SCHED_STACK_RESERVE))
             return overflowed(prev);
     }
-    if (TEL_UNLIKELY(sys.canary) &&
-        *(volatile uint64_t *)prev->stack != STACK_CANARY &&
+    return act;
+}
+
+static inline uint32_t canary_check(struct task *prev, uint32_t act)
+{
+    if (*(volatile uint64_t *)prev->stack != STACK_CANARY &&
         !(prev->flags & TASK_F_OVERFLOW))
         return overflowed(prev);
     return act;
 }
 
-/* Leave the running task with act; returns the scheduler it resumed on. */
+static inline uint32_t stack_check(struct task *prev, uint32_t act)
+{
+    act = stack_room(prev, act);
+    if (TEL_UNLIKELY(atomic_load_explicit(&sys.mode, memory_order_relaxed) &
+                     MODE_CANARY))
+        act = canary_check(prev, act);
+    return act;
+}
+
+static inline struct sched *switch_to(struct sched *s, struct task *prev,
+                                      uint32_t act, struct task *next);
+
+/* A switch-out with a mode bit set: the fallback's canary, or a stop. */
+static TEL_NOINLINE struct sched *switch_out_slow(struct sched *s,
+                                                  struct task *prev,
+                                                  uint32_t act)
+{
+    if (atomic_load_explicit(&sys.mode, memory_order_relaxed) & MODE_CANARY)
+        act = canary_check(prev, act);
+    return switch_away(s, prev, act);
+}
+
+/* Leave the running task with act; returns the scheduler it resumed on.
+ * One load and test of sys.mode covers the canary and the stop. */
 static inline struct sched *switch_out(struct sched *s, struct task *prev,
                                        uint32_t act)
 {
-    return switch_away(s, prev, stack_check(prev, act));
+    act = stack_room(prev, act);
+    if (TEL_UNLIKELY(atomic_load_explicit(&sys.mode, memory_order_relaxed)))
+        return switch_out_slow(s, prev, act);
+    return switch_to(s, prev, act, pick_next(s));
 }
 
 static struct sched *switch_away(struct sched *s, struct task *prev,
                                  uint32_t act)
 {
     struct task *next = NULL;
-    if (TEL_LIKELY(!atomic_load_explicit(&sys.stop, memory_order_relaxed)))
+    if (TEL_LIKELY(!(atomic_load_explicit(&sys.mode, memory_order_relaxed) &
+                     MODE_STOP)))
         next = pick_next(s);
+    return switch_to(s, prev, act, next);
+}
+
+/* Switch from prev (leaving it with act) to next, or to the loop. */
+static inline struct sched *switch_to(struct sched *s, struct task *prev,
+                                      uint32_t act, struct task *next)
+{
     s->handoff = prev;
     s->handoff_act = act;
     struct sched *ns;
@@ -730,26 +980,63 @@ static struct sched *switch_away(struct sched *s, struct task *prev,
     return ns;
 }
 
-/* Owner: nothing else could run here now. */
-static inline bool alone(struct sched *s)
+/* Owner: no normal work is queued here (or in the global queue). */
+static inline bool no_normal(struct sched *s)
 {
     return !s->runnext && !s->wk_head && tel__runq_len(&s->runq) == 0 &&
            backlog_empty(s) &&
            !tel__mpsc_nonempty(&s->inject) &&
-           atomic_load_explicit(&sys.glen, memory_order_relaxed) == 0 &&
-           !atomic_load_explicit(&sys.stop, memory_order_relaxed);
+           atomic_load_explicit(&sys.glen, memory_order_relaxed) == 0;
+}
+
+/*
+ * Owner: nothing queued here must run before the running task, which
+ * yields (or was preempted): it goes on with a fresh slice. For a normal
+ * task: no normal work, nothing of a higher level, and no low task whose
+ * turn has come (counted as a normal pick). For max or high: nothing of
+ * its level or above (the levels below wait). For low: nothing at all.
+ */
+static inline bool nothing_ahead(struct sched *s)
+{
+    uint32_t pm = atomic_load_explicit(&s->prio.mask, memory_order_relaxed);
+    if (atomic_load_explicit(&sys.mode, memory_order_relaxed) & MODE_STOP)
+        return false;
+    switch (prio_of(s->cur)) {
+    case TEL_PRIO_NORMAL:
+        if (TEL_LIKELY(pm == 0))
+            return no_normal(s);
+        return !(pm & PRIO_HI_BITS) && s->low_skip < SCHED_LOW_EVERY &&
+               no_normal(s);
+    case TEL_PRIO_LOW:
+        return pm == 0 && no_normal(s);
+    case TEL_PRIO_HIGH:
+        return !(pm & PRIO_HI_BITS);
+    default:
+        return !(pm & PRIO_BIT(TEL_PRIO_MAX));
+    }
+}
+
+/* Owner: the running task goes on after nothing_ahead: a fresh slice, which
+ * counts as a normal pick for a low task that waits. */
+static inline void go_on(struct sched *s)
+{
+    s->reds = (int32_t)s->slice;
+    if (TEL_UNLIKELY(atomic_load_explicit(&s->prio.mask, memory_order_relaxed) &
+                     PRIO_BIT(TEL_PRIO_LOW)) &&
+        prio_of(s->cur) == TEL_PRIO_NORMAL)
+        s->low_skip++;
 }
 
 struct sched *tel__sched_yield(struct sched *s)
 {
     /* Alone, keep running with a fresh slice, unless a due timer has work
      * for someone else (pick_next runs timers on the switching path). */
-    if (alone(s)) {
+    if (nothing_ahead(s)) {
         run_timers(s);
-        if (alone(s)) {
+        if (nothing_ahead(s)) {
             if (TEL_UNLIKELY(stack_check(s->cur, ACT_YIELD) == ACT_EXIT))
                 return switch_away(s, s->cur, ACT_EXIT);
-            s->reds = (int32_t)s->slice;
+            go_on(s);
             return s;
         }
     }
@@ -771,10 +1058,10 @@ struct sched *tel__sched_preempt(struct sched *s)
      * one slice in N + 1 and its mailbox would grow without bound (fanin:
      * all 10 M messages, 655 MB); in the wake lane it keeps up, and the
      * lane's burst bound still gives the others their share. */
-    if (alone(s)) {
+    if (nothing_ahead(s)) {
         if (TEL_UNLIKELY(stack_check(s->cur, ACT_YIELD) == ACT_EXIT))
             return switch_away(s, s->cur, ACT_EXIT);
-        s->reds = (int32_t)s->slice;
+        go_on(s);
         return s;
     }
     s->reds = 0;
@@ -809,12 +1096,6 @@ _Noreturn void tel__sched_exit_fault(struct sched *s, uint32_t flag)
     tel__panic("sched: a task that faulted was resumed");
 }
 
-size_t tel__task_stack_size(const struct task *t)
-{
-    (void)t;
-    return sys.stack_size;
-}
-
 int tel__sched_timer_arm(struct sched *s, struct task *t, uint64_t deadline)
 {
     struct tw_wait *w = tel__pool_alloc(sizeof(*w));
@@ -846,7 +1127,10 @@ void tel__sched_timer_disarm(struct task *t)
 
 static void inject(struct sched *target, struct task *t)
 {
-    tel__mpsc_push(&target->inject, &t->qnode); /* seq_cst exchange */
+    if (TEL_UNLIKELY(prio_of(t) != TEL_PRIO_NORMAL))
+        prio_push(target, t, prio_of(t)); /* seq_cst on its mask */
+    else
+        tel__mpsc_push(&target->inject, &t->qnode); /* seq_cst exchange */
     tel__park_wake(&target->park, &sys.idle);
 }
 
@@ -898,6 +1182,19 @@ static void task_entry(void *arg, void *user)
     tel__panic("sched: task_main returned");
 }
 
+size_t tel__task_stack_size(const struct task *t)
+{
+    return task_stack_size(t);
+}
+
+void tel__task_stack_release(struct task *t)
+{
+    if (!t->stack)
+        return;
+    tel__stack_free_class(-1, stack_class(t), t->stack);
+    t->stack = NULL;
+}
+
 int tel__task_init(struct task *t)
 {
     t->stack = NULL; /* taken when it first runs (materialize) */
@@ -942,13 +1239,30 @@ static inline uint64_t next_rand(struct sched *s)
 
 /* One ring of victims (ring == NULL: every scheduler but s), from a
  * random start. */
+enum steal_what {
+    STEAL_HI,   /* one max task, else one high task */
+    STEAL_RING, /* half of the ring (normal tasks) */
+    STEAL_LOW,  /* one low task */
+};
+
+static struct task *steal_from(struct sched *s, struct sched *v,
+                               enum steal_what what)
+{
+    if (TEL_LIKELY(what == STEAL_RING))
+        return tel__runq_steal(&v->runq, &s->runq);
+    uint32_t pm = atomic_load_explicit(&v->prio.mask, memory_order_relaxed);
+    if (what == STEAL_HI)
+        return (pm & PRIO_HI_BITS) ? prio_pop_hi(v) : NULL;
+    return (pm & PRIO_BIT(TEL_PRIO_LOW)) ? prio_pop(v, TEL_PRIO_LOW) : NULL;
+}
+
 static struct task *steal_ring(struct sched *s, const unsigned *ring,
-                               unsigned len)
+                               unsigned len, enum steal_what what)
 {
     unsigned k = len > 1 ? (unsigned)(next_rand(s) % len) : 0;
     for (unsigned i = 0; i < len; i++, k = k + 1 < len ? k + 1 : 0) {
         unsigned vi = ring ? ring[k] : (s->index + 1 + k) % sys.n;
-        struct task *t = tel__runq_steal(&sys.s[vi]->runq, &s->runq);
+        struct task *t = steal_from(s, sys.s[vi], what);
         if (t) {
             s->n_steals++;
             return t;
@@ -965,19 +1279,47 @@ static struct task *steal_ring(struct sched *s, const unsigned *ring,
  * is tried only when every nearer victim was empty. Without a plan for
  * this scheduler count (a white-box test that starts the schedulers
  * itself), every other scheduler is one ring.
+ *
+ * Priorities: a max or high task queued anywhere is taken first (one, from
+ * the nearest victim that has one), then normal work, then one low task
+ * (it runs whenever no normal work is ready, here as well).
  */
+static struct task *steal_what(struct sched *s, enum steal_what what)
+{
+    const unsigned *vic, *ends;
+    unsigned n_rings = tel__topo_rings(s->index, sys.n, &vic, &ends);
+    if (n_rings == 0)
+        return steal_ring(s, NULL, sys.n - 1, what);
+    struct task *t = NULL;
+    for (unsigned r = 0, lo = 0; r < n_rings && !t; lo = ends[r++])
+        t = steal_ring(s, vic + lo, ends[r] - lo, what);
+    return t;
+}
+
+/* Whether some other scheduler has tasks of a level in bits queued. */
+static bool others_have(struct sched *s, uint32_t bits)
+{
+    for (unsigned i = 0; i < sys.n; i++)
+        if (sys.s[i] != s &&
+            (atomic_load_explicit(&sys.s[i]->prio.mask,
+                                  memory_order_relaxed) & bits))
+            return true;
+    return false;
+}
+
 static struct task *steal(struct sched *s)
 {
     if (sys.n < 2)
         return NULL;
-    const unsigned *vic, *ends;
-    unsigned n_rings = tel__topo_rings(s->index, sys.n, &vic, &ends);
-    if (n_rings == 0)
-        return steal_ring(s, NULL, sys.n - 1);
-    struct task *t = NULL;
-    for (unsigned r = 0, lo = 0; r < n_rings && !t; lo = ends[r++])
-        t = steal_ring(s, vic + lo, ends[r] - lo);
-    return t;
+    struct task *t;
+    if (TEL_UNLIKELY(others_have(s, PRIO_HI_BITS)) &&
+        (t = steal_what(s, STEAL_HI)))
+        return t;
+    if ((t = steal_what(s, STEAL_RING)))
+        return t;
+    if (TEL_UNLIKELY(others_have(s, PRIO_BIT(TEL_PRIO_LOW))))
+        return steal_what(s, STEAL_LOW);
+    return NULL;
 }
 
 static bool work_visible(struct sched *s)
@@ -985,10 +1327,13 @@ static bool work_visible(struct sched *s)
     if (s->runnext || s->wk_head || !backlog_empty(s) ||
         tel__mpsc_nonempty(&s->inject) ||
         tel__runq_len(&s->runq) ||
-        atomic_load_explicit(&sys.glen, memory_order_seq_cst))
+        atomic_load_explicit(&sys.glen, memory_order_seq_cst) ||
+        atomic_load_explicit(&s->prio.mask, memory_order_seq_cst))
         return true;
     for (unsigned i = 0; i < sys.n; i++)
-        if (sys.s[i] != s && tel__runq_len(&sys.s[i]->runq) > 0)
+        if (sys.s[i] != s &&
+            (tel__runq_len(&sys.s[i]->runq) > 0 ||
+             atomic_load_explicit(&sys.s[i]->prio.mask, memory_order_seq_cst)))
             return true;
     return false;
 }
@@ -1002,12 +1347,15 @@ static struct task *look_once(struct sched *s)
     do {
         run_timers(s);
         /* A timer or a wake from this thread may have filled runnext. */
-        if ((t = s->runnext)) {
+        if ((t = prio_pop_hi(s))) {
+            s->reds = (int32_t)s->slice;
+        } else if ((t = s->runnext)) {
             s->runnext = NULL;
             s->reds = (int32_t)s->slice;
         } else if ((t = pop_wake(s)) || (t = pop_local(s)) ||
                    (t = take_inject(s)) ||
-            (t = take_global(s, room(s))) || (t = steal(s)))
+                   (t = take_global(s, room(s))) ||
+                   (t = prio_pop(s, TEL_PRIO_LOW)) || (t = steal(s)))
             s->reds = (int32_t)s->slice;
     } while (t && TEL_UNLIKELY(!t->stack) && !materialize(s, t));
     return t;
@@ -1018,7 +1366,7 @@ static struct task *find_work(struct sched *s)
 {
     struct task *t;
     for (;;) {
-        if (atomic_load_explicit(&sys.stop, memory_order_acquire))
+        if (atomic_load_explicit(&sys.mode, memory_order_acquire) & MODE_STOP)
             return NULL;
         if ((t = look_once(s)))
             return t;
@@ -1031,7 +1379,8 @@ static struct task *find_work(struct sched *s)
                 tel__cpu_relax();
             t = look_once(s);
         } while (!t && tel__now_ns() < until &&
-                 !atomic_load_explicit(&sys.stop, memory_order_relaxed));
+                 !(atomic_load_explicit(&sys.mode, memory_order_relaxed) &
+                   MODE_STOP));
         atomic_fetch_sub_explicit(&sys.idle.n_spinning, 1,
                                   memory_order_seq_cst);
         if (t)
@@ -1042,7 +1391,8 @@ static struct task *find_work(struct sched *s)
         /* Park: announce, look again, sleep until woken or the next timer. */
         uint32_t seq = tel__park_prepare(&s->park, &sys.idle);
         if (work_visible(s) ||
-            atomic_load_explicit(&sys.stop, memory_order_seq_cst)) {
+            (atomic_load_explicit(&sys.mode, memory_order_seq_cst) &
+             MODE_STOP)) {
             tel__park_cancel(&s->park, &sys.idle);
             continue;
         }
@@ -1059,7 +1409,8 @@ static void sched_loop(struct sched *s)
 {
     for (;;) {
         struct task *t = NULL;
-        if (!atomic_load_explicit(&sys.stop, memory_order_acquire))
+        if (!(atomic_load_explicit(&sys.mode, memory_order_acquire) &
+              MODE_STOP))
             t = pick_next(s);
         if (!t)
             t = find_work(s);
@@ -1122,7 +1473,7 @@ static void *thread_main(void *arg)
 
 void tel__sched_stop(void)
 {
-    atomic_store_explicit(&sys.stop, true, memory_order_seq_cst);
+    atomic_fetch_or_explicit(&sys.mode, MODE_STOP, memory_order_seq_cst);
     for (unsigned i = 0; i < sys.n; i++)
         tel__park_wake(&sys.s[i]->park, &sys.idle);
 }
@@ -1134,7 +1485,7 @@ void tel__sched_kick(struct sched *s)
 
 bool tel__sched_stopping(void)
 {
-    return atomic_load_explicit(&sys.stop, memory_order_acquire);
+    return atomic_load_explicit(&sys.mode, memory_order_acquire) & MODE_STOP;
 }
 
 unsigned tel__sched_count(void)
@@ -1166,7 +1517,9 @@ int tel__sched_run(const struct tel__sched_config *cfg,
     sys.hooks = *hooks;
     sys.stack_size = cfg->stack_size;
     sys.pin = cfg->pin;
-    sys.canary = tel__stack_canary_on();
+    atomic_store_explicit(&sys.mode,
+                          tel__stack_canary_on() ? MODE_CANARY : 0,
+                          memory_order_relaxed);
     tel__spin_init(&sys.glock);
     sys.s = tel__mem_zalloc(sizeof(struct sched *) * cfg->n);
     if (!sys.s)
@@ -1190,6 +1543,7 @@ int tel__sched_run(const struct tel__sched_config *cfg,
         s->rng = 0x9e3779b97f4a7c15ull * (i + 1);
         tel__runq_init(&s->runq);
         tel__mpsc_init(&s->inject);
+        tel__spin_init(&s->prio.lock);
         tel__park_init(&s->park);
         tel__tw_init(&s->wheel, i, now);
         sys.s[i] = s;

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "alloc/base.h"
+#include "alloc/lock.h"
 #include "alloc/mpsc.h"
 #include "sched/epoch.h"
 #include "sched/fault.h"
@@ -58,6 +59,7 @@ struct sched {
     struct task *runnext; /* runs next, in the current slice */
     struct task *wk_head, *wk_tail; /* woken by a timer, not yet run */
     uint32_t wk_streak;   /* wake-lane picks in a row */
+    uint32_t low_skip;    /* normal picks while a low task waited */
     uint32_t recvs;       /* messages the running task received this turn */
     struct task **bl;     /* backlog: older tasks the ring had no room for */
     uint32_t bl_cap, bl_head, bl_tail;
@@ -83,6 +85,16 @@ struct sched {
     struct park park TEL_ALIGNED_CL;
     struct timerwheel wheel TEL_ALIGNED_CL;
     struct epoch_local ep TEL_ALIGNED_CL; /* see epoch.h */
+    /* Tasks of priority other than normal (tel_priority_t), one FIFO per
+     * level linked by gnext (index: the level; [TEL_PRIO_NORMAL] unused),
+     * under lock: the owner, wakers on other threads and thieves take it,
+     * for O(1) work. mask has bit p set while queue p is non-empty:
+     * written under lock (seq_cst), read without it (see scheduler.c). */
+    struct {
+        tel__spin_t lock;
+        _Atomic uint32_t mask;
+        struct task *head[4], *tail[4];
+    } prio TEL_ALIGNED_CL;
 };
 
 extern __thread struct sched *tel__tls_sched
@@ -131,8 +143,23 @@ int tel__task_init(struct task *t);
 /* Release what tel__task_init took (not the stack). Never the running task. */
 void tel__task_fini(struct task *t);
 
-/* Any thread: queue a new task. On a scheduler it runs next there. */
+/* Any thread: queue a new task. On a scheduler it runs next there (one
+ * of another priority than normal goes to its level's queue there). */
 void tel__sched_spawn(struct task *t);
+
+/*
+ * The bytes of t's stack: its size class's (TASK_STK_MASK in t->flags,
+ * alloc/stack.h), or the run's stack size for class 0. Any thread, while
+ * the run's scheduler state exists (between tel__sched_run and fini).
+ */
+size_t tel__task_stack_size(const struct task *t);
+
+/*
+ * Give t's stack back (if it has one) to the pool of its size class, from
+ * a thread that is no scheduler (tel_run's teardown: t never runs again).
+ * Its stack is NULL after.
+ */
+void tel__task_stack_release(struct task *t);
 
 /* Any thread: t was parked waiting for a message and the caller's push
  * ended the wait (it took the park mark): make t runnable. */
@@ -170,9 +197,6 @@ _Noreturn void tel__sched_hibernate(struct sched *s, bool ready);
  * to it) and run the next task.
  */
 _Noreturn void tel__sched_exit_fault(struct sched *s, uint32_t flag);
-
-/* The size of t's stack (from its base t->stack up). Any thread. */
-size_t tel__task_stack_size(const struct task *t);
 
 /*
  * Inside a process: arm the running task's wait timer on s's wheel for

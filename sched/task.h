@@ -98,9 +98,11 @@ struct task {
      * frees when it disarms). */
     struct tw_wait *wait;
     _Atomic uint32_t timer_fired;
-    /* The deepest its stack was seen at a switch-out (bytes below the top;
-     * in what was padding): its stack is trimmed at exit when deep. */
-    uint32_t sp_depth;
+    /* The least room its stack was seen with at a switch-out (bytes from
+     * its base up to the stack pointer; in what was padding): its stack is
+     * trimmed at exit when it went deep. Counted from the base, so the
+     * check needs no stack size (a task's size varies, TASK_STK_MASK). */
+    uint32_t sp_room;
 #ifdef TEL_TSAN
     void *tsan_fiber;
 #endif

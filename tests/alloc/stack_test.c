@@ -743,3 +743,109 @@ Test(stack, each_node_has_its_own_pool, .init = two_nodes_up,
     tel__stack_free(-1, d);
     tel__stack_free(1, c);
 }
+
+/* ------------------------------------------------------------------ */
+/* Size classes (per-process stack sizes)                              */
+/* ------------------------------------------------------------------ */
+
+Test(stack, class_of_rounds_up_to_a_power_of_two_and_rejects_out_of_range)
+{
+    cr_assert_eq(tel__stack_class_of(0), 0, "0 is the run's size");
+    cr_assert_eq(tel__stack_class_of(16 * KIB), 1);
+    cr_assert_eq(tel__stack_class_of(16 * KIB + 1), 2);
+    cr_assert_eq(tel__stack_class_of(32 * KIB), 2);
+    cr_assert_eq(tel__stack_class_of(100 * KIB), 4); /* 128 KiB */
+    cr_assert_eq(tel__stack_class_of((size_t)1 << 20), 7);
+    cr_assert_eq(tel__stack_class_of((size_t)256 << 20), STACK_CLASS_MAX);
+    for (int k = 1; k <= STACK_CLASS_MAX; k++)
+        cr_assert_eq(tel__stack_class_of(tel__stack_class_bytes((unsigned)k)),
+                     k);
+    cr_assert_eq(tel__stack_class_of(1), TEL_EINVAL);
+    cr_assert_eq(tel__stack_class_of(TEL_MIN_STACK_SIZE - 1), TEL_EINVAL);
+    cr_assert_eq(tel__stack_class_of(((size_t)256 << 20) + 1), TEL_EINVAL);
+    cr_assert_eq(tel__stack_class_of(SIZE_MAX), TEL_EINVAL);
+}
+
+Test(stack, stacks_of_other_classes_are_disjoint_writable_and_guarded,
+     .init = up_64k, .fini = pool_down, .timeout = 60)
+{
+    enum { N = 8 };
+    const unsigned ks[] = {1, 2, 5, 7}; /* 16 KiB, 32 KiB, 256 KiB, 1 MiB */
+    for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++) {
+        size_t size = tel__stack_class_size(ks[j]);
+        cr_assert_eq(size, tel__stack_class_bytes(ks[j]));
+        void *b[N];
+        for (int i = 0; i < N; i++) {
+            b[i] = tel__stack_alloc_class(i % 3 - 1, ks[j]);
+            cr_assert_not_null(b[i], "class %u", ks[j]);
+            memset(b[i], 0x5a, size); /* every byte writable */
+        }
+        check_disjoint(b, N, size + tel__stack_guard_size());
+        check_guards(b, 2);
+        for (int i = 0; i < N; i++)
+            tel__stack_free_class(i % 3 - 1, ks[j], b[i]);
+        /* Reused LIFO from the cache, within the class. */
+        void *a = tel__stack_alloc_class(0, ks[j]);
+        cr_assert_eq(a, b[N - 1], "class %u: cache 0 did not reuse", ks[j]);
+        tel__stack_free_class(0, ks[j], a);
+    }
+    struct tel__stack_stats st;
+    tel__stack_stats(&st);
+    cr_assert_eq(st.n_classes, 4);
+    cr_assert_eq(tel__stack_alloc_class(0, STACK_CLASS_MAX + 1), NULL);
+}
+
+Test(stack, a_class_of_the_runs_size_shares_the_runs_pool, .init = up_64k,
+     .fini = pool_down)
+{
+    unsigned k = (unsigned)tel__stack_class_of(STACK_64K);
+    void *a = tel__stack_alloc(0);
+    tel__stack_free(0, a);
+    cr_assert_eq(tel__stack_alloc_class(0, k), a);
+    tel__stack_free_class(0, k, a);
+    cr_assert_eq(tel__stack_alloc(0), a);
+    tel__stack_free(0, a);
+    struct tel__stack_stats st;
+    tel__stack_stats(&st);
+    cr_assert_eq(st.n_classes, 0, "the run's size got a pool of its own");
+}
+
+Test(stack, a_stack_freed_without_its_class_goes_back_to_its_class,
+     .init = up_64k, .fini = pool_down)
+{
+    /* tel_run's teardown frees live processes' stacks this way. */
+    void *a = tel__stack_alloc_class(-1, 1);
+    void *b = tel__stack_alloc_class(-1, 8);
+    cr_assert_not_null(a);
+    cr_assert_not_null(b);
+    void *c = tel__stack_alloc(-1);
+    tel__stack_free(-1, a);
+    tel__stack_free(-1, b);
+    tel__stack_free(-1, c);
+    cr_assert_eq(tel__stack_alloc_class(-1, 1), a);
+    cr_assert_eq(tel__stack_alloc_class(-1, 8), b);
+    cr_assert_eq(tel__stack_alloc(-1), c);
+    tel__stack_free_class(-1, 1, a);
+    tel__stack_free_class(-1, 8, b);
+    tel__stack_free(-1, c);
+}
+
+Test(stack, a_big_stack_is_trimmed_at_every_free, .init = up_64k,
+     .fini = pool_down)
+{
+    unsigned k = (unsigned)tel__stack_class_of((size_t)1 << 20);
+    size_t size = tel__stack_class_size(k);
+    char *a = tel__stack_alloc_class(0, k);
+    cr_assert_not_null(a);
+    memset(a, 0x11, size);
+    char *top = a + size;
+    /* Seen shallow at its switches, yet it touched everything. */
+    tel__stack_free_trim_class(0, k, a, top - 100);
+    size_t r = resident(a, top - 8 * KIB);
+    cr_assert_eq(r, 0, "%zu pages of a 1 MiB stack stayed resident", r);
+    /* A small class keeps a shallow stack's pages (no syscall). */
+    char *s = tel__stack_alloc_class(0, 2);
+    memset(s, 0x22, 32 * KIB);
+    tel__stack_free_trim_class(0, 2, s, s + 32 * KIB - 100);
+    cr_assert_eq(resident(s, s + 32 * KIB), 8);
+}

@@ -1,0 +1,624 @@
+/*
+ * tests/sched/prio_test.c: process priorities (max, high, normal, low) and
+ * per-process stack sizes, through the public calls (tel_spawn_opt,
+ * tel_set_priority).
+ *
+ * Priorities are observed with one scheduler, where the order is decided by
+ * the rules alone: who runs first is logged, and "who ran meanwhile" is
+ * counted by hog processes that bump a counter per loop. Shares are ratios
+ * of loop counts (each loop charges the same reductions, so a loop count
+ * is a share of slices); no test asserts on speed.
+ *
+ * Stack sizes: exit reasons are seen through core's white-box hook
+ * (tel__proc_exit_observer), and the stack pool's reservations
+ * (tel__stack_stats) show that stacks of every size are reused.
+ */
+#include "common.h"
+
+#include "alloc/stack.h"
+#include "core/process.h"
+
+#define KIB ((size_t)1024)
+#define MIB ((size_t)1024 * 1024)
+
+static const tel_config_t one_sched = {.schedulers = 1,
+                                       .stack_size = 64 * 1024};
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Inside a process: spawn fn(arg) at priority prio with a stack of
+ * stack_size bytes (0: the run's); records a failure if it fails. */
+static tel_pid_t spawn_with(tel_fn fn, void *arg, tel_priority_t prio,
+                            size_t stack_size)
+{
+    tel_spawn_opts_t o = {.priority = prio, .stack_size = stack_size};
+    tel_pid_t pid = 0;
+    int rc = tel_spawn_opt(&pid, fn, arg, &o);
+    TT_CHECK_RC(rc, 0, "tel_spawn_opt");
+    return pid;
+}
+
+/* The order processes ran in: each appends its mark. */
+#define LOG_MAX 64
+static _Atomic int order_log[LOG_MAX];
+static atomic_uint n_logged;
+
+static void log_mark(int mark)
+{
+    unsigned i = atomic_fetch_add(&n_logged, 1);
+    if (i < LOG_MAX)
+        atomic_store(&order_log[i], mark);
+}
+
+static void log_fn(void *arg)
+{
+    log_mark((int)(intptr_t)arg);
+}
+
+enum { MARK_NORMAL = 1, MARK_HIGH = 2, MARK_MAX = 3, MARK_LOW = 4 };
+
+/* Hogs: busy loops that charge reductions until told to stop. */
+static atomic_bool stop_hogs;
+static atomic_uint_fast64_t hog_loops;  /* all normal hogs together */
+static atomic_uint_fast64_t other_loops; /* the process under test */
+
+static void hog_fn(void *arg)
+{
+    atomic_uint_fast64_t *count = arg ? arg : &hog_loops;
+    while (!atomic_load_explicit(&stop_hogs, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(count, 1, memory_order_relaxed);
+        (void)tel_reduce(100);
+    }
+}
+
+/* Inside a process: about `slices` slices' worth of reductions (the default
+ * slice is TEL_DEFAULT_REDUCTIONS), without a call that would wait. */
+static void spend_slices(unsigned slices)
+{
+    for (unsigned i = 0; i < slices * (TEL_DEFAULT_REDUCTIONS / 100); i++)
+        (void)tel_reduce(100);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Order: max and high before normal                                         */
+/* ------------------------------------------------------------------------ */
+
+static void order_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 5; i++)
+        spawn_with(log_fn, (void *)(intptr_t)MARK_NORMAL, TEL_PRIO_NORMAL, 0);
+    spawn_with(log_fn, (void *)(intptr_t)MARK_LOW, TEL_PRIO_LOW, 0);
+    spawn_with(log_fn, (void *)(intptr_t)MARK_HIGH, TEL_PRIO_HIGH, 0);
+    spawn_with(log_fn, (void *)(intptr_t)MARK_MAX, TEL_PRIO_MAX, 0);
+    /* Nothing ran yet: one scheduler, and this process has not waited. */
+    TT_CHECK(atomic_load(&n_logged) == 0, "%u ran before the spawner waited",
+             atomic_load(&n_logged));
+    if (!TT_CHECK(tt_await_count(1, 5000), "children did not finish"))
+        return;
+    TT_CHECK(atomic_load(&n_logged) == 8, "logged %u", atomic_load(&n_logged));
+    TT_CHECK(order_log[0] == MARK_MAX, "first ran %d, want max",
+             order_log[0]);
+    TT_CHECK(order_log[1] == MARK_HIGH, "second ran %d, want high",
+             order_log[1]);
+    for (int i = 2; i < 7; i++)
+        TT_CHECK(order_log[i] == MARK_NORMAL, "#%d ran %d, want normal", i,
+                 order_log[i]);
+    TT_CHECK(order_log[7] == MARK_LOW, "last ran %d, want low", order_log[7]);
+}
+
+Test(prio, max_and_high_run_before_queued_normal_ones_and_low_after,
+     .timeout = 30)
+{
+    TT_RUN(&one_sched, order_main, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* A woken high process runs before queued normal ones                       */
+/* ------------------------------------------------------------------------ */
+
+static void high_waiter_fn(void *arg)
+{
+    (void)arg;
+    tel_msg_t *m = NULL;
+    int rc = tel_recv(&m, TEL_INFINITY);
+    TT_CHECK_RC(rc, 0, "tel_recv");
+    tel_msg_free(m);
+    log_mark(MARK_HIGH);
+}
+
+static void woken_main(void *arg)
+{
+    (void)arg;
+    tel_pid_t h = spawn_with(high_waiter_fn, NULL, TEL_PRIO_HIGH, 0);
+    /* Let it run and wait for a message: a high task is ahead of us. */
+    (void)tel_yield();
+    /* Woken first, then normal work queued after it: the newest spawn
+     * would run next if h were normal (the spawner's next slot). */
+    tt_send_tag(h, 1);
+    for (int i = 0; i < 5; i++)
+        spawn_with(log_fn, (void *)(intptr_t)MARK_NORMAL, TEL_PRIO_NORMAL, 0);
+    TT_CHECK(atomic_load(&n_logged) == 0, "ran before the spawner waited");
+    if (!TT_CHECK(tt_await_count(1, 5000), "children did not finish"))
+        return;
+    TT_CHECK(atomic_load(&n_logged) == 6, "logged %u", atomic_load(&n_logged));
+    TT_CHECK(order_log[0] == MARK_HIGH,
+             "the woken high process ran after a normal one (%d first)",
+             order_log[0]);
+}
+
+Test(prio, a_high_process_woken_by_a_message_runs_before_queued_normal_ones,
+     .timeout = 30)
+{
+    TT_RUN(&one_sched, woken_main, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* High keeps its scheduler from normal work, however it was woken           */
+/* ------------------------------------------------------------------------ */
+
+enum wake_how { WAKE_TIMER, WAKE_THREAD };
+static tel_pid_t high_pid;
+static atomic_bool high_waiting, high_done;
+
+/* Waits (a timer, or a message from a thread that is no scheduler), then
+ * spends many slices: no normal hog may run meanwhile. */
+static void high_spender_fn(void *arg)
+{
+    enum wake_how how = (enum wake_how)(intptr_t)arg;
+    atomic_store(&high_waiting, true);
+    if (how == WAKE_TIMER) {
+        (void)tel_sleep(20);
+    } else {
+        tel_msg_t *m = NULL;
+        int rc = tel_recv(&m, TEL_INFINITY);
+        TT_CHECK_RC(rc, 0, "tel_recv");
+        tel_msg_free(m);
+    }
+    uint64_t before = atomic_load(&hog_loops);
+    spend_slices(20);
+    uint64_t after = atomic_load(&hog_loops);
+    TT_CHECK(after == before,
+             "normal hogs ran %" PRIu64 " loops while a high process had "
+             "work (woken by %s)",
+             after - before, how == WAKE_TIMER ? "its timer" : "a thread");
+    atomic_store(&high_done, true);
+}
+
+static void *waker_thread(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&high_waiting))
+        tt_os_sleep_ms(1);
+    tt_os_sleep_ms(20); /* it is parked by now, or soon */
+    int rc = tel_send(high_pid, 7, NULL, 0);
+    TT_CHECK_RC(rc, 0, "tel_send from a thread");
+    return NULL;
+}
+
+static void keeps_main(void *arg)
+{
+    high_pid = spawn_with(high_spender_fn, arg, TEL_PRIO_HIGH, 0);
+    for (int i = 0; i < 4; i++)
+        spawn_with(hog_fn, NULL, TEL_PRIO_NORMAL, 0);
+    pthread_t th;
+    bool thread = (enum wake_how)(intptr_t)arg == WAKE_THREAD;
+    if (thread && !TT_CHECK(pthread_create(&th, NULL, waker_thread, NULL) == 0,
+                            "pthread_create"))
+        return;
+    bool ok;
+    TT_AWAIT(ok, atomic_load(&high_done), 10000);
+    TT_CHECK(ok, "the high process did not finish");
+    atomic_store(&stop_hogs, true);
+    TT_CHECK(tt_await_count(1, 5000), "hogs did not stop");
+    if (thread)
+        pthread_join(th, NULL);
+}
+
+Test(prio, a_high_process_woken_by_its_timer_keeps_normal_work_waiting,
+     .timeout = 30)
+{
+    TT_RUN(&one_sched, keeps_main, (void *)(intptr_t)WAKE_TIMER);
+}
+
+Test(prio, a_high_process_woken_from_another_thread_keeps_normal_work_waiting,
+     .timeout = 30)
+{
+    TT_RUN(&one_sched, keeps_main, (void *)(intptr_t)WAKE_THREAD);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Low: not starved by normal, and does not starve normal                    */
+/* ------------------------------------------------------------------------ */
+
+#define N_HOGS 100
+
+static void low_share_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < N_HOGS; i++)
+        spawn_with(hog_fn, NULL, TEL_PRIO_NORMAL, 0);
+    spawn_with(hog_fn, &other_loops, TEL_PRIO_LOW, 0);
+    (void)tel_sleep(300);
+    atomic_store(&stop_hogs, true);
+    TT_CHECK(tt_await_count(1, 10000), "hogs did not stop");
+    double low = (double)atomic_load(&other_loops);
+    double normal = (double)atomic_load(&hog_loops);
+    cr_log_info("low: %.0f loops, %d normal hogs: %.0f loops (low share %.3f)",
+                low, N_HOGS, normal, low / (low + normal));
+    /* One pick in 9 while normal work waits (BEAM's 8 normal picks per
+     * low one): a share of about 0.11, far above a hog's 1/101. */
+    TT_CHECK(low > 0, "the low process never ran");
+    TT_CHECK(low / (low + normal) >= 0.08,
+             "low share %.3f, want about 1/9 (low %.0f, normal %.0f)",
+             low / (low + normal), low, normal);
+}
+
+Test(prio, a_low_process_gets_about_one_pick_in_nine_among_100_normal_hogs,
+     .timeout = 60)
+{
+    TT_RUN(&one_sched, low_share_main, NULL);
+}
+
+static void normal_share_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 10; i++)
+        spawn_with(hog_fn, NULL, TEL_PRIO_LOW, 0);
+    spawn_with(hog_fn, &other_loops, TEL_PRIO_NORMAL, 0);
+    (void)tel_sleep(300);
+    atomic_store(&stop_hogs, true);
+    TT_CHECK(tt_await_count(1, 10000), "hogs did not stop");
+    double normal = (double)atomic_load(&other_loops);
+    double low = (double)atomic_load(&hog_loops);
+    cr_log_info("normal: %.0f loops, 10 low hogs: %.0f loops", normal, low);
+    TT_CHECK(low > 0, "low processes never ran");
+    /* Eight picks in nine. */
+    TT_CHECK(normal / (low + normal) >= 0.75,
+             "normal share %.3f among 10 low hogs, want about 8/9",
+             normal / (low + normal));
+}
+
+Test(prio, a_normal_process_is_not_starved_by_10_low_hogs, .timeout = 60)
+{
+    TT_RUN(&one_sched, normal_share_main, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* tel_set_priority while running                                            */
+/* ------------------------------------------------------------------------ */
+
+static atomic_bool changer_done;
+
+static void changer_fn(void *arg)
+{
+    (void)arg;
+    /* Normal: the hogs share the scheduler with us. */
+    uint64_t before = atomic_load(&hog_loops);
+    spend_slices(5);
+    TT_CHECK(atomic_load(&hog_loops) > before,
+             "hogs did not run beside a normal process");
+
+    int old = tel_set_priority(TEL_PRIO_HIGH);
+    TT_CHECK(old == TEL_PRIO_NORMAL, "old priority %d, want normal", old);
+    (void)tel_yield(); /* requeued as high: back at once */
+    before = atomic_load(&hog_loops);
+    spend_slices(20);
+    TT_CHECK(atomic_load(&hog_loops) == before,
+             "hogs ran %" PRIu64 " loops after the raise to high",
+             (uint64_t)(atomic_load(&hog_loops) - before));
+
+    old = tel_set_priority(TEL_PRIO_NORMAL);
+    TT_CHECK(old == TEL_PRIO_HIGH, "old priority %d, want high", old);
+    before = atomic_load(&hog_loops);
+    spend_slices(5);
+    TT_CHECK(atomic_load(&hog_loops) > before,
+             "hogs did not run after going back to normal");
+
+    old = tel_set_priority(TEL_PRIO_LOW);
+    TT_CHECK(old == TEL_PRIO_NORMAL, "old priority %d, want normal", old);
+    uint64_t mine = 0;
+    before = atomic_load(&hog_loops);
+    for (int i = 0; i < 20; i++, mine++)
+        (void)tel_yield();
+    /* Each of those yields let about 8 hog slices run (40 loops each). */
+    TT_CHECK(atomic_load(&hog_loops) - before >= 20 * 8 * 30,
+             "low: only %" PRIu64 " hog loops ran in 20 yields",
+             (uint64_t)(atomic_load(&hog_loops) - before));
+    TT_CHECK(tel_set_priority(4) == TEL_EINVAL, "priority 4 accepted");
+    TT_CHECK(tel_set_priority(-1) == TEL_EINVAL, "priority -1 accepted");
+    TT_CHECK(tel_set_priority(TEL_PRIO_NORMAL) == TEL_PRIO_LOW,
+             "an invalid priority changed it");
+    atomic_store(&changer_done, true);
+}
+
+static void change_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 4; i++)
+        spawn_with(hog_fn, NULL, TEL_PRIO_NORMAL, 0);
+    spawn_with(changer_fn, NULL, TEL_PRIO_NORMAL, 0);
+    bool ok;
+    TT_AWAIT(ok, atomic_load(&changer_done), 20000);
+    TT_CHECK(ok, "the changer did not finish");
+    atomic_store(&stop_hogs, true);
+    TT_CHECK(tt_await_count(1, 5000), "hogs did not stop");
+}
+
+Test(prio, a_priority_changed_while_running_takes_effect, .timeout = 60)
+{
+    TT_RUN(&one_sched, change_main, NULL);
+}
+
+static void nothing_fn(void *arg)
+{
+    (void)arg;
+}
+
+Test(prio, set_priority_outside_a_process_is_enotproc, .timeout = 30)
+{
+    cr_assert_eq(tel_set_priority(TEL_PRIO_HIGH), TEL_ENOTPROC);
+    TT_RUN(&one_sched, nothing_fn, NULL);
+}
+
+Test(prio, spawn_rejects_a_priority_out_of_range, .timeout = 30)
+{
+    tel_spawn_opts_t o = {.priority = (tel_priority_t)4};
+    cr_assert_eq(tel_spawn_opt(NULL, nothing_fn, NULL, &o), TEL_EINVAL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* An idle scheduler takes high work from a busy one                         */
+/* ------------------------------------------------------------------------ */
+
+static atomic_bool high_ran;
+
+static void set_high_ran(void *arg)
+{
+    (void)arg;
+    atomic_store(&high_ran, true);
+}
+
+static void steal_main(void *arg)
+{
+    (void)arg;
+    spawn_with(set_high_ran, NULL, TEL_PRIO_HIGH, 0);
+    /* Keep this scheduler busy with no preemption point: only the other
+     * scheduler can run the high process. */
+    int64_t until = tt_now_ms() + 10000;
+    while (!atomic_load(&high_ran) && tt_now_ms() < until)
+        ;
+    TT_CHECK(atomic_load(&high_ran),
+             "an idle scheduler did not take the busy one's high task");
+}
+
+Test(prio, an_idle_scheduler_takes_high_work_from_a_busy_one, .timeout = 30)
+{
+    tel_config_t cfg = {.schedulers = 2};
+    TT_RUN(&cfg, steal_main, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Stack sizes                                                               */
+/* ------------------------------------------------------------------------ */
+
+#define MAX_EXITS 8192
+
+static struct {
+    _Atomic tel_pid_t pid;
+    _Atomic tel_reason_t reason;
+} exits[MAX_EXITS];
+static atomic_uint n_exits;
+
+static void observe(tel_pid_t pid, tel_reason_t reason)
+{
+    unsigned i = atomic_fetch_add(&n_exits, 1);
+    if (i < MAX_EXITS) {
+        atomic_store(&exits[i].reason, reason);
+        atomic_store(&exits[i].pid, pid); /* last: marks the entry done */
+    }
+}
+
+/* The reason pid exited with, or 1 if its exit was not seen (yet). */
+static tel_reason_t reason_of(tel_pid_t pid)
+{
+    unsigned n = atomic_load(&n_exits);
+    for (unsigned i = 0; i < n && i < MAX_EXITS; i++)
+        if (atomic_load(&exits[i].pid) == pid)
+            return atomic_load(&exits[i].reason);
+    return 1;
+}
+
+static void observe_up(void)
+{
+    tel__proc_exit_observer = observe;
+}
+
+static void observe_down(void)
+{
+    tel__proc_exit_observer = NULL;
+}
+
+/* Uses about levels * 4 KiB of stack, every byte of it touched, and
+ * switches out at the deepest point (where the scheduler checks it). */
+static __attribute__((noinline)) unsigned deep(unsigned levels)
+{
+    volatile char frame[4096];
+    memset((char *)frame, (int)levels, sizeof frame);
+    unsigned sum = 0;
+    if (levels > 1)
+        sum = deep(levels - 1);
+    else
+        (void)tel_yield();
+    return sum + frame[levels % sizeof frame] + frame[0];
+}
+
+static atomic_uint deep_sum;
+
+static void deep_fn(void *arg)
+{
+    unsigned levels = (unsigned)(uintptr_t)arg;
+    atomic_store(&deep_sum, deep(levels));
+}
+
+static void big_stack_main(void *arg)
+{
+    (void)arg;
+    tel_pid_t p = spawn_with(deep_fn, (void *)(uintptr_t)128, TEL_PRIO_NORMAL,
+                             1 * MIB); /* 128 frames of 4 KiB: 512 KiB */
+    if (!TT_CHECK(tt_await_dead(p, 10000), "the deep process did not end"))
+        return;
+    TT_CHECK(reason_of(p) == TEL_NORMAL,
+             "a 1 MiB stack ended with %d using 512 KiB", (int)reason_of(p));
+    TT_CHECK(atomic_load(&deep_sum) != 0, "it did not finish its recursion");
+    /* Hibernation starts over on a stack of the same size. */
+}
+
+Test(prio, a_1_mib_stack_process_uses_512_kib_of_locals_on_a_64_kib_run,
+     .init = observe_up, .fini = observe_down, .timeout = 30)
+{
+    TT_RUN(&one_sched, big_stack_main, NULL);
+}
+
+static atomic_uint deepest;
+
+static __attribute__((noinline)) unsigned recurse(unsigned depth,
+                                                  volatile char *up)
+{
+    volatile char frame[256];
+    frame[0] = (char)depth;
+    frame[255] = up ? up[0] : 0;
+    if (depth > atomic_load_explicit(&deepest, memory_order_relaxed))
+        atomic_store_explicit(&deepest, depth, memory_order_relaxed);
+    if (depth > 100000000u) /* never: keeps the recursion finite to the eye */
+        return 0;
+    return recurse(depth + 1, frame) + (unsigned)frame[128];
+}
+
+static void overflow_fn(void *arg)
+{
+    (void)arg;
+    (void)recurse(0, NULL);
+    TT_FAIL("the recursion returned");
+}
+
+static void small_stack_main(void *arg)
+{
+    (void)arg;
+    tel_pid_t p = spawn_with(overflow_fn, NULL, TEL_PRIO_NORMAL, 16 * KIB);
+    if (!TT_CHECK(tt_await_dead(p, 10000), "the recursion did not end"))
+        return;
+    TT_CHECK(reason_of(p) == TEL_STACK_OVERFLOW,
+             "a 16 KiB stack that recursed ended with %d, want "
+             "TEL_STACK_OVERFLOW",
+             (int)reason_of(p));
+    /* Each level takes at least 256 bytes: a 64 KiB stack (the run's)
+     * would have gone past 250 levels. */
+    unsigned d = atomic_load(&deepest);
+    TT_CHECK(d > 8 && d < 16 * KIB / 256,
+             "it reached depth %u on a 16 KiB stack", d);
+    /* The runtime goes on: a default-size process still works. */
+    atomic_store(&deep_sum, 0);
+    tel_pid_t q = spawn_with(deep_fn, (void *)(uintptr_t)8, TEL_PRIO_NORMAL, 0);
+    TT_CHECK(tt_await_dead(q, 10000) && reason_of(q) == TEL_NORMAL,
+             "a process after the overflow failed");
+}
+
+Test(prio, a_16_kib_stack_process_that_recurses_ends_with_stack_overflow,
+     .init = observe_up, .fini = observe_down, .timeout = 30)
+{
+    TT_RUN(&one_sched, small_stack_main, NULL);
+}
+
+/* Touches 2 KiB of its stack and switches out: fits the smallest size with
+ * the scheduler's reserve (4 KiB, 8 KiB under sanitizers) to spare. */
+static void touch_fn(void *arg)
+{
+    (void)arg;
+    volatile char buf[2 * 1024];
+    memset((char *)buf, 1, sizeof buf);
+    (void)tel_yield();
+    TT_CHECK(buf[100] == 1, "its stack changed under it");
+}
+
+static void einval_main(void *arg)
+{
+    (void)arg;
+    const size_t bad[] = {1, TEL_MIN_STACK_SIZE - 1, 256 * MIB + 1,
+                          SIZE_MAX};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tel_spawn_opts_t o = {.stack_size = bad[i]};
+        tel_pid_t pid = 0;
+        int rc = tel_spawn_opt(&pid, nothing_fn, NULL, &o);
+        TT_CHECK(rc == TEL_EINVAL, "stack_size %zu: %d, want TEL_EINVAL",
+                 bad[i], rc);
+        TT_CHECK(pid == 0, "stack_size %zu made a process", bad[i]);
+    }
+    /* The ends of the range work. */
+    const size_t good[] = {TEL_MIN_STACK_SIZE, 256 * MIB, 20 * KIB};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        tel_pid_t p = spawn_with(touch_fn, NULL, TEL_PRIO_NORMAL, good[i]);
+        TT_CHECK(tt_await_dead(p, 10000) && reason_of(p) == TEL_NORMAL,
+                 "stack_size %zu: ended with %d", good[i], (int)reason_of(p));
+    }
+    TT_CHECK(tel_process_count() == 1, "%u processes left",
+             tel_process_count());
+}
+
+Test(prio, out_of_range_stack_sizes_give_einval, .init = observe_up,
+     .fini = observe_down, .timeout = 30)
+{
+    TT_RUN(&one_sched, einval_main, NULL);
+}
+
+static void cycles_main(void *arg)
+{
+    (void)arg;
+    /* Classes 16 KiB, 32 KiB, the run's 64 KiB, 128 KiB (rounded up from
+     * 100 KiB), 1 MiB and 2 MiB. */
+    const size_t sizes[] = {0, 16 * KIB, 32 * KIB, 64 * KIB, 100 * KIB,
+                            1 * MIB, 2 * MIB};
+    const size_t n_sizes = sizeof sizes / sizeof sizes[0];
+    size_t rounds = tel_test_scaled(60, 30);
+    for (size_t r = 0; r < rounds; r++) {
+        for (size_t i = 0; i < 5 * n_sizes; i++)
+            spawn_with(touch_fn, NULL, TEL_PRIO_NORMAL, sizes[i % n_sizes]);
+        if (!TT_CHECK(tt_await_count(1, 10000), "round %zu did not end", r))
+            return;
+    }
+    struct tel__stack_stats st;
+    tel__stack_stats(&st);
+    /* 64 KiB is the run's size: its class shares the run's pool. */
+    TT_CHECK(st.n_classes == 5, "%u classes with pools of their own, want 5",
+             st.n_classes);
+    /* Every class's stacks are reused: one reservation each (the 2 MiB
+     * class fits 63 stacks in one, the 1 MiB class 127; the rounds ran at
+     * least 30 x 5 of each size, so without reuse those two would take 3
+     * and 2). */
+    TT_CHECK(st.n_resvs <= 6, "%zu reservations after %zu rounds",
+             st.n_resvs, rounds);
+}
+
+Test(prio, mixed_size_spawn_exit_cycles_reuse_every_stack_and_leak_nothing,
+     .timeout = 60)
+{
+    TT_RUN(&one_sched, cycles_main, NULL);
+}
+
+static void left_alive_main(void *arg)
+{
+    (void)arg;
+    /* Still waiting when the run ends: teardown frees their stacks. */
+    spawn_with(tt_wait_one_fn, NULL, TEL_PRIO_NORMAL, 16 * KIB);
+    spawn_with(tt_wait_one_fn, NULL, TEL_PRIO_HIGH, 2 * MIB);
+    spawn_with(tt_wait_one_fn, NULL, TEL_PRIO_LOW, 0);
+    (void)tel_sleep(20);
+}
+
+Test(prio, processes_with_their_own_stack_size_alive_at_teardown_are_freed,
+     .timeout = 30)
+{
+    TT_RUN(&one_sched, left_alive_main, NULL);
+}
