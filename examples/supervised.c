@@ -44,6 +44,10 @@ static tel_reason_t counter_init(void *arg, void **state)
         free(c);
         return 1;
     }
+    /* Trap exits, as an OTP gen_server does in init when it wants its
+     * terminate to run: its supervisor's shutdown then arrives as a
+     * message, and the server stops through terminate. */
+    (void)tel_trap_exit(true);
     *state = c;
     return TEL_CONTINUE;
 }
@@ -199,6 +203,7 @@ static void main_proc(void *arg)
     static const tel_sup_flags_t flags = {
         .strategy = TEL_ONE_FOR_ONE, .intensity = 3, .period_ms = 5000};
     tel_pid_t top;
+    printf("starting the tree\n");
     int rc = tel_sup_start_link(&top, &flags, specs, 2);
     if (rc != 0) {
         fprintf(stderr, "supervised: tel_sup_start_link: %s\n",
@@ -206,7 +211,7 @@ static void main_proc(void *arg)
         return;
     }
     struct tree before, after;
-    printf("the tree at the start:\n");
+    printf("the tree, started:\n");
     if (look(top, &before) != 0)
         return;
 
