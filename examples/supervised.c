@@ -160,9 +160,10 @@ struct tree {
     tel_child_info_t top[2], crew[2];
 };
 
-/* Read and print both supervisors' children; 0, or -1 if one answered
- * with an error or the shape is not the one we built. */
-static int look(tel_pid_t top, struct tree *t)
+/* Read both supervisors' children and print them under title, in one
+ * piece (other processes print too); 0, or -1 if one answered with an error
+ * or the shape is not the one we built. */
+static int look(const char *title, tel_pid_t top, struct tree *t)
 {
     size_t n;
     int rc = tel_sup_which_children(top, t->top, 2, &n);
@@ -175,17 +176,18 @@ static int look(tel_pid_t top, struct tree *t)
         fprintf(stderr, "supervised: crew's children: %s\n", tel_strerror(rc));
         return -1;
     }
-    printf("  top %#" PRIx64 "\n", top);
-    for (int i = 0; i < 2; i++) {
-        const tel_child_info_t *c = &t->top[i];
-        printf("  +-- %-7s %-10s %#" PRIx64 "\n", c->id,
-               c->type == TEL_SUPERVISOR ? "supervisor" : "worker", c->pid);
+    char buf[512];
+    int len = snprintf(buf, sizeof(buf), "%s\n  top %#" PRIx64 "\n", title,
+                       top);
+    for (int i = 0; i < 4; i++) {
+        const tel_child_info_t *c = i < 2 ? &t->top[i] : &t->crew[i - 2];
+        len += snprintf(buf + len, sizeof(buf) - (size_t)len,
+                        "%s+-- %-7s %-10s %#" PRIx64 "\n",
+                        i < 2 ? "  " : "       ", c->id,
+                        c->type == TEL_SUPERVISOR ? "supervisor" : "worker",
+                        c->pid);
     }
-    for (int i = 0; i < 2; i++) {
-        const tel_child_info_t *c = &t->crew[i];
-        printf("       +-- %-7s %-10s %#" PRIx64 "\n", c->id,
-               c->type == TEL_SUPERVISOR ? "supervisor" : "worker", c->pid);
-    }
+    fputs(buf, stdout);
     return 0;
 }
 
@@ -211,15 +213,13 @@ static void main_proc(void *arg)
         return;
     }
     struct tree before, after;
-    printf("the tree, started:\n");
-    if (look(top, &before) != 0)
+    if (look("the tree, started:", top, &before) != 0)
         return;
 
     if (tel_sleep(2000) != 0)
         return;
 
-    printf("the tree two seconds later:\n");
-    if (look(top, &after) != 0)
+    if (look("the tree two seconds later:", top, &after) != 0)
         return;
     int64_t counted = counter_ask(TAG_GET);
     unsigned starts = atomic_load(&flaky_state.starts);
