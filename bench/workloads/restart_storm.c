@@ -69,6 +69,16 @@ struct run {
     bool done;
 };
 
+/* A plain store through NULL, out of line and unseen by the sanitizers
+ * (UBSan would report it first, TSan would instrument it), so the CPU
+ * faults as in a plain build. */
+__attribute__((noinline, no_sanitize("undefined", "thread"))) static void
+fault(void)
+{
+    int *volatile nowhere = NULL;
+    *nowhere = 1;
+}
+
 static void worker(void *arg)
 {
     const struct slot *s = arg;
@@ -79,10 +89,8 @@ static void worker(void *arg)
     tel_msg_free(m);
     if (tag != TAG_CRASH)
         wl_die("worker got tag %" PRIu64 ", want crash", tag);
-    if (s->run->fault) {
-        int *volatile nowhere = NULL;
-        *nowhere = 1; /* Telar ends this process with TEL_CRASHED */
-    }
+    if (s->run->fault)
+        fault(); /* Telar ends this process here, with TEL_CRASHED */
     tel_exit(1);
 }
 
@@ -195,6 +203,33 @@ static void check_children(struct run *r, tel_pid_t sup)
     free(info);
 }
 
+/* Stop the supervisor as its parent would, with shutdown, and wait until
+ * it is gone: it stops the K workers first. (Untimed; a supervisor left
+ * running would be ended by tel_run's end instead, which runs none of its
+ * code, so its records would never be freed.) */
+static void stop_supervisor(tel_pid_t sup)
+{
+    uint64_t ref;
+    int rc = tel_unlink(sup);
+    if (rc == 0)
+        rc = tel_monitor(&ref, sup);
+    if (rc == 0)
+        rc = tel_kill(sup, TEL_SHUTDOWN);
+    if (rc != 0)
+        wl_die("stopping the supervisor: %s", tel_strerror(rc));
+    for (;;) {
+        tel_msg_t *m;
+        rc = tel_recv(&m, WAIT_MS);
+        if (rc != 0)
+            wl_die("waiting for the supervisor to stop: %s",
+                   tel_strerror(rc));
+        bool down = m->tag == TEL_TAG_DOWN;
+        tel_msg_free(m);
+        if (down)
+            return;
+    }
+}
+
 static void driver(void *arg)
 {
     struct run *r = arg;
@@ -210,6 +245,7 @@ static void driver(void *arg)
     latency(r);
     storm(r);
     check_children(r, sup);
+    stop_supervisor(sup);
     r->done = true;
 }
 
