@@ -123,7 +123,7 @@ struct flaky {
 __attribute__((noinline, no_sanitize("undefined", "thread"))) static void
 fault(void)
 {
-    int *volatile nowhere = NULL;
+    volatile int *volatile nowhere = NULL; /* a volatile store: kept */
     *nowhere = 1;
 }
 

@@ -75,7 +75,7 @@ struct run {
 __attribute__((noinline, no_sanitize("undefined", "thread"))) static void
 fault(void)
 {
-    int *volatile nowhere = NULL;
+    volatile int *volatile nowhere = NULL; /* a volatile store: kept */
     *nowhere = 1;
 }
 
