@@ -7,10 +7,14 @@
 #include <unistd.h>
 
 #include "alloc/base.h"
+#include "alloc/lock.h"
 
 _Noreturn void tel__panic(const char *msg)
 {
     static const char pre[] = "telar: panic: ";
+    /* Counted as a held lock: the abort below ends the program, never
+     * just the process that panicked (sched/fault.c). */
+    tel__lock_count_in();
     (void)!write(2, pre, sizeof(pre) - 1);
     (void)!write(2, msg, strlen(msg));
     (void)!write(2, "\n", 1);

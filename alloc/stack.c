@@ -71,6 +71,7 @@
  * init, before any scheduler thread exists, and read-only after.
  */
 #define _GNU_SOURCE 1
+#include "alloc/lock.h"
 #include "alloc/stack.h"
 
 #include <errno.h>
@@ -475,9 +476,9 @@ static void *finish_fresh(void *base, bool fresh)
 static void *take_one(struct node_pool *np)
 {
     bool fresh;
-    pthread_mutex_lock(&np->lock);
+    tel__mutex_lock(&np->lock);
     void *base = take_locked(np, &fresh);
-    pthread_mutex_unlock(&np->lock);
+    tel__mutex_unlock(&np->lock);
     return finish_fresh(base, fresh);
 }
 
@@ -488,7 +489,7 @@ static void *refill(struct cache *c)
     void *cold[STACK_BATCH];
     unsigned n_cold = 0;
     bool fresh;
-    pthread_mutex_lock(&np->lock);
+    tel__mutex_lock(&np->lock);
     void *base = take_locked(np, &fresh);
     if (base) {
         for (unsigned i = 0; i < STACK_BATCH && np->warm; i++) {
@@ -504,7 +505,7 @@ static void *refill(struct cache *c)
         while (c->n + n_cold < STACK_BATCH && np->n_cold)
             cold[n_cold++] = cold_pop(np);
     }
-    pthread_mutex_unlock(&np->lock);
+    tel__mutex_unlock(&np->lock);
     for (unsigned i = 0; i < n_cold; i++) {
         struct free_stack *l = link_of(cold[i]);
         l->next = c->head;
@@ -567,7 +568,7 @@ static void give_back(struct node_pool *np, struct free_stack *chain)
 {
     void *b[STACK_SPILL];
     unsigned k = 0;
-    pthread_mutex_lock(&np->lock);
+    tel__mutex_lock(&np->lock);
     while (chain && np->n_warm < np->warm_max) {
         struct free_stack *l = chain;
         chain = l->next;
@@ -584,15 +585,15 @@ static void give_back(struct node_pool *np, struct free_stack *chain)
         TEL_ASSERT(k < STACK_SPILL);
         b[k++] = base;
     }
-    pthread_mutex_unlock(&np->lock);
+    tel__mutex_unlock(&np->lock);
     if (k == 0)
         return;
     release_many(b, k);
-    pthread_mutex_lock(&np->lock);
+    tel__mutex_lock(&np->lock);
     for (unsigned i = 0; i < k; i++)
         if (TEL_UNLIKELY(!cold_push(np, b[i], true)))
             warm_push(np, b[i]); /* no memory for the array */
-    pthread_mutex_unlock(&np->lock);
+    tel__mutex_unlock(&np->lock);
 }
 
 void tel__stack_trim_idle(int ci)
@@ -603,16 +604,16 @@ void tel__stack_trim_idle(int ci)
             return;
         void *b[STACK_BATCH];
         unsigned k = 0;
-        pthread_mutex_lock(&np->lock);
+        tel__mutex_lock(&np->lock);
         while (k < STACK_BATCH && np->n_cold > np->n_trimmed)
             b[k++] = cold_pop(np);
-        pthread_mutex_unlock(&np->lock);
+        tel__mutex_unlock(&np->lock);
         release_many(b, k);
-        pthread_mutex_lock(&np->lock);
+        tel__mutex_lock(&np->lock);
         for (unsigned i = 0; i < k; i++)
             if (TEL_UNLIKELY(!cold_push(np, b[i], true)))
                 warm_push(np, b[i]);
-        pthread_mutex_unlock(&np->lock);
+        tel__mutex_unlock(&np->lock);
     }
 }
 
@@ -662,7 +663,7 @@ void tel__stack_stats(struct tel__stack_stats *out)
     out->n_mprotect = atomic_load_explicit(&n_mprotect, memory_order_relaxed);
     for (unsigned k = 0; k < n_nodes; k++) {
         struct node_pool *np = &nodes[k];
-        pthread_mutex_lock(&np->lock);
+        tel__mutex_lock(&np->lock);
         out->n_warm += np->n_warm;
         out->n_cold += np->n_trimmed;
         out->n_dirty += np->n_cold - np->n_trimmed;
@@ -671,6 +672,6 @@ void tel__stack_stats(struct tel__stack_stats *out)
             out->warm_max = np->warm_max;
         if (np->dirty_max > out->dirty_max)
             out->dirty_max = np->dirty_max;
-        pthread_mutex_unlock(&np->lock);
+        tel__mutex_unlock(&np->lock);
     }
 }

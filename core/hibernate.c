@@ -29,6 +29,7 @@ int tel_hibernate(tel_fn fn, void *arg)
         return TEL_ENOTPROC;
     p->fn = fn;
     p->arg = arg;
+    p->task.flags |= PROC_HIB; /* proc_main looks at what woke it */
     bool ready = p->mbox.saved || tel__mpsc_nonempty(&p->mbox.in);
     tel__sched_hibernate(s, ready);
 }

@@ -23,6 +23,7 @@
  */
 #include "core/mailbox.h"
 
+#include "core/link.h"
 #include "core/pid.h"
 #include "core/process.h"
 #include "core/runtime.h"
@@ -34,7 +35,9 @@ void tel__mbox_init(struct mailbox *mb)
     mb->saved = mb->saved_tail = NULL;
 }
 
-void tel__mbox_drain(struct mailbox *mb)
+void tel__mbox_drain(struct mailbox *mb, void (*on_signal)(struct msg *m,
+                                                          void *ctx),
+                     void *ctx)
 {
     struct msg *m = mb->saved;
     while (m) {
@@ -44,8 +47,34 @@ void tel__mbox_drain(struct mailbox *mb)
     }
     mb->saved = mb->saved_tail = NULL;
     struct tel__mpsc_node *n;
-    while ((n = tel__mpsc_pop(&mb->in)))
-        tel__msg_free(tel_container_of(n, struct msg, node));
+    while ((n = tel__mpsc_pop(&mb->in))) {
+        m = tel_container_of(n, struct msg, node);
+        if (on_signal && tel__msg_kind(m) == MSGK_SIGNAL)
+            on_signal(m, ctx);
+        else
+            tel__msg_free(m);
+    }
+}
+
+void tel__mbox_remove_if(struct mailbox *mb,
+                         bool (*pred)(struct msg *m, void *ctx), void *ctx)
+{
+    struct msg *prev = NULL, *m = mb->saved;
+    while (m) {
+        struct msg *next = tel__msg_next(m);
+        if (pred(m, ctx)) {
+            if (prev)
+                tel__msg_set_next(prev, next);
+            else
+                mb->saved = next;
+            if (mb->saved_tail == m)
+                mb->saved_tail = prev;
+            tel__msg_free(m);
+        } else {
+            prev = m;
+        }
+        m = next;
+    }
 }
 
 /* p is held by the caller: enqueue m and wake p if this push ends its wait. */
@@ -92,19 +121,11 @@ int tel_send(tel_pid_t to, uint64_t tag, const void *data, size_t size)
     }
     if (!s)
         tel__rt_leave();
-    else if (self)
+    else if (self) {
         (void)tel__sched_charge(s, 1 + (uint32_t)(size >> 10));
+        tel__sig_poll(self);
+    }
     return rc;
-}
-
-static void saved_append(struct mailbox *mb, struct msg *m)
-{
-    tel__msg_set_next(m, NULL);
-    if (mb->saved_tail)
-        tel__msg_set_next(mb->saved_tail, m);
-    else
-        mb->saved = m;
-    mb->saved_tail = m;
 }
 
 static int receive(tel_msg_t **out, bool (*match)(const tel_msg_t *, void *),
@@ -143,9 +164,12 @@ static int receive(tel_msg_t **out, bool (*match)(const tel_msg_t *, void *),
         while ((n = tel__mpsc_pop(&mb->in))) {
             m = tel_container_of(n, struct msg, node);
             seen++;
+            if (TEL_UNLIKELY(tel__msg_needs_filter(m)) &&
+                !tel__sig_filter(p, m))
+                continue; /* a signal acted on, or a stale reply */
             if (!match || match(&m->pub, ctx))
                 goto found_armed;
-            saved_append(mb, m);
+            tel__mbox_save(mb, m);
         }
         if (timeout_ms == 0)
             break;
@@ -173,6 +197,7 @@ static int receive(tel_msg_t **out, bool (*match)(const tel_msg_t *, void *),
     if (armed)
         tel__sched_timer_disarm(&p->task);
     (void)tel__sched_charge(s, seen + 1);
+    tel__sig_poll(p);
     return rc;
 
 found_armed:
@@ -183,6 +208,7 @@ found:
     *out = &m->pub;
     s->recvs++; /* a drainer is favoured when preempted (scheduler.c) */
     (void)tel__sched_charge(s, seen);
+    tel__sig_poll(p);
     return 0;
 }
 
@@ -197,4 +223,18 @@ int tel_recv_match(tel_msg_t **out, bool (*match)(const tel_msg_t *, void *),
     if (!match)
         return TEL_EINVAL;
     return receive(out, match, ctx, timeout_ms);
+}
+
+static bool match_none(const tel_msg_t *m, void *ctx)
+{
+    (void)m;
+    (void)ctx;
+    return false;
+}
+
+int tel__mbox_sleep(int64_t ms)
+{
+    tel_msg_t *m;
+    int rc = receive(&m, match_none, NULL, ms);
+    return rc == TEL_ETIMEDOUT ? 0 : rc;
 }

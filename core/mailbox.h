@@ -18,8 +18,30 @@ struct mailbox {
 
 void tel__mbox_init(struct mailbox *mb);
 
-/* Free every message in the mailbox. No sender may be active. */
-void tel__mbox_drain(struct mailbox *mb);
+/* Free every message in the mailbox. No sender may be active. With
+ * on_signal, signals still queued go to it (it frees them). */
+void tel__mbox_drain(struct mailbox *mb, void (*on_signal)(struct msg *m,
+                                                          void *ctx),
+                     void *ctx);
+
+/* Owner: append m (taken from the arrival queue) to the saved list. */
+static inline void tel__mbox_save(struct mailbox *mb, struct msg *m)
+{
+    tel__msg_set_next(m, NULL);
+    if (mb->saved_tail)
+        tel__msg_set_next(mb->saved_tail, m);
+    else
+        mb->saved = m;
+    mb->saved_tail = m;
+}
+
+/* Owner: free the saved messages for which pred(m, ctx) is true. */
+void tel__mbox_remove_if(struct mailbox *mb,
+                         bool (*pred)(struct msg *m, void *ctx), void *ctx);
+
+/* The running process: tel_sleep (messages that come meanwhile are kept;
+ * signals are acted on). 0 or TEL_ENOMEM. */
+int tel__mbox_sleep(int64_t ms);
 
 /* Park the owner on its mailbox, by the scheduler that switched it out
  * (alloc/mpsc.h): false if a message came since its receive found the

@@ -41,6 +41,7 @@ enum {
     MSGK_CALL = 2,
     MSGK_REPLY = 3,
     MSGK_SIGNAL = 4,
+    MSGK_SYS = 5, /* a signal turned into a message (EXIT, DOWN) */
 };
 #define MSGK_SHIFT 61
 #define MSG_REF_MASK ((UINT64_C(1) << MSGK_SHIFT) - 1)

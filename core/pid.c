@@ -50,6 +50,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "alloc/lock.h"
 #include "alloc/base.h"
 #include "alloc/numa.h"
 #include "core/process.h"
@@ -142,20 +143,20 @@ static bool take_slot(int ci, uint32_t *idx)
             *idx = c->idx[--c->n];
             return true;
         }
-        pthread_mutex_lock(&flock);
+        tel__mutex_lock(&flock);
         while (n_gfree && c->n < PID_BATCH)
             c->idx[c->n++] = gfree[--n_gfree];
-        pthread_mutex_unlock(&flock);
+        tel__mutex_unlock(&flock);
         if (c->n) {
             *idx = c->idx[--c->n];
             return true;
         }
     } else {
-        pthread_mutex_lock(&flock);
+        tel__mutex_lock(&flock);
         bool ok = n_gfree > 0;
         if (ok)
             *idx = gfree[--n_gfree];
-        pthread_mutex_unlock(&flock);
+        tel__mutex_unlock(&flock);
         if (ok)
             return true;
     }
@@ -180,16 +181,16 @@ static void put_slot(int ci, uint32_t idx)
             c->idx[c->n++] = idx;
             return;
         }
-        pthread_mutex_lock(&flock);
+        tel__mutex_lock(&flock);
         for (uint32_t i = 0; i < PID_BATCH; i++)
             gfree[n_gfree++] = c->idx[--c->n];
         gfree[n_gfree++] = idx;
-        pthread_mutex_unlock(&flock);
+        tel__mutex_unlock(&flock);
         return;
     }
-    pthread_mutex_lock(&flock);
+    tel__mutex_lock(&flock);
     gfree[n_gfree++] = idx;
-    pthread_mutex_unlock(&flock);
+    tel__mutex_unlock(&flock);
 }
 
 static bool take_credit(_Atomic int64_t *c)

@@ -31,7 +31,9 @@
 #include "alloc/numa.h"
 #include "alloc/pool.h"
 #include "alloc/stack.h"
+#include "core/link.h"
 #include "core/pid.h"
+#include "core/registry.h"
 #include "core/runtime.h"
 
 int tel__proc_create(int cache, tel_fn fn, void *arg, struct proc **out)
@@ -43,7 +45,7 @@ int tel__proc_create(int cache, tel_fn fn, void *arg, struct proc **out)
         goto err_block;
     p->fn = fn;
     p->arg = arg;
-    p->ext = NULL;
+    atomic_store_explicit(&p->xw, 0, memory_order_relaxed);
     tel__mbox_init(&p->mbox);
     tel_pid_t pid;
     int rc = tel__pid_alloc(cache, p, &pid);
@@ -60,9 +62,21 @@ err_block:
     return TEL_ENOMEM;
 }
 
+static void release_signal(struct msg *m, void *ctx)
+{
+    /* Link and monitor requests that came after the exit get TEL_NOPROC
+     * (not at teardown: every process is ending then). */
+    if (tel__sched_stopping())
+        tel__msg_free(m);
+    else
+        tel__sig_release(ctx, m);
+}
+
 void tel__proc_release(struct proc *p)
 {
-    tel__mbox_drain(&p->mbox);
+    tel__mbox_drain(&p->mbox, release_signal, p);
+    if (atomic_load_explicit(&p->xw, memory_order_relaxed))
+        tel__ext_release(p); /* only a spawn undone before it ran */
     tel__task_fini(&p->task);
     tel__pool_free(p, sizeof(*p));
 }
@@ -81,6 +95,15 @@ void tel__proc_retire(struct proc *p)
 static void proc_main(struct task *t)
 {
     struct proc *p = (struct proc *)(void *)t;
+    if (TEL_UNLIKELY(t->flags & PROC_HIB)) {
+        /* Woken from hibernation: by a message, or only by signals? Act
+         * on them (an exit signal ends us here); with no message for fn,
+         * go back to sleep without running it. */
+        t->flags &= ~(uint32_t)PROC_HIB;
+        tel__sig_take_all(p);
+        if (!p->mbox.saved)
+            (void)tel_hibernate(p->fn, p->arg);
+    }
     p->fn(p->arg);
     tel_exit(TEL_NORMAL);
 }
@@ -101,18 +124,26 @@ static void proc_exit(struct sched *s, struct task *t)
 {
     struct proc *p = (struct proc *)(void *)t;
     (void)s;
-    bool is_main = t->flags & PROC_MAIN;
-    if (t->flags & TASK_F_NOSTACK) {
-        p->reason = TEL_NOMEM;
-        if (is_main)
-            tel__rt_main_nostack = true;
+    uint32_t f = t->flags;
+    bool is_main = f & PROC_MAIN;
+    if (TEL_UNLIKELY(f & (TASK_F_NOSTACK | TASK_F_OVERFLOW | TASK_F_CRASHED))) {
+        if (f & TASK_F_NOSTACK) {
+            p->reason = TEL_NOMEM;
+            if (is_main)
+                tel__rt_main_nostack = true;
+        }
+        if (f & TASK_F_OVERFLOW)
+            p->reason = TEL_STACK_OVERFLOW;
+        if (f & TASK_F_CRASHED)
+            p->reason = TEL_CRASHED;
     }
-    if (t->flags & TASK_F_OVERFLOW)
-        p->reason = TEL_STACK_OVERFLOW;
-    if (t->flags & TASK_F_CRASHED)
-        p->reason = TEL_CRASHED;
     if (tel__proc_exit_observer)
         tel__proc_exit_observer(p->pid, p->reason);
+    if (atomic_load_explicit(&p->xw, memory_order_relaxed) ||
+        tel__mpsc_nonempty(&p->mbox.in))
+        tel__sig_exit(p);
+    if (TEL_UNLIKELY(f & PROC_NAMED))
+        tel__reg_exit(p);
     if (tel__pid_exit(p))
         tel__proc_retire(p);
     if (is_main)
@@ -138,6 +169,7 @@ static void kill_one(struct proc *p)
     if (p->task.stack)
         tel__stack_free(-1, p->task.stack);
     p->task.stack = NULL;
+    tel__ext_release(p); /* no one is told: every process is ending */
     if (tel__pid_exit(p))
         tel__proc_release(p); /* no scheduler runs: no need to wait */
 }
@@ -151,26 +183,92 @@ void tel__proc_kill_all(void)
 /* Public calls                                                        */
 /* ------------------------------------------------------------------ */
 
-int tel_spawn(tel_pid_t *out, tel_fn fn, void *arg)
+/* The stack size class of TASK_STK_MASK for a byte size (0: the run's),
+ * or -1 if out of range. */
+static int stack_class(size_t bytes)
+{
+    if (bytes == 0)
+        return 0;
+    if (bytes > ((size_t)256 << 20))
+        return -1;
+    int k = 1;
+    for (size_t sz = TEL_MIN_STACK_SIZE; sz < bytes; sz <<= 1)
+        k++;
+    return k;
+}
+
+/* Inlined: tel_spawn's copy (o == NULL) loses every option test. */
+static inline __attribute__((always_inline)) int
+spawn(tel_pid_t *out, tel_fn fn, void *arg, const tel_spawn_opts_t *o)
 {
     if (!fn)
         return TEL_EINVAL;
+    int stk = 0;
+    if (o) {
+        if ((unsigned)o->priority > TEL_PRIO_MAX ||
+            (o->monitor && !o->monitor_ref))
+            return TEL_EINVAL;
+        stk = stack_class(o->stack_size);
+        if (stk < 0 || (o->stack_size && o->stack_size < TEL_MIN_STACK_SIZE))
+            return TEL_EINVAL;
+    }
     struct sched *s = tel__sched_self();
+    struct proc *self = tel__proc_current(s);
+    bool ties = o && (o->link || o->monitor);
+    if (ties && !self)
+        return TEL_ENOTPROC;
     if (!s && !tel__rt_enter())
         return TEL_ESHUTDOWN;
     struct proc *p;
     int rc = tel__proc_create(s ? (int)s->index : -1, fn, arg, &p);
+    if (rc == 0 && o) {
+        p->task.flags |= (uint32_t)o->priority << TASK_PRIO_SHIFT |
+                         (uint32_t)stk << TASK_STK_SHIFT;
+        if (ties) {
+            rc = tel__link_spawned(self, p, o->link,
+                                   o->monitor ? o->monitor_ref : NULL);
+            if (rc && tel__pid_exit(p)) /* never ran: undo it */
+                tel__proc_release(p);
+        }
+    }
     if (rc == 0) {
         tel_pid_t pid = p->pid; /* p may run and exit before we return */
         tel__sched_spawn(&p->task);
         if (out)
             *out = pid;
     }
-    if (!s)
+    if (!s) {
         tel__rt_leave();
-    else if (s->cur)
+    } else if (self) {
         (void)tel__sched_charge(s, 10);
+        tel__sig_poll(self);
+    }
     return rc;
+}
+
+int tel_spawn(tel_pid_t *out, tel_fn fn, void *arg)
+{
+    return spawn(out, fn, arg, NULL);
+}
+
+int tel_spawn_opt(tel_pid_t *out, tel_fn fn, void *arg,
+                  const tel_spawn_opts_t *opts)
+{
+    return spawn(out, fn, arg, opts);
+}
+
+int tel_set_priority(int priority)
+{
+    if ((unsigned)priority > TEL_PRIO_MAX)
+        return TEL_EINVAL;
+    struct proc *p = tel__proc_current(tel__sched_self());
+    if (!p)
+        return TEL_ENOTPROC;
+    uint32_t f = p->task.flags;
+    int old = (int)((f & TASK_PRIO_MASK) >> TASK_PRIO_SHIFT);
+    p->task.flags = (f & ~(uint32_t)TASK_PRIO_MASK) |
+                    (uint32_t)priority << TASK_PRIO_SHIFT;
+    return old;
 }
 
 tel_pid_t tel_self(void)
@@ -184,7 +282,8 @@ int tel_yield(void)
     struct sched *s = tel__sched_self();
     if (!s || !s->cur)
         return TEL_ENOTPROC;
-    (void)tel__sched_yield(s);
+    s = tel__sched_yield(s);
+    tel__sig_poll(tel__proc_current(s));
     return 0;
 }
 
@@ -193,7 +292,8 @@ int tel_reduce(uint32_t n)
     struct sched *s = tel__sched_self();
     if (!s || !s->cur)
         return TEL_ENOTPROC;
-    (void)tel__sched_charge(s, n);
+    s = tel__sched_charge(s, n);
+    tel__sig_poll(tel__proc_current(s));
     return 0;
 }
 

@@ -28,9 +28,10 @@ struct proc {
         tel_reason_t reason;
     };
     void *arg;
-    /* Links, monitors and the like (core/link.c), allocated the first time
-     * the process has any; owner only, except where link.c says. */
-    struct proc_ext *ext;
+    /* A struct proc_ext * (links, monitors: core/link.h), allocated the
+     * first time the process has any, or'ed with XW_SIG: an exit signal
+     * may be waiting in the mailbox (any sender sets it; core/link.c). */
+    _Atomic uintptr_t xw;
     struct mailbox mbox;
 };
 

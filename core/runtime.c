@@ -30,6 +30,7 @@
 #include "alloc/topo.h"
 #include "core/pid.h"
 #include "core/process.h"
+#include "core/registry.h"
 #include "sched/scheduler.h"
 
 #define GATE_OPEN (1ull << 63)
@@ -116,6 +117,7 @@ int tel_run(const tel_config_t *cfg, tel_fn main_fn, void *arg)
     rc = tel__pid_init(max_procs, sc.n);
     if (rc)
         goto out_stack;
+    tel__reg_init();
 
     struct proc *first;
     rc = tel__proc_create(-1, main_fn, arg, &first);
@@ -132,6 +134,7 @@ int tel_run(const tel_config_t *cfg, tel_fn main_fn, void *arg)
 
     tel__proc_kill_all();
     tel__sched_fini();
+    tel__reg_fini();
 out_pid:
     tel__pid_fini();
 out_stack:

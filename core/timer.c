@@ -54,14 +54,9 @@ int tel_sleep(int64_t ms)
         (void)tel__sched_yield(s);
         return 0;
     }
-    int rc = tel__sched_timer_arm(s, &p->task, tel__deadline_ns(ms));
-    if (rc)
-        return rc;
-    do
-        s = tel__sched_park(s, TASK_WAIT_TIMER);
-    while (!tel__sched_timer_fired(&p->task));
-    tel__sched_timer_disarm(&p->task);
-    return 0;
+    /* A receive that takes nothing: messages wait in the mailbox, and an
+     * exit signal still reaches the sleeper. */
+    return tel__mbox_sleep(ms);
 }
 
 int tel_send_after(uint64_t *timer_out, int64_t ms, tel_pid_t to, uint64_t tag,

@@ -174,12 +174,27 @@ typedef struct tel_config {
  * one run after another, in the same program. The calling thread serves as
  * the first scheduler while the runtime runs; its CPU affinity is restored
  * before tel_run returns.
- * Signals: while it runs, tel_run handles SIGSEGV and SIGBUS (each
- *   scheduler thread gets an alternate signal stack) to end a process that
- *   overflowed its stack with TEL_STACK_OVERFLOW; every other fault goes to
- *   the handler installed before tel_run (or the default action). The
- *   previous handlers and signal stacks are restored before it returns. A
- *   process ended inside a C library call keeps the locks that call held.
+ * Signals: while it runs, tel_run handles SIGSEGV, SIGBUS, SIGFPE, SIGILL
+ *   and SIGABRT (each scheduler thread gets an alternate signal stack). A
+ *   fault of a process's own code ends that process alone, and its links
+ *   and monitors fire as for any exit: with TEL_STACK_OVERFLOW if it ran
+ *   off its stack, else TEL_CRASHED. That is a bad memory access, an
+ *   integer division by zero, an illegal instruction (__builtin_trap), or
+ *   abort() (a SIGABRT the thread raised itself), on a scheduler thread,
+ *   while the stack pointer is on the running process's stack, including
+ *   inside a Telar call the process made (a bad pointer given to tel_send,
+ *   tel_recv or a match callback; the message being copied or matched is
+ *   then lost). Everything else goes to the handler installed before
+ *   tel_run (or the default action, which ends the program): faults on
+ *   threads that are not schedulers (the caller's, before or after the
+ *   run, and threads of its own), in the scheduler itself, while Telar
+ *   holds one of its locks, Telar's own panics, and signals sent with
+ *   kill() or sigqueue(). A process ended inside a C library call (malloc,
+ *   stdio) leaves that call's locks held, and what it had allocated and
+ *   not freed (memory, received messages) is lost. A SIGABRT another
+ *   thread sends a scheduler thread with pthread_kill looks like abort()
+ *   and ends the process running there. The previous handlers and signal
+ *   stacks are restored before tel_run returns.
  * Context: any thread that is not a Telar process; blocks until main_fn's
  *   process exits.
  * Returns: 0 when main_fn's process exited (whatever its reason).
@@ -519,7 +534,7 @@ TEL_API int tel_set_priority(int priority);
  *   belongs to a live process or pid already has a name; TEL_ENOMEM;
  *   TEL_ESHUTDOWN.
  */
-TEL_API int tel_register(const char *name, tel_pid_t pid);
+TEL_API TEL_NODISCARD int tel_register(const char *name, tel_pid_t pid);
 
 /* tel_unregister: free name. Errors: TEL_EINVAL; TEL_ENOENT if no live
  * process has it; TEL_ESHUTDOWN. Any thread; never yields. */
@@ -556,8 +571,12 @@ typedef struct tel_from {
  *   handle_info: any other message (the server frees it after the call; the
  *     callback must not keep it). NULL means such messages are dropped.
  *   terminate (may be NULL): the server is stopping with reason, because a
- *     callback asked, or an exit signal from its parent (it traps exits
- *     when started linked, as OTP's do).
+ *     callback asked, or because its parent (the process that started it)
+ *     ended and the server traps exits (init may call tel_trap_exit(true),
+ *     as in OTP; EXITs from other processes go to handle_info). A server
+ *     that does not trap exits and gets an exit signal ends at once, with
+ *     no callback run: what its init allocated for state is then lost,
+ *     so servers that own resources trap exits.
  * req is the caller's payload (NULL when size is 0), valid during the call.
  */
 typedef struct tel_server_ops {

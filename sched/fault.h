@@ -1,7 +1,9 @@
 /*
- * sched/fault.h: containing a process's stack overflow. A SIGSEGV/SIGBUS
- * handler, installed for the length of a run, on an alternate signal stack
- * per scheduler thread; see the top of fault.c for what it contains.
+ * sched/fault.h: containing a process's faults (stack overflow, bad
+ * accesses, division by zero, traps, its own abort). A handler for SIGSEGV,
+ * SIGBUS, SIGFPE, SIGILL and SIGABRT, installed for the length of a run, on
+ * an alternate signal stack per scheduler thread; see the top of fault.c
+ * for exactly what it contains.
  */
 #ifndef TEL_SCHED_FAULT_H
 #define TEL_SCHED_FAULT_H
@@ -19,10 +21,11 @@ struct fault_altstack {
 };
 
 /*
- * Install the handler for SIGSEGV and SIGBUS, remembering the previous
- * ones (faults that are not ours go to them). 0, or TEL_ESYS (then an
- * overflow kills the program, as with no handler). tel_run's thread, before
- * the scheduler threads start.
+ * Install the handler for SIGSEGV, SIGBUS, SIGFPE, SIGILL and SIGABRT,
+ * remembering the previous ones (signals that are not a process's fault go
+ * to them). 0, or TEL_ESYS (nothing installed: then a fault kills the
+ * program, as with no handler). tel_run's thread, before the scheduler
+ * threads start.
  */
 int tel__fault_install(void);
 

@@ -660,16 +660,21 @@ static inline void start_running(struct sched *s, struct task *t)
     atomic_store_explicit(&t->home, s, memory_order_relaxed);
 }
 
-/* prev ran off its stack: it ends (TASK_F_OVERFLOW) instead of act. Its
- * wait timer may be armed (a receive about to park): disarm it, since the
- * block is freed soon. */
-static TEL_NOINLINE uint32_t overflowed(struct task *prev)
+/* prev ran off its stack (TASK_F_OVERFLOW) or faulted (TASK_F_CRASHED):
+ * it ends instead of act. Its wait timer may be armed (a receive about to
+ * park): disarm it, since the block is freed soon. */
+static TEL_NOINLINE uint32_t end_faulted(struct task *prev, uint32_t flag)
 {
-    prev->flags |= TASK_F_OVERFLOW;
+    prev->flags |= flag;
     prev->sp_depth = (uint32_t)sys.stack_size; /* trim it whole */
     tel__sched_timer_disarm(prev);
     atomic_store_explicit(&prev->state, TASK_EXITED, memory_order_release);
     return ACT_EXIT;
+}
+
+static inline uint32_t overflowed(struct task *prev)
+{
+    return end_faulted(prev, TASK_F_OVERFLOW);
 }
 
 static struct sched *switch_away(struct sched *s, struct task *prev,
@@ -796,12 +801,18 @@ _Noreturn void tel__sched_hibernate(struct sched *s, bool ready)
     tel__panic("sched: a hibernated task was resumed on its old stack");
 }
 
-_Noreturn void tel__sched_exit_overflow(struct sched *s)
+_Noreturn void tel__sched_exit_fault(struct sched *s, uint32_t flag)
 {
     /* On the signal stack: no stack checks (they would measure it). */
-    (void)overflowed(s->cur);
+    (void)end_faulted(s->cur, flag);
     switch_away(s, s->cur, ACT_EXIT);
-    tel__panic("sched: an overflowed task was resumed");
+    tel__panic("sched: a task that faulted was resumed");
+}
+
+size_t tel__task_stack_size(const struct task *t)
+{
+    (void)t;
+    return sys.stack_size;
 }
 
 int tel__sched_timer_arm(struct sched *s, struct task *t, uint64_t deadline)

@@ -13,6 +13,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "alloc/base.h"
@@ -164,10 +165,14 @@ _Noreturn void tel__sched_hibernate(struct sched *s, bool ready);
 
 /*
  * The fault handler (fault.c), on s's thread and its signal stack: the
- * running task ran into its stack's guard. End it with TASK_F_OVERFLOW
- * (never returning to it) and run the next task.
+ * running task ran into its stack's guard (flag TASK_F_OVERFLOW) or faulted
+ * in its own code (TASK_F_CRASHED). End it with that flag (never returning
+ * to it) and run the next task.
  */
-_Noreturn void tel__sched_exit_overflow(struct sched *s);
+_Noreturn void tel__sched_exit_fault(struct sched *s, uint32_t flag);
+
+/* The size of t's stack (from its base t->stack up). Any thread. */
+size_t tel__task_stack_size(const struct task *t);
 
 /*
  * Inside a process: arm the running task's wait timer on s's wheel for

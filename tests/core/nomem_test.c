@@ -1009,3 +1009,124 @@ Test(nomem, a_hibernated_process_that_cannot_get_a_stack_ends_and_frees_its_mail
     tel_config_t cfg = {.schedulers = 1};
     TT_RUN(&cfg, hib_nostack_main, NULL);
 }
+
+/* ------------------------------------------------------------------------ */
+/* Links and monitors                                                        */
+/* ------------------------------------------------------------------------ */
+
+static bool any_system_message(void)
+{
+    bool found = false;
+    tel_msg_t *m = NULL;
+    while (tel_recv(&m, 0) == 0) {
+        found |= m->tag == TEL_TAG_EXIT || m->tag == TEL_TAG_DOWN;
+        tel_msg_free(m);
+    }
+    return found;
+}
+
+static void exit_5(void *arg)
+{
+    (void)arg;
+    tel_exit(5);
+}
+
+/* spawn_opt with a link and a monitor: each failure makes no process, no
+ * link, no monitor; the success gives exactly one EXIT and one DOWN. */
+static void spawn_opt_main(void *arg)
+{
+    (void)arg;
+    (void)tel_trap_exit(true);
+    int n_fail = 0;
+    long n;
+    for (n = 0; n < NOMEM_MAX_N; n++) {
+        uint32_t before = tel_process_count();
+        tel_pid_t pid = UNTOUCHED_PID;
+        uint64_t ref = 0;
+        tel_spawn_opts_t o = {.link = true, .monitor = true,
+                              .monitor_ref = &ref};
+        fresh_slice();
+        arm(n);
+        int rc = tel_spawn_opt(&pid, exit_5, NULL, &o);
+        disarm();
+        if (rc == 0)
+            break;
+        if (!TT_CHECK(rc == TEL_ENOMEM, "n=%ld: tel_spawn_opt returned %s", n,
+                      tel_errname(rc)))
+            return;
+        n_fail++;
+        TT_CHECK(tel_process_count() == before,
+                 "n=%ld: a failed spawn_opt changed the count", n);
+        fresh_slice();
+        TT_CHECK(!any_system_message(), "n=%ld: an EXIT or DOWN came", n);
+    }
+    if (!TT_CHECK(n < NOMEM_MAX_N, "tel_spawn_opt never succeeded"))
+        return;
+    TT_CHECK(n_fail > 0, "no injected failure made tel_spawn_opt fail");
+    int exits = 0, downs = 0;
+    tel_msg_t *m = NULL;
+    while (tel_recv(&m, 300) == 0) {
+        exits += m->tag == TEL_TAG_EXIT;
+        downs += m->tag == TEL_TAG_DOWN;
+        tel_msg_free(m);
+    }
+    TT_CHECK(exits == 1 && downs == 1, "%d EXITs and %d DOWNs, want 1 and 1",
+             exits, downs);
+    check_still_works("failed spawn_opt");
+}
+
+Test(nomem, spawn_opt_that_cannot_link_or_monitor_makes_nothing, .timeout = 30)
+{
+    tel_config_t cfg = {.schedulers = 1};
+    TT_RUN(&cfg, spawn_opt_main, NULL);
+}
+
+/* tel_monitor and tel_link on a live process: a failure leaves no monitor
+ * and no link (its abnormal end then sends us nothing). */
+static void mon_link_main(void *arg)
+{
+    (void)arg;
+    (void)tel_trap_exit(true);
+    for (int which = 0; which < 2; which++) {
+        int n_fail = 0;
+        long n;
+        for (n = 0; n < NOMEM_MAX_N; n++) {
+            tel_pid_t pid;
+            if (!TT_CHECK_RC(tel_spawn(&pid, tt_wait_one_fn, NULL), 0,
+                             "spawn"))
+                return;
+            uint64_t ref = 0;
+            fresh_slice();
+            arm(n);
+            int rc = which ? tel_link(pid) : tel_monitor(&ref, pid);
+            disarm();
+            TT_CHECK(rc == 0 || rc == TEL_ENOMEM, "n=%ld: %s returned %s", n,
+                     which ? "tel_link" : "tel_monitor", tel_errname(rc));
+            TT_CHECK_RC(tel_kill(pid, 6), 0, "kill");
+            TT_CHECK(tt_await_dead(pid, 10000), "dead");
+            tel_msg_t *m = NULL;
+            int got = tel_recv(&m, 200);
+            if (rc == 0) {
+                TT_CHECK(got == 0 && m->tag == (which ? TEL_TAG_EXIT
+                                                      : TEL_TAG_DOWN),
+                         "n=%ld: the success made no %s", n,
+                         which ? "link" : "monitor");
+                tel_msg_free(m);
+                break;
+            }
+            n_fail++;
+            TT_CHECK(got == TEL_ETIMEDOUT, "n=%ld: a failed %s still fired", n,
+                     which ? "link" : "monitor");
+            tel_msg_free(m);
+        }
+        TT_CHECK(n < NOMEM_MAX_N, "never succeeded");
+        TT_CHECK(n_fail > 0, "no injected failure made it fail");
+    }
+    check_still_works("failed links and monitors");
+}
+
+Test(nomem, link_and_monitor_that_cannot_be_made_leave_nothing, .timeout = 30)
+{
+    tel_config_t cfg = {.schedulers = 1};
+    TT_RUN(&cfg, mon_link_main, NULL);
+}
