@@ -648,6 +648,42 @@ TEL_API int tel_reply(tel_from_t from, uint64_t tag, const void *data,
 /* Supervisors (OTP's supervisor)                                            */
 /* ------------------------------------------------------------------------ */
 
+/*
+ * A supervisor is a server (above) that traps exits and keeps its children
+ * running, as OTP's supervisor does:
+ *   - Children start in order (spec order; start_child appends) and stop in
+ *     reverse order, one at a time. Stopping a child: monitor it, unlink it,
+ *     drop its EXIT if one is queued, tel_kill(child, TEL_SHUTDOWN), wait
+ *     up to its shutdown time for it to end, then tel_kill(child, TEL_KILL).
+ *     TEL_BRUTAL_KILL kills at once; TEL_INFINITY waits however long. The
+ *     monitor tells when it is gone, so a child that unlinked itself still
+ *     stops. The children of a simple_one_for_one supervisor stop in
+ *     parallel (all are signalled, then all are waited for).
+ *   - A child that ends is restarted by its restart type (TEL_TRANSIENT:
+ *     only after a reason other than TEL_NORMAL and TEL_SHUTDOWN) and the
+ *     strategy: one_for_one restarts it alone; one_for_all stops the others
+ *     (reverse order) and starts all in order; rest_for_one stops those
+ *     started after it (reverse order) and starts it and them in order.
+ *     Temporary children stopped by a group restart are dropped.
+ *   - A restart whose start fails (in a group restart: after stopping the
+ *     children that round started again) is retried through a message the
+ *     supervisor sends itself, so it keeps answering calls and exit signals
+ *     between attempts; meanwhile which_children shows the child as
+ *     restarting. Every attempt counts toward the restart intensity. More
+ *     than intensity restarts within period_ms: the supervisor stops its
+ *     children and exits with TEL_SHUTDOWN.
+ *   - An exit signal from its parent (the process that called
+ *     tel_sup_start[_link]) stops the children and ends the supervisor with
+ *     the parent's reason; EXITs from other processes that are not its
+ *     children are ignored. tel_kill(sup, TEL_SHUTDOWN) from the parent is
+ *     how a supervisor is stopped in order.
+ *   - A supervisor ended with TEL_KILL runs no code: its children get
+ *     their link's exit signal (TEL_KILLED) instead of a shutdown, and its
+ *     bookkeeping is lost, as any server's state is (see terminate).
+ * Children are found by id and by pid through hash tables, so starting and
+ * stopping N children costs O(N), and one event O(1).
+ */
+
 typedef enum tel_restart {
     TEL_PERMANENT = 0, /* always restarted */
     TEL_TRANSIENT = 1, /* restarted after an abnormal exit only */
@@ -669,16 +705,20 @@ typedef enum tel_strategy {
 
 /*
  * A child spec. The supervisor copies it (and id).
- *   id:       unique among the supervisor's children (at most TEL_NAME_MAX
- *             bytes); ignored for simple_one_for_one.
+ *   id:       unique among the supervisor's children, 1 to TEL_NAME_MAX
+ *             bytes; ignored for simple_one_for_one.
  *   start:    starts the child linked to the calling process (the
- *             supervisor) and gives its pid; returns 0 or a TEL_E* code.
- *             NULL: the supervisor spawns fn(arg) linked itself.
+ *             supervisor) and gives its pid; returns 0 with a pid, or a
+ *             TEL_E* code (the start then fails with TEL_EINIT). It runs
+ *             in the supervisor, which answers nothing meanwhile.
+ *             NULL: the supervisor spawns fn(arg) linked itself (then fn
+ *             must not be NULL).
  *   fn, arg:  what start or the spawn gets. For simple_one_for_one, the arg
  *             of tel_sup_start_child replaces arg.
  *   restart, shutdown (TEL_BRUTAL_KILL, ms > 0, or TEL_INFINITY), type.
- *   A zero shutdown on a worker is brutal_kill; OTP's defaults are
- *   5000 ms for workers and TEL_INFINITY for supervisors: spell them.
+ *   A zero shutdown is brutal_kill (a zero-initialised spec has it); OTP's
+ *   defaults are 5000 ms for workers and TEL_INFINITY for supervisors:
+ *   spell them. Anything else is TEL_EINVAL.
  */
 typedef struct tel_child_spec {
     const char *id;
@@ -693,7 +733,8 @@ typedef struct tel_child_spec {
 /*
  * Supervisor flags: more than intensity restarts within period_ms ends the
  * supervisor (its children are stopped; it exits with TEL_SHUTDOWN).
- * OTP's defaults are intensity 1, period 5000 ms.
+ * intensity 0 allows no restart; period_ms must be > 0. OTP's defaults are
+ * intensity 1, period 5000 ms.
  */
 typedef struct tel_sup_flags {
     tel_strategy_t strategy;
@@ -701,7 +742,8 @@ typedef struct tel_sup_flags {
     uint32_t period_ms;
 } tel_sup_flags_t;
 
-/* What which_children gives per child. pid is 0 when not running. */
+/* What which_children gives per child. pid is 0 when not running; id is
+ * "" under simple_one_for_one; restarting: a failed restart is queued. */
 typedef struct tel_child_info {
     char id[TEL_NAME_MAX + 1];
     tel_pid_t pid;
@@ -709,6 +751,9 @@ typedef struct tel_child_info {
     tel_child_type_t type;
 } tel_child_info_t;
 
+/* count_children, as OTP's: specs, the children (1, the template, under
+ * simple_one_for_one); active, those whose process is alive; supervisors
+ * and workers, the children of each type, running or not. */
 typedef struct tel_child_counts {
     uint32_t specs, active, supervisors, workers;
 } tel_child_counts_t;
@@ -717,11 +762,16 @@ typedef struct tel_child_counts {
  * tel_sup_start / tel_sup_start_link: start a supervisor process (linked to
  * the caller for _link) that starts the n children in order. It returns once
  * they all started; if one fails to start, those started are stopped in
- * reverse order and the call fails with TEL_EINIT. For simple_one_for_one,
- * n must be 1 (the template) and no child starts yet.
+ * reverse order and the call fails with TEL_EINIT (*out is 0; a linked
+ * caller gets no exit signal). For simple_one_for_one, n must be 1 (the
+ * template) and no child starts yet. The caller is the supervisor's
+ * parent (see above), linked or not.
  * Context: inside a process; yields.
- * Errors: TEL_EINVAL (NULL flags, bad strategy, a bad spec, duplicate ids,
- *   n != 1 for simple_one_for_one); TEL_ENOTPROC; TEL_EINIT; as tel_spawn.
+ * Errors: TEL_EINVAL (NULL flags, bad strategy, period_ms 0, specs NULL
+ *   with n > 0, a bad spec, duplicate ids, n != 1 for simple_one_for_one);
+ *   TEL_ENOTPROC outside a process; TEL_EINIT; as tel_spawn.
+ * Ownership: specs (and their ids) are copied before it returns; each arg
+ *   must live as long as the child may be (re)started.
  */
 TEL_API TEL_NODISCARD int tel_sup_start(tel_pid_t *out,
                                         const tel_sup_flags_t *flags,
@@ -734,21 +784,29 @@ TEL_API TEL_NODISCARD int tel_sup_start_link(tel_pid_t *out,
 
 /*
  * The administration calls, each a request to the supervisor sup (a call:
- * inside a process, yields; TEL_ENOPROC/TEL_EDOWN if sup is not alive).
- *   start_child: add spec and start it (pid_out may be NULL); for
- *     simple_one_for_one, spec is ignored and arg starts a new child from
- *     the template. TEL_EALREADY (id running), TEL_EPRESENT (id present,
- *     not running), TEL_EINIT (its start failed).
- *   terminate_child: stop the child id (for simple_one_for_one: the child
- *     whose pid is pid); its spec stays (temporary ones are dropped).
- *     TEL_ENOENT.
- *   restart_child: start a terminated child again. TEL_ENOENT,
- *     TEL_ERUNNING, TEL_ERESTARTING, TEL_EINIT.
+ * inside a process, yields; it waits as long as the supervisor takes, as
+ * OTP's do). Every one returns TEL_EINVAL if sup is 0 or an argument below
+ * is bad, TEL_ENOTPROC outside a process, TEL_ENOPROC/TEL_EDOWN if sup is
+ * not alive or ends first, TEL_ENOMEM.
+ *   start_child: add spec and start it (pid_out, which may be NULL, gets
+ *     its pid); the spec must be valid (TEL_EINVAL) and arg is ignored.
+ *     For simple_one_for_one, spec is ignored (may be NULL) and arg starts
+ *     a new child from the template. TEL_EALREADY (id running; *pid_out is
+ *     its pid), TEL_EPRESENT (id present, not running), TEL_EINIT (its
+ *     start failed; the spec is not kept).
+ *   terminate_child: stop the child id (pid is ignored); its spec stays
+ *     (temporary ones are dropped); a child not running is 0, and a
+ *     restarting one stops being retried. For simple_one_for_one: stop the
+ *     child whose pid is pid (id is ignored) and drop it. TEL_ENOENT.
+ *   restart_child: start a terminated child again (pid_out may be NULL).
+ *     TEL_ENOENT, TEL_ERUNNING, TEL_ERESTARTING, TEL_EINIT.
  *   delete_child: drop a terminated child's spec. TEL_ENOENT,
  *     TEL_ERUNNING, TEL_ERESTARTING.
+ *   restart_child and delete_child on simple_one_for_one: TEL_EINVAL (OTP's
+ *     {error, simple_one_for_one}).
  *   which_children: up to cap entries into buf (start order) and the total
- *     into *n_out.
- *   count_children: the counts.
+ *     into *n_out (buf may be NULL when cap is 0; n_out may not be NULL).
+ *   count_children: the counts into *out.
  */
 TEL_API int tel_sup_start_child(tel_pid_t sup, const tel_child_spec_t *spec,
                                 void *arg, tel_pid_t *pid_out);

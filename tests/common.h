@@ -258,6 +258,29 @@ static inline const char *tt_first_failure(void)
         TT_LEAK_CHECK();                                                      \
     } while (0)
 
+/*
+ * tt_peek_ptr: a white-box test's look at a pointer another thread writes
+ * without synchronising with the test (a process's stack, in its block).
+ * The test only polls it until it holds a value, so a stale read is
+ * harmless; ThreadSanitizer is told to ignore this one read.
+ */
+#if defined(__SANITIZE_THREAD__)
+void AnnotateIgnoreReadsBegin(const char *file, int line);
+void AnnotateIgnoreReadsEnd(const char *file, int line);
+static inline void *tt_peek_ptr(void *const *p)
+{
+    AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
+    void *v = *(void *const volatile *)p;
+    AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
+    return v;
+}
+#else
+static inline void *tt_peek_ptr(void *const *p)
+{
+    return *(void *const volatile *)p;
+}
+#endif
+
 /* ------------------------------------------------------------------------ */
 /* Waiting inside a process                                                  */
 /* ------------------------------------------------------------------------ */

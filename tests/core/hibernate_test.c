@@ -59,7 +59,8 @@ static void wakes_on_message_main(void *arg)
         return;
     /* Wait until it sleeps: alive, and holding no stack. */
     bool ok;
-    TT_AWAIT(ok, block_of(pid) && !block_of(pid)->task.stack &&
+    TT_AWAIT(ok, block_of(pid) &&
+                     !tt_peek_ptr(&block_of(pid)->task.stack) &&
                      atomic_load(&block_of(pid)->task.state) == TASK_WAIT_MSG,
              10000);
     TT_CHECK(ok, "the process never hibernated without a stack");
@@ -285,7 +286,8 @@ static void many_main(void *arg)
     /* All asleep with no stack: check a sample of them. */
     for (size_t i = 0; i < mn->n; i += 1 + mn->n / 64) {
         bool ok;
-        TT_AWAIT(ok, block_of(pids[i]) && !block_of(pids[i])->task.stack &&
+        TT_AWAIT(ok, block_of(pids[i]) &&
+                         !tt_peek_ptr(&block_of(pids[i])->task.stack) &&
                          atomic_load(&block_of(pids[i])->task.state) ==
                              TASK_WAIT_MSG,
                  10000);

@@ -731,6 +731,9 @@ Test(link, a_stack_overflow_reaches_linked_processes)
     TT_RUN(&two, overflow_main, NULL);
 }
 
+/* Plain code, so the CPU faults as in a plain build (UBSan would stop the
+ * program at the null store first). */
+__attribute__((noinline, no_sanitize("undefined"), no_sanitize_thread))
 static void null_deref(void *arg)
 {
     (void)arg;

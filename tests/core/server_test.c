@@ -52,6 +52,16 @@ static tel_reason_t c_init(void *arg, void **state)
     return TEL_CONTINUE;
 }
 
+/* Plain code, so the CPU faults as in a plain build (UBSan would stop the
+ * program at the null store first). */
+__attribute__((noinline, no_sanitize("undefined"),
+               no_sanitize_thread)) static void
+null_store(void)
+{
+    volatile int *volatile np = NULL;
+    *np = 1;
+}
+
 static tel_reason_t c_call(void *state, tel_from_t from, uint64_t tag,
                            const void *req, size_t size)
 {
@@ -70,12 +80,10 @@ static tel_reason_t c_call(void *state, tel_from_t from, uint64_t tag,
     case T_DIE: /* no terminate runs: free the state here */
         free(c);
         tel_exit((tel_reason_t)v);
-    case T_CRASH: {
+    case T_CRASH:
         free(c);
-        volatile int *volatile np = NULL;
-        *np = 1;
+        null_store();
         break;
-    }
     case T_SLOW:
         tel_sleep((int64_t)v);
         break;
@@ -365,7 +373,8 @@ static void idle_main(void *arg)
     for (int i = 0; i < 100; i++)
         (void)call_u64(srv, T_ADD, 1);
     bool ok;
-    TT_AWAIT(ok, tel__pid_lookup(srv) && !tel__pid_lookup(srv)->task.stack,
+    TT_AWAIT(ok, tel__pid_lookup(srv) &&
+                     !tt_peek_ptr(&tel__pid_lookup(srv)->task.stack),
              5000);
     TT_CHECK(ok, "an idle server holds no stack");
     TT_CHECK(call_u64(srv, T_GET, 0) == 100, "state kept across sleeps");
