@@ -199,7 +199,8 @@ static int stack_class(size_t bytes)
 
 /* Inlined: tel_spawn's copy (o == NULL) loses every option test. */
 static inline __attribute__((always_inline)) int
-spawn(tel_pid_t *out, tel_fn fn, void *arg, const tel_spawn_opts_t *o)
+spawn(tel_pid_t *out, tel_fn fn, void *arg, const tel_spawn_opts_t *o,
+      size_t owned_size)
 {
     if (!fn)
         return TEL_EINVAL;
@@ -221,15 +222,22 @@ spawn(tel_pid_t *out, tel_fn fn, void *arg, const tel_spawn_opts_t *o)
         return TEL_ESHUTDOWN;
     struct proc *p;
     int rc = tel__proc_create(s ? (int)s->index : -1, fn, arg, &p);
-    if (rc == 0 && o) {
-        p->task.flags |= (uint32_t)o->priority << TASK_PRIO_SHIFT |
-                         (uint32_t)stk << TASK_STK_SHIFT;
-        if (ties) {
+    if (rc == 0 && (o || owned_size)) {
+        struct proc_ext *ce = owned_size ? tel__ext_get(p) : NULL;
+        if (owned_size && !ce)
+            rc = TEL_ENOMEM;
+        if (o)
+            p->task.flags |= (uint32_t)o->priority << TASK_PRIO_SHIFT |
+                             (uint32_t)stk << TASK_STK_SHIFT;
+        if (rc == 0 && ties)
             rc = tel__link_spawned(self, p, o->link,
                                    o->monitor ? o->monitor_ref : NULL);
-            if (rc && tel__pid_exit(p)) /* never ran: undo it */
-                tel__proc_release(p);
+        if (rc == 0 && ce) {
+            ce->owned = arg; /* the child's from here on */
+            ce->owned_size = owned_size;
         }
+        if (rc && tel__pid_exit(p)) /* never ran: undo it */
+            tel__proc_release(p);
     }
     if (rc == 0) {
         tel_pid_t pid = p->pid; /* p may run and exit before we return */
@@ -248,13 +256,19 @@ spawn(tel_pid_t *out, tel_fn fn, void *arg, const tel_spawn_opts_t *o)
 
 int tel_spawn(tel_pid_t *out, tel_fn fn, void *arg)
 {
-    return spawn(out, fn, arg, NULL);
+    return spawn(out, fn, arg, NULL, 0);
 }
 
 int tel_spawn_opt(tel_pid_t *out, tel_fn fn, void *arg,
                   const tel_spawn_opts_t *opts)
 {
-    return spawn(out, fn, arg, opts);
+    return spawn(out, fn, arg, opts, 0);
+}
+
+int tel__spawn_owned(tel_pid_t *out, tel_fn fn, void *block, size_t size,
+                     const tel_spawn_opts_t *opts)
+{
+    return spawn(out, fn, block, opts, size);
 }
 
 int tel_set_priority(int priority)

@@ -67,6 +67,14 @@ void tel__proc_retire(struct proc *p);
  */
 extern void (*tel__proc_exit_observer)(tel_pid_t pid, tel_reason_t reason);
 
+/*
+ * tel_spawn_opt, and the child owns block (size bytes, from tel__mem_alloc,
+ * passed as its arg): it is freed with the child's ext however the child
+ * ends, even if it never runs. On failure the caller keeps it.
+ */
+int tel__spawn_owned(tel_pid_t *out, tel_fn fn, void *block, size_t size,
+                     const tel_spawn_opts_t *opts);
+
 /* The hooks core gives the scheduler. */
 extern const struct tel__sched_hooks tel__proc_hooks;
 

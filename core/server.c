@@ -48,6 +48,13 @@ struct start {
     bool linked;
 };
 
+/* One block, owned by the server process from its spawn on (its ext frees
+ * it however the process ends, even before it first runs). */
+struct server_blk {
+    struct start st;
+    struct server sv;
+};
+
 static int deliver_kind(tel_pid_t to, tel_pid_t from, unsigned kind,
                         uint64_t ref, uint64_t tag, const void *data,
                         size_t size)
@@ -134,29 +141,20 @@ static void loop(void *arg)
 
 static void server_main(void *arg)
 {
-    struct start st = *(struct start *)arg;
-    tel__mem_free(arg, sizeof(st));
-    /* sv is owned by the process's ext, so it is freed however the
-     * process ends (an untrapped exit signal runs no code of ours). */
-    struct proc *self = tel__proc_current(tel__sched_self());
-    struct proc_ext *e = tel__ext_get(self);
-    struct server *sv = e ? tel__mem_alloc(sizeof(*sv)) : NULL;
-    tel_reason_t r = TEL_NOMEM;
-    if (sv) {
-        e->owned = sv;
-        e->owned_size = sizeof(*sv);
-        sv->ext = e;
-        sv->ops = st.ops;
-        sv->state = NULL;
-        sv->parent = st.starter;
-        r = st.ops->init(st.arg, &sv->state);
-    }
+    struct server_blk *b = arg;
+    struct start st = b->st;
+    struct server *sv = &b->sv;
+    sv->ext = tel__ext(tel__proc_current(tel__sched_self()));
+    sv->ops = st.ops;
+    sv->state = NULL;
+    sv->parent = st.starter;
+    tel_reason_t r = st.ops->init(st.arg, &sv->state);
     if (r != TEL_CONTINUE) {
         if (st.linked)
             (void)tel_unlink(st.starter);
         (void)deliver_kind(st.starter, tel_self(), MSGK_REPLY, st.ref, 0, &r,
                            sizeof r);
-        tel_exit(r == TEL_CONTINUE ? TEL_NORMAL : r);
+        tel_exit(r);
     }
     if (deliver_kind(st.starter, tel_self(), MSGK_REPLY, st.ref, 0, &r,
                      sizeof r) != 0)
@@ -231,20 +229,20 @@ static int start(tel_pid_t *out, const tel_server_ops_t *ops, void *arg,
     if (!p)
         return TEL_ENOTPROC;
     struct proc_ext *e = tel__ext_get(p);
-    struct start *st = tel__mem_alloc(sizeof(*st));
-    if (!e || !st) {
-        if (st)
-            tel__mem_free(st, sizeof(*st));
+    struct server_blk *b = tel__mem_alloc(sizeof(*b));
+    if (!e || !b) {
+        if (b)
+            tel__mem_free(b, sizeof(*b));
         return TEL_ENOMEM;
     }
-    *st = (struct start){.ops = ops, .arg = arg, .starter = p->pid,
-                         .ref = tel__make_ref(), .linked = link};
-    struct wait w = {.ref = st->ref};
+    b->st = (struct start){.ops = ops, .arg = arg, .starter = p->pid,
+                           .ref = tel__make_ref(), .linked = link};
+    struct wait w = {.ref = b->st.ref};
     tel_pid_t pid;
     tel_spawn_opts_t o = {.link = link, .monitor = true, .monitor_ref = &w.mref};
-    int rc = tel_spawn_opt(&pid, server_main, st, &o);
+    int rc = tel__spawn_owned(&pid, server_main, b, sizeof(*b), &o);
     if (rc) {
-        tel__mem_free(st, sizeof(*st));
+        tel__mem_free(b, sizeof(*b));
         return rc;
     }
     tel_msg_t *ack = NULL;
