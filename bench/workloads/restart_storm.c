@@ -29,7 +29,8 @@
  * the end tel_sup_which_children lists the K workers with the pids the
  * driver last heard of. The driver is linked to the supervisor, so if the
  * supervisor gave up the driver would end too and no figure is printed.
- * Any wait longer than 10 s fails the run.
+ * Any wait longer than 10 s fails the run. At the end, untimed, the driver
+ * stops the supervisor with shutdown and waits for it to go.
  */
 #include <inttypes.h>
 #include <stdbool.h>
