@@ -45,8 +45,9 @@ BEGIN {
     # metric is lower-is-better (a time, a size) unless it is added here.
     HIGHER["msgs_per_sec"] = 1
     HIGHER["ticks"] = 1
-    HIGHER_LIST = "msgs_per_sec,ticks"
-    HIGHER_TEXT = "`msgs_per_sec` and `ticks`"
+    HIGHER["restarts_per_sec"] = 1
+    HIGHER_LIST = "msgs_per_sec,ticks,restarts_per_sec"
+    HIGHER_TEXT = "`msgs_per_sec`, `ticks` and `restarts_per_sec`"
 
     if (mode == "") mode = "table"
     if (mode !~ /^(table|json|gnuplot|compare|filter)$/) {
