@@ -4,9 +4,11 @@
  * pthread mutexes of longer or blocking sections.
  *
  * Lock ranks (take in this order only; never hold two of one rank):
- *   1. the global run queue lock (sched/scheduler.c)
+ *   1. the global run queue lock, or one scheduler's priority-queue lock
+ *      (sched/scheduler.c; never both)
  *   2. a timer wheel lock (sched/timerwheel.c)
- *   3. the stack pool and pid free-list mutexes, the registry's mutex
+ *   3. the stack pool and pid free-list mutexes, the stack-class creation
+ *      mutex (alloc/stack.c), the registry's mutex
  *      (core/registry.c), the shared block pool's spinlock (alloc/pool.c;
  *      taken only to allocate) (leaves)
  *

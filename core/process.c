@@ -166,9 +166,7 @@ static void kill_one(struct proc *p)
 {
     p->reason = TEL_SHUTDOWN;
     tel__sched_timer_disarm(&p->task); /* killed inside a timed wait */
-    if (p->task.stack)
-        tel__stack_free(-1, p->task.stack);
-    p->task.stack = NULL;
+    tel__task_stack_release(&p->task);
     tel__ext_release(p); /* no one is told: every process is ending */
     if (tel__pid_exit(p))
         tel__proc_release(p); /* no scheduler runs: no need to wait */
@@ -183,20 +181,6 @@ void tel__proc_kill_all(void)
 /* Public calls                                                        */
 /* ------------------------------------------------------------------ */
 
-/* The stack size class of TASK_STK_MASK for a byte size (0: the run's),
- * or -1 if out of range. */
-static int stack_class(size_t bytes)
-{
-    if (bytes == 0)
-        return 0;
-    if (bytes > ((size_t)256 << 20))
-        return -1;
-    int k = 1;
-    for (size_t sz = TEL_MIN_STACK_SIZE; sz < bytes; sz <<= 1)
-        k++;
-    return k;
-}
-
 /* Inlined: tel_spawn's copy (o == NULL) loses every option test. */
 static inline __attribute__((always_inline)) int
 spawn(tel_pid_t *out, tel_fn fn, void *arg, const tel_spawn_opts_t *o,
@@ -209,8 +193,8 @@ spawn(tel_pid_t *out, tel_fn fn, void *arg, const tel_spawn_opts_t *o,
         if ((unsigned)o->priority > TEL_PRIO_MAX ||
             (o->monitor && !o->monitor_ref))
             return TEL_EINVAL;
-        stk = stack_class(o->stack_size);
-        if (stk < 0 || (o->stack_size && o->stack_size < TEL_MIN_STACK_SIZE))
+        stk = tel__stack_class_of(o->stack_size);
+        if (stk < 0)
             return TEL_EINVAL;
     }
     struct sched *s = tel__sched_self();
