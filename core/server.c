@@ -37,6 +37,7 @@
 struct server {
     struct proc_ext *ext; /* the server process's */
     void (*on_kill)(void *state); /* tel__server_on_kill */
+    bool keep_stack;              /* tel__server_keep_stack */
     const tel_server_ops_t *ops;
     void *state;
     tel_pid_t parent; /* the starter */
@@ -140,7 +141,10 @@ static void loop(void *arg)
         if (tel_recv(&m, 0) != 0) {
             /* Nothing waits: sleep without a stack until something does.
              * tel_hibernate fails only for bad arguments. */
-            (void)tel_hibernate(loop, sv);
+            if (!sv->keep_stack)
+                (void)tel_hibernate(loop, sv);
+            else if (tel_recv(&m, TEL_INFINITY) == 0)
+                dispatch(sv, m);
             continue;
         }
         dispatch(sv, m);
@@ -154,6 +158,7 @@ static void server_main(void *arg)
     struct server *sv = &b->sv;
     sv->ext = tel__ext(tel__proc_current(tel__sched_self()));
     sv->on_kill = NULL;
+    sv->keep_stack = false;
     sv->ops = st.ops;
     sv->state = NULL;
     sv->parent = st.starter;
@@ -189,6 +194,14 @@ void tel__server_on_kill(void (*fn)(void *state))
     sv->on_kill = fn;
     e->cleanup = run_on_kill;
     e->cleanup_arg = sv;
+}
+
+void tel__server_keep_stack(void)
+{
+    struct proc *p = tel__proc_current(tel__sched_self());
+    struct proc_ext *e = p ? tel__ext(p) : NULL;
+    if (e && e->owned)
+        ((struct server_blk *)e->owned)->sv.keep_stack = true;
 }
 
 /* ------------------------------------------------------------------ */

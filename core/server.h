@@ -16,4 +16,11 @@
  */
 void tel__server_on_kill(void (*fn)(void *state));
 
+/*
+ * Inside a server's init: the server keeps its stack while it waits, never
+ * hibernating. A hibernated server needs a new stack when a request comes,
+ * and ends with TEL_NOMEM if none can be had: a supervisor must not.
+ */
+void tel__server_keep_stack(void);
+
 #endif /* TEL_CORE_SERVER_H */

@@ -705,6 +705,7 @@ static tel_reason_t sup_init(void *arg, void **state)
         return TEL_NOMEM;
     s->flags = *in->flags;
     tel__server_on_kill(sup_free_state); /* killed: its memory still goes */
+    tel__server_keep_stack(); /* no stack to find when a child fails */
     tab_grow(s, &s->pids);
     if (!is_simple(s))
         tab_grow(s, &s->ids);

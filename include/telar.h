@@ -694,8 +694,12 @@ TEL_API int tel_reply(tel_from_t from, uint64_t tag, const void *data,
  *     children are ignored. tel_kill(sup, TEL_SHUTDOWN) from the parent is
  *     how a supervisor is stopped in order.
  *   - A supervisor ended with TEL_KILL runs no code: its children get
- *     their link's exit signal (TEL_KILLED) instead of a shutdown, and its
- *     bookkeeping is lost, as any server's state is (see terminate).
+ *     their link's exit signal (TEL_KILLED) instead of a shutdown. Its
+ *     bookkeeping is still freed (by the runtime, as when tel_run ends
+ *     with supervisors running).
+ *   - A supervisor keeps its stack while it waits (unlike other servers,
+ *     it never hibernates), so a failing child never finds it short of
+ *     memory for a stack.
  * Children are found by id and by pid through hash tables, so starting and
  * stopping N children costs O(N), and one event O(1).
  */
