@@ -14,7 +14,16 @@
 
 #include <signal.h>
 
-enum { TAG_CRASH = 1, TAG_SEGV, TAG_PING, TAG_PONG, TAG_HELLO, TAG_ACK };
+enum {
+    TAG_CRASH = 1,
+    TAG_SEGV,
+    TAG_PING,
+    TAG_PONG,
+    TAG_HELLO,
+    TAG_ACK,
+    TAG_ABORT, /* call abort() */
+    TAG_DEEP,  /* recurse until the stack overflows */
+};
 
 /* ------------------------------------------------------------------------ */
 /* The event log                                                             */
@@ -95,6 +104,18 @@ static void segv(void)
     *null_ptr = 1;
 }
 
+static __attribute__((noinline)) unsigned deep(unsigned depth,
+                                               volatile char *up)
+{
+    volatile char frame[512];
+    frame[0] = (char)depth;
+    if (up)
+        frame[1] = up[0];
+    if (depth > (1u << 30))
+        return 0;
+    return deep(depth + 1, frame) + (unsigned)frame[100];
+}
+
 /*
  * A worker: logs its start, then serves TAG_CRASH (exit with the reason it
  * carries), TAG_SEGV (dereference NULL), TAG_PING (answer TAG_PONG with its
@@ -120,6 +141,16 @@ static void worker(void *arg)
             tel_msg_free(m);
             segv();
             TT_FAIL("worker %d went on after storing through NULL", w->id);
+            tel_exit(99);
+        }
+        if (m->tag == TAG_ABORT) {
+            tel_msg_free(m);
+            abort();
+        }
+        if (m->tag == TAG_DEEP) {
+            tel_msg_free(m);
+            (void)deep(0, NULL);
+            TT_FAIL("worker %d did not overflow", w->id);
             tel_exit(99);
         }
         if (m->tag == TAG_HELLO) {
@@ -1390,9 +1421,15 @@ static void crash_main(void *arg)
     (void)arg;
     (void)tel_trap_exit(true);
     tel_pid_t sup = start_workers(&ONE_FOR_ONE, 2);
-    tel_pid_t old = cur_pid[1];
-    tt_send_tag(old, TAG_SEGV);
-    tel_pid_t p1 = await_new_pid(1, old);
+    /* A null dereference, a stack overflow and abort(), each in turn. */
+    uint64_t kinds[] = {TAG_SEGV, TAG_DEEP, TAG_ABORT};
+    size_t n_kinds = sizeof kinds / sizeof kinds[0];
+    tel_pid_t p1 = cur_pid[1];
+    for (size_t k = 0; k < n_kinds; k++) {
+        tel_pid_t old = p1;
+        tt_send_tag(old, kinds[k]);
+        p1 = await_new_pid(1, old);
+    }
     TT_CHECK(tel_is_alive(sup), "supervisor died with its child");
     /* The rest of the tree keeps working. */
     for (int i = 1; i <= 2; i++) {
@@ -1406,7 +1443,7 @@ static void crash_main(void *arg)
     stop_sup(sup);
 }
 
-Test(supervisor, a_child_that_dereferences_null_is_restarted, .timeout = 60)
+Test(supervisor, a_child_that_crashes_or_overflows_is_restarted, .timeout = 60)
 {
     TT_RUN(NULL, crash_main, NULL);
 }
