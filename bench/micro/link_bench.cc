@@ -7,6 +7,10 @@
 //                           the caller traps exits and takes the EXIT
 //                           message: spawn, exit, exit signal, delivery.
 //   BM_spawn_monitor_down/S the same with a monitor and its DOWN.
+//   BM_server_call/S        one tel_call round trip to a server that
+//                           replies at once (the server hibernates when
+//                           its mailbox is empty, so this includes its
+//                           wake on a fresh stack).
 //   BM_chain_kill/N         a chain of N linked processes (built outside
 //                           the timing); tel_kill on its head; timed until
 //                           the last one's DOWN arrives. ns_per_hop.
@@ -155,6 +159,46 @@ void BM_spawn_monitor_down(benchmark::State &state)
     run(state, unsigned(state.range(0)), spawn_monitor_main);
 }
 BENCHMARK(BM_spawn_monitor_down)->ArgName("schedulers")->Arg(1)->Arg(2)->UseRealTime();
+
+tel_reason_t echo_init(void *, void **state)
+{
+    *state = nullptr;
+    return TEL_CONTINUE;
+}
+
+tel_reason_t echo_call(void *, tel_from_t from, uint64_t tag, const void *req,
+                       size_t size)
+{
+    check(tel_reply(from, tag, req, size), "tel_reply");
+    return TEL_CONTINUE;
+}
+
+const tel_server_ops_t echo_ops = {echo_init, echo_call, nullptr, nullptr,
+                                   nullptr};
+
+void call_main(void *arg)
+{
+    benchmark::State &state = *static_cast<benchmark::State *>(arg);
+    tel_pid_t srv;
+    check(tel_server_start(&srv, &echo_ops, nullptr), "tel_server_start");
+    uint64_t i = 0;
+    for (auto _ : state) {
+        tel_msg_t *r;
+        check(tel_call(srv, 1, &i, sizeof i, &r, 10000), "tel_call");
+        uint64_t back;
+        std::memcpy(&back, r->data, sizeof back);
+        if (back != i++)
+            die("wrong reply", TEL_EINVAL);
+        tel_msg_free(r);
+    }
+    check(tel_kill(srv, TEL_KILL), "tel_kill");
+}
+
+void BM_server_call(benchmark::State &state)
+{
+    run(state, unsigned(state.range(0)), call_main);
+}
+BENCHMARK(BM_server_call)->ArgName("schedulers")->Arg(1)->Arg(2)->UseRealTime();
 
 struct chain {
     uint64_t left;
