@@ -1,6 +1,7 @@
 /*
  * core/idmap.c: see idmap.h. Grows at 3/4 full, shrinks at 1/8 (so a map
- * that was large once does not keep its memory), never below 8 slots.
+ * that was large once does not keep its memory), never below 8 slots; an
+ * empty map keeps its 8 slots until tel__idmap_free.
  */
 #include "core/idmap.h"
 
@@ -28,18 +29,13 @@ static void raw_put(struct idmap *m, uint64_t key, uint64_t val)
 
 static int resize(struct idmap *m, uint32_t cap)
 {
-    uint64_t *k = tel__mem_zalloc(sizeof(uint64_t) * cap);
-    uint64_t *v = tel__mem_alloc(sizeof(uint64_t) * cap);
-    if (!k || !v) {
-        if (k)
-            tel__mem_free(k, sizeof(uint64_t) * cap);
-        if (v)
-            tel__mem_free(v, sizeof(uint64_t) * cap);
+    /* One block: the keys, then the values. */
+    uint64_t *k = tel__mem_zalloc(2 * sizeof(uint64_t) * cap);
+    if (!k)
         return TEL_ENOMEM;
-    }
     struct idmap old = *m;
     m->keys = k;
-    m->vals = v;
+    m->vals = k + cap;
     m->cap = cap;
     m->n = 0;
     for (uint32_t i = 0; i < old.cap; i++)
@@ -101,19 +97,17 @@ bool tel__idmap_del(struct idmap *m, uint64_t key, uint64_t *val)
     }
     m->keys[hole] = 0;
     m->n--;
-    if (m->n == 0)
-        tel__idmap_free(m);
-    else if (m->cap > 8 && m->n * 8 < m->cap)
+    /* The smallest table stays (a server adds and drops a watcher per
+     * call: freeing it each time cost two jemalloc calls a call). */
+    if (m->cap > 8 && m->n * 8 < m->cap)
         (void)resize(m, m->cap / 2); /* no memory: keep the bigger one */
     return true;
 }
 
 void tel__idmap_free(struct idmap *m)
 {
-    if (m->cap) {
-        tel__mem_free(m->keys, sizeof(uint64_t) * m->cap);
-        tel__mem_free(m->vals, sizeof(uint64_t) * m->cap);
-    }
+    if (m->cap)
+        tel__mem_free(m->keys, 2 * sizeof(uint64_t) * m->cap);
     m->keys = m->vals = NULL;
     m->cap = m->n = 0;
 }

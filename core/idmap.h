@@ -4,7 +4,8 @@
  * tombstones). A process's links and monitors live in these: a supervisor
  * with 100,000 children adds and removes one in O(1).
  *
- * Owner only (no locking). Empty maps hold no memory.
+ * Owner only (no locking). A map that never had an entry holds no memory;
+ * one that had keeps at least its 8 slots (128 bytes) until freed.
  */
 #ifndef TEL_CORE_IDMAP_H
 #define TEL_CORE_IDMAP_H

@@ -191,6 +191,15 @@ bool tel__sig_filter(struct proc *p, struct msg *m)
     }
     tel_pid_t from = m->pub.from;
     uint64_t ref = tel__msg_ref(m);
+    if (tel__msg_kind(m) == MSGK_CALL) {
+        /* The caller watches us until we reply (tel_reply drops it) or it
+         * gives up (SIG_DEMONITOR): one message where a monitor would take
+         * two signals more. */
+        e = tel__ext_get(p);
+        if (!e || tel__idmap_put(&e->watchers, ref, from) != 0)
+            send_down(from, p->pid, ref, TEL_NOMEM); /* it stops waiting */
+        return true;
+    }
     switch (m->pub.tag) {
     case SIG_LINK:
         e = tel__ext_get(p);
@@ -282,10 +291,13 @@ void tel__sig_exit(struct proc *p)
     struct tel__mpsc_node *n;
     while ((n = tel__mpsc_pop(&p->mbox.in))) {
         struct msg *m = tel_container_of(n, struct msg, node);
-        if (tel__msg_kind(m) == MSGK_SIGNAL)
+        if (tel__msg_kind(m) == MSGK_SIGNAL) {
             exiting_signal(p, m);
-        else
-            tel__mbox_save(&p->mbox, m); /* freed with the block */
+            continue;
+        }
+        if (tel__msg_kind(m) == MSGK_CALL) /* its caller waits: tell it */
+            send_down(m->pub.from, p->pid, tel__msg_ref(m), p->reason);
+        tel__mbox_save(&p->mbox, m); /* freed with the block */
     }
     struct proc_ext *e = tel__ext(p);
     if (!e)
@@ -307,11 +319,18 @@ void tel__sig_exit(struct proc *p)
 
 void tel__sig_release(struct proc *p, struct msg *m)
 {
-    if (m->pub.tag == SIG_LINK)
+    if (tel__msg_kind(m) == MSGK_CALL)
+        send_down(m->pub.from, p->pid, tel__msg_ref(m), TEL_NOPROC);
+    else if (m->pub.tag == SIG_LINK)
         send_exit(m->pub.from, p->pid, SIG_EXIT_LINK, TEL_NOPROC);
     else if (m->pub.tag == SIG_MONITOR)
         send_down(m->pub.from, p->pid, tel__msg_ref(m), TEL_NOPROC);
     tel__msg_free(m);
+}
+
+void tel__sig_demonitor(tel_pid_t to, tel_pid_t from, uint64_t ref)
+{
+    (void)sig_send(to, from, SIG_DEMONITOR, ref, NULL, 0, false);
 }
 
 void tel__ext_release(struct proc *p)

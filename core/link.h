@@ -53,16 +53,19 @@ enum {
 
 /*
  * The receiving process, on its own stack, just popped m from its arrival
- * queue, and m's kind is MSGK_REPLY or above. Acts on a signal (which may
- * end the process: then it does not return) and drops replies nobody waits
- * for. Returns true if m is now a message for the process's code, false
- * if m was consumed (freed).
+ * queue, and m's kind is MSGK_CALL, MSGK_REPLY or MSGK_SIGNAL. Acts on a
+ * signal (which may end the process: then it does not return), drops
+ * replies nobody waits for, and makes a call's caller a watcher of the
+ * process (see core/server.c: the call's ref is also its monitor's).
+ * Returns true if m is now a message for the process's code, false if m
+ * was consumed (freed).
  */
 bool tel__sig_filter(struct proc *p, struct msg *m);
 
 static inline bool tel__msg_needs_filter(const struct msg *m)
 {
-    return tel__msg_kind(m) >= MSGK_REPLY && tel__msg_kind(m) != MSGK_SYS;
+    unsigned k = tel__msg_kind(m);
+    return k >= MSGK_CALL && k <= MSGK_SIGNAL;
 }
 
 /*
@@ -94,6 +97,10 @@ void tel__sig_exit(struct proc *p);
  * (TEL_NOPROC). Not during tel_run's teardown.
  */
 void tel__sig_release(struct proc *p, struct msg *m);
+
+/* The caller of a call is done with the server `to` (its reply came from
+ * another process, or it gave up): drop its watch there. Any process. */
+void tel__sig_demonitor(tel_pid_t to, tel_pid_t from, uint64_t ref);
 
 /* Free p's ext without telling anyone (teardown, or a spawn undone). */
 void tel__ext_release(struct proc *p);

@@ -49,7 +49,8 @@ void tel__mbox_drain(struct mailbox *mb, void (*on_signal)(struct msg *m,
     struct tel__mpsc_node *n;
     while ((n = tel__mpsc_pop(&mb->in))) {
         m = tel_container_of(n, struct msg, node);
-        if (on_signal && tel__msg_kind(m) == MSGK_SIGNAL)
+        if (on_signal && (tel__msg_kind(m) == MSGK_SIGNAL ||
+                          tel__msg_kind(m) == MSGK_CALL))
             on_signal(m, ctx);
         else
             tel__msg_free(m);
@@ -86,15 +87,21 @@ static void push_and_wake(struct proc *p, struct msg *m)
 
 void tel__mbox_deliver(tel_pid_t to, struct msg *m)
 {
+    (void)tel__mbox_deliver_alive(to, m);
+}
+
+bool tel__mbox_deliver_alive(tel_pid_t to, struct msg *m)
+{
     bool on_sched = tel__sched_self() != NULL;
     struct proc *p = on_sched ? tel__pid_lookup(to) : tel__pid_ref(to);
     if (!p) {
         tel__msg_free(m); /* dead or stale: dropped, as in Erlang */
-        return;
+        return false;
     }
     push_and_wake(p, m);
     if (!on_sched)
         tel__pid_unref(p);
+    return true;
 }
 
 int tel_send(tel_pid_t to, uint64_t tag, const void *data, size_t size)

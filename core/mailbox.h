@@ -19,7 +19,7 @@ struct mailbox {
 void tel__mbox_init(struct mailbox *mb);
 
 /* Free every message in the mailbox. No sender may be active. With
- * on_signal, signals still queued go to it (it frees them). */
+ * on_signal, signals and calls still queued go to it (it frees them). */
 void tel__mbox_drain(struct mailbox *mb, void (*on_signal)(struct msg *m,
                                                           void *ctx),
                      void *ctx);
@@ -64,5 +64,8 @@ static inline bool tel__mbox_unpark(struct mailbox *mb)
  * or stale `to` frees m. Returns 0 (never fails once m exists).
  */
 void tel__mbox_deliver(tel_pid_t to, struct msg *m);
+
+/* tel__mbox_deliver, and whether `to` was alive (if not, m is freed). */
+bool tel__mbox_deliver_alive(tel_pid_t to, struct msg *m);
 
 #endif /* TEL_CORE_MAILBOX_H */

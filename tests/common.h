@@ -274,10 +274,21 @@ static inline void *tt_peek_ptr(void *const *p)
     AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
     return v;
 }
+static inline uint32_t tt_peek_u32(const uint32_t *p)
+{
+    AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
+    uint32_t v = *(const volatile uint32_t *)p;
+    AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
+    return v;
+}
 #else
 static inline void *tt_peek_ptr(void *const *p)
 {
     return *(void *const volatile *)p;
+}
+static inline uint32_t tt_peek_u32(const uint32_t *p)
+{
+    return *(const volatile uint32_t *)p;
 }
 #endif
 

@@ -6,6 +6,7 @@
  */
 #include "common.h"
 
+#include "core/link.h"
 #include "core/pid.h"
 #include "core/process.h"
 
@@ -19,6 +20,7 @@ enum {
     T_LATER,   /* call: reply when the next T_FLUSH cast comes */
     T_FLUSH,   /* cast */
     T_CRASH,   /* call: dereference NULL */
+    T_HANDOFF, /* call: a helper process replies for the server */
     T_INFO = 100,
 };
 
@@ -62,6 +64,15 @@ null_store(void)
     *np = 1;
 }
 
+/* A process that answers a call in the server's place. */
+static void reply_for(void *arg)
+{
+    tel_from_t *f = arg;
+    uint64_t v = 77;
+    TT_CHECK_RC(tel_reply(*f, T_HANDOFF, &v, sizeof v), 0, "reply for");
+    free(f);
+}
+
 static tel_reason_t c_call(void *state, tel_from_t from, uint64_t tag,
                            const void *req, size_t size)
 {
@@ -84,6 +95,12 @@ static tel_reason_t c_call(void *state, tel_from_t from, uint64_t tag,
         free(c);
         null_store();
         break;
+    case T_HANDOFF: {
+        tel_from_t *f = malloc(sizeof *f);
+        *f = from;
+        TT_CHECK_RC(tel_spawn(NULL, reply_for, f), 0, "spawn replier");
+        return TEL_CONTINUE;
+    }
     case T_SLOW:
         tel_sleep((int64_t)v);
         break;
@@ -384,6 +401,89 @@ static void idle_main(void *arg)
 Test(server, an_idle_server_hibernates_and_keeps_its_state)
 {
     TT_RUN(&two, idle_main, NULL);
+}
+
+/* How many callers a live server still watches (white-box). */
+static uint32_t watched_by(tel_pid_t srv)
+{
+    struct proc *p = tel__pid_lookup(srv);
+    struct proc_ext *e = p ? tel__ext(p) : NULL;
+    return e ? tt_peek_u32(&e->watchers.n) : UINT32_MAX;
+}
+
+static void handoff_main(void *arg)
+{
+    (void)arg;
+    tel_pid_t srv;
+    TT_CHECK_RC(tel_server_start(&srv, &counter_ops, NULL), 0, "start");
+    for (int i = 0; i < 50; i++) {
+        TT_CHECK(call_u64(srv, T_ADD, 1) == (uint64_t)i + 1, "add");
+        TT_CHECK(call_u64(srv, T_HANDOFF, 0) == 77, "a reply from a helper");
+    }
+    tel_msg_t *r = NULL;
+    uint64_t ms = 100;
+    TT_CHECK_RC(tel_call(srv, T_SLOW, &ms, sizeof ms, &r, 10), TEL_ETIMEDOUT,
+                "timed out");
+    tel_sleep(200);
+    /* Replies by the server itself, by a helper, and a call given up: none
+     * leaves the server watching its caller. */
+    bool ok;
+    TT_AWAIT(ok, watched_by(srv) == 0, 5000);
+    TT_CHECK(ok, "the server still watches %u callers", watched_by(srv));
+    TT_CHECK(call_u64(srv, T_STOP, TEL_NORMAL) == 50, "stop");
+    TT_CHECK_RC(tel_recv(&r, 100), TEL_ETIMEDOUT, "nothing left over");
+}
+
+Test(server, replies_from_anyone_and_given_up_calls_leave_no_watch)
+{
+    TT_RUN(&two, handoff_main, NULL);
+}
+
+/* A call waiting in the queue of a server that is killed fails with the
+ * server's reason, not a timeout. */
+static void queued_caller(void *arg)
+{
+    tel_pid_t srv = (tel_pid_t)(uintptr_t)arg;
+    tel_msg_t *r = NULL;
+    TT_CHECK_RC(tel_call(srv, T_GET, NULL, 0, &r, 60000), TEL_EDOWN,
+                "a queued call");
+    TT_CHECK(tel_call_reason() == 13, "the server's reason");
+}
+
+static void slow_caller(void *arg)
+{
+    tel_pid_t srv = (tel_pid_t)(uintptr_t)arg;
+    tel_msg_t *r = NULL;
+    uint64_t ms = 60000;
+    TT_CHECK_RC(tel_call(srv, T_SLOW, &ms, sizeof ms, &r, 60000), TEL_EDOWN,
+                "the call in progress");
+}
+
+static void queued_main(void *arg)
+{
+    (void)arg;
+    tel_pid_t srv;
+    TT_CHECK_RC(tel_server_start(&srv, &counter_ops, NULL), 0, "start");
+    uint64_t r1, r2;
+    tel_spawn_opts_t o1 = {.monitor = true, .monitor_ref = &r1};
+    tel_spawn_opts_t o2 = {.monitor = true, .monitor_ref = &r2};
+    TT_CHECK_RC(tel_spawn_opt(NULL, slow_caller, (void *)(uintptr_t)srv, &o1),
+                0, "slow caller");
+    tel_sleep(30);
+    TT_CHECK_RC(tel_spawn_opt(NULL, queued_caller, (void *)(uintptr_t)srv,
+                              &o2),
+                0, "queued caller");
+    tel_sleep(30);
+    int64_t t0 = tt_now_ms();
+    TT_CHECK_RC(tel_kill(srv, 13), 0, "kill");
+    TT_CHECK(down_reason(10000) == TEL_NORMAL, "a caller returned");
+    TT_CHECK(down_reason(10000) == TEL_NORMAL, "both callers returned");
+    TT_CHECK(tt_now_ms() - t0 < 5000, "not by timeout");
+}
+
+Test(server, a_call_queued_at_a_dying_server_fails_at_once)
+{
+    TT_RUN(&two, queued_main, NULL);
 }
 
 struct load {
