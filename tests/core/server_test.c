@@ -459,11 +459,29 @@ static void slow_caller(void *arg)
                 "the call in progress");
 }
 
+/* This server is killed without trapping: no terminate runs, so its state
+ * is not allocated. */
+static struct counter static_counter;
+
+static tel_reason_t static_init(void *arg, void **state)
+{
+    (void)arg;
+    memset(&static_counter, 0, sizeof static_counter);
+    *state = &static_counter;
+    return TEL_CONTINUE;
+}
+
+static const tel_server_ops_t static_ops = {
+    .init = static_init,
+    .handle_call = c_call,
+    .handle_cast = c_cast,
+};
+
 static void queued_main(void *arg)
 {
     (void)arg;
     tel_pid_t srv;
-    TT_CHECK_RC(tel_server_start(&srv, &counter_ops, NULL), 0, "start");
+    TT_CHECK_RC(tel_server_start(&srv, &static_ops, NULL), 0, "start");
     uint64_t r1, r2;
     tel_spawn_opts_t o1 = {.monitor = true, .monitor_ref = &r1};
     tel_spawn_opts_t o2 = {.monitor = true, .monitor_ref = &r2};
