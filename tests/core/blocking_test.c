@@ -402,7 +402,7 @@ static void queued_main(void *arg)
     TT_AWAIT(ok, atomic_load(&started) == 1, 10000);
     TT_CHECK(ok, "the first fn never started");
     /* Return: the run ends with one fn running and two calls queued. A
-     * helper thread lets the running fn go a little later. */
+     * helper thread lets the running fn go once the run is ending. */
 }
 
 static void *release_later(void *arg)
@@ -410,7 +410,11 @@ static void *release_later(void *arg)
     (void)arg;
     while (atomic_load(&started) == 0)
         tt_os_sleep_ms(1);
-    tt_os_sleep_ms(100);
+    /* The run is live; tel_scheduler_count() turns 0 when its gate closes,
+     * just before the pool stops. */
+    while (tel_scheduler_count() != 0)
+        tt_os_sleep_ms(1);
+    tt_os_sleep_ms(50);
     atomic_store(&release, 1);
     return NULL;
 }
