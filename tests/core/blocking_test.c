@@ -4,9 +4,11 @@
  * its own result; the pool grows under load, keeps to its bound and
  * shrinks when idle; a caller killed meanwhile leaves nothing behind; and
  * tel_run's end frees queued calls and waits for running ones.
- * Black-box: telar.h only.
+ * Black-box but for the out-of-memory test (alloc/failinj.h).
  */
 #include "common.h"
+
+#include "alloc/failinj.h"
 
 static tel_config_t one_sched = {.schedulers = 1};
 static tel_config_t two_scheds = {.schedulers = 2};
@@ -431,3 +433,55 @@ Test(blocking, run_end_frees_queued_calls_and_waits_for_running, .timeout = 60)
     cr_assert_eq(tel_blocking_threads(), 0u);
     pthread_join(t, NULL);
 }
+
+/* ------------------------------------------------------------------------ */
+/* Out of memory                                                             */
+/* ------------------------------------------------------------------------ */
+
+#ifdef TEL_FAILINJ
+static atomic_int calls;
+
+static intptr_t count_fn(void *arg)
+{
+    atomic_fetch_add(&calls, 1);
+    return (intptr_t)arg - 1;
+}
+
+static void nomem_main(void *arg)
+{
+    (void)arg;
+    /* The pool is empty: a call allocates the caller's ext, the job, the
+     * reply and a thread's record; each failure must be TEL_ENOMEM with fn
+     * never run and nothing kept (ASan checks the leaks). */
+    TT_CHECK(tel_blocking_threads() == 0, "the pool starts with %u threads",
+             tel_blocking_threads());
+    unsigned failures = 0;
+    for (long n = 0;; n++) {
+        intptr_t r = 0;
+        tel__failinj_arm(n);
+        int rc = tel_blocking(count_fn, (void *)(intptr_t)100, &r);
+        tel__failinj_arm(-1);
+        if (rc == TEL_ENOMEM) {
+            failures++;
+            TT_CHECK(atomic_load(&calls) == 0, "fn ran on a failed call");
+            TT_CHECK(tel_blocking_threads() == 0,
+                     "%u pool threads after a failed call",
+                     tel_blocking_threads());
+            continue;
+        }
+        TT_CHECK_RC(rc, 0, "tel_blocking");
+        TT_CHECK(r == 99, "result %" PRIdPTR, r);
+        TT_CHECK(atomic_load(&calls) == 1, "fn ran %d times",
+                 atomic_load(&calls));
+        break;
+    }
+    /* The job, its reply, the first pool thread's record (and the ext, if
+     * the caller had none yet). */
+    TT_CHECK(failures >= 3, "only %u allocations failed", failures);
+}
+
+Test(blocking, out_of_memory_is_enomem_and_runs_nothing, .timeout = 60)
+{
+    TT_RUN(&one_sched, nomem_main, NULL);
+}
+#endif
