@@ -28,6 +28,7 @@
 #include "alloc/pool.h"
 #include "alloc/stack.h"
 #include "alloc/topo.h"
+#include "core/blocking.h"
 #include "core/pid.h"
 #include "core/process.h"
 #include "core/registry.h"
@@ -74,6 +75,8 @@ static int resolve(const tel_config_t *cfg, struct tel__sched_config *sc,
     if (c.max_processes > TEL_MAX_MAX_PROCESSES)
         return TEL_EINVAL;
     if (c.reductions > (1u << 30))
+        return TEL_EINVAL;
+    if (c.blocking_threads > TEL_MAX_BLOCKING_THREADS)
         return TEL_EINVAL;
     sc->n = c.schedulers ? c.schedulers : tel__topo_nsched_default();
     sc->pin = true;
@@ -124,11 +127,13 @@ int tel_run(const tel_config_t *cfg, tel_fn main_fn, void *arg)
     if (rc)
         goto out_pid;
     first->task.flags |= PROC_MAIN;
+    tel__blocking_init(cfg ? cfg->blocking_threads : 0);
 
     tel__rt_main_nostack = false;
     atomic_fetch_or_explicit(&gate, GATE_OPEN, memory_order_seq_cst);
     rc = tel__sched_run(&sc, &tel__proc_hooks, &first->task);
     gate_close();
+    tel__blocking_fini(); /* waits for the fns still running */
     if (rc == 0 && tel__rt_main_nostack)
         rc = TEL_ENOMEM; /* main_fn never ran */
 

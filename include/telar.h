@@ -147,12 +147,17 @@ typedef struct tel_msg {
  *                  At most TEL_MAX_MAX_PROCESSES.
  *   reductions:    the slice a process may spend before it is preempted; 0
  *                  means TEL_DEFAULT_REDUCTIONS.
+ *   blocking_threads: most threads the blocking pool (tel_blocking) runs at
+ *                  once; 0 means TEL_DEFAULT_BLOCKING_THREADS. At most
+ *                  TEL_MAX_BLOCKING_THREADS. The pool starts empty, grows
+ *                  on demand and shrinks when idle.
  */
 typedef struct tel_config {
     unsigned schedulers;
     size_t stack_size;
     uint32_t max_processes;
     uint32_t reductions;
+    unsigned blocking_threads;
 } tel_config_t;
 
 #define TEL_INFINITY (-1)
@@ -161,6 +166,8 @@ typedef struct tel_config {
 #define TEL_DEFAULT_MAX_PROCESSES 4194304u
 #define TEL_MAX_MAX_PROCESSES 134217728u
 #define TEL_DEFAULT_REDUCTIONS 4000u
+#define TEL_DEFAULT_BLOCKING_THREADS 64u
+#define TEL_MAX_BLOCKING_THREADS 4096u
 
 /* ------------------------------------------------------------------------ */
 /* The runtime                                                               */
@@ -838,6 +845,53 @@ TEL_API int tel_sup_delete_child(tel_pid_t sup, const char *id);
 TEL_API int tel_sup_which_children(tel_pid_t sup, tel_child_info_t *buf,
                                    size_t cap, size_t *n_out);
 TEL_API int tel_sup_count_children(tel_pid_t sup, tel_child_counts_t *out);
+
+/* ------------------------------------------------------------------------ */
+/* Blocking calls (BEAM's dirty schedulers, tokio's spawn_blocking)          */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * tel_blocking: run fn(arg) on a thread of the blocking pool and return its
+ * result in *result_out (if result_out is not NULL). For work that blocks
+ * its thread or runs long without calling Telar: a read() on a pipe or a
+ * file, a DNS lookup, a blocking library call. The calling process waits
+ * holding its stack but not its scheduler, which runs other processes
+ * meanwhile; when fn returns, the process is made runnable again and
+ * resumes on a scheduler with the result. Messages that arrive meanwhile
+ * stay in its mailbox, in order; exit signals are acted on as usual.
+ * The pool: at most tel_config_t.blocking_threads threads (0:
+ * TEL_DEFAULT_BLOCKING_THREADS); a call that finds no idle thread starts
+ * one while under that bound, and otherwise waits in a queue for the next
+ * thread to finish (FIFO). A thread idle for about a second exits. Pool
+ * threads are not processes: fn may call what any thread may (tel_send,
+ * tel_spawn, ...), not what needs a process (tel_recv, tel_blocking: they
+ * return TEL_ENOTPROC). Pool threads block the asynchronous signals (a
+ * signal sent to the program is never taken there); a fault in fn (a bad
+ * pointer, abort()) is not caught and ends the program.
+ * Killed while fn runs (tel_kill, a linked process's exit): the process
+ * ends at once as usual; fn still runs to its end on its pool thread, and
+ * its result is then dropped. Nothing leaks: the call's memory is the
+ * pool's from then on. Whatever arg points to must stay valid until fn
+ * returns, which may be after the caller is gone: it must not be on the
+ * caller's stack if the caller can be killed.
+ * At tel_run's end, calls still queued never start (their memory is freed)
+ * and calls running are waited for: tel_run returns only when every fn
+ * running has returned, so a fn that never returns keeps tel_run from
+ * returning.
+ * Context: inside a process; yields (parks until fn has returned).
+ * Errors: TEL_EINVAL if fn is NULL; TEL_ENOTPROC outside a process (a pool
+ *   thread included); TEL_ENOMEM if the call's memory could not be had, or
+ *   no pool thread could be started and none runs (fn was not run);
+ *   TEL_ESHUTDOWN if the runtime is stopping (fn was not run).
+ */
+TEL_API int tel_blocking(intptr_t (*fn)(void *arg), void *arg,
+                         intptr_t *result_out);
+
+/*
+ * tel_blocking_threads: how many threads the blocking pool has now, busy
+ * or idle (0 when no runtime runs). Context: any thread; never yields.
+ */
+TEL_API unsigned tel_blocking_threads(void);
 
 /* ------------------------------------------------------------------------ */
 /* Introspection                                                             */
