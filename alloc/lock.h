@@ -8,7 +8,8 @@
  *      (sched/scheduler.c; never both)
  *   2. a timer wheel lock (sched/timerwheel.c)
  *   3. the stack pool and pid free-list mutexes, the stack-class creation
- *      mutex (alloc/stack.c), the registry's mutex
+ *      mutex (alloc/stack.c), the blocking pool's mutex (core/blocking.c),
+ *      the registry's mutex
  *      (core/registry.c), the shared block pool's spinlock (alloc/pool.c;
  *      taken only to allocate) (leaves)
  *
