@@ -1,25 +1,49 @@
 /*
  * bench/workloads/fairness.c: does a busy process stall the others? HOGS
- * CPU-bound processes count forever; a ticker process sleeps 1 ms, TICKS
- * times, and records each wake-up's lateness (the time it actually slept
- * minus 1 ms, on a monotonic clock). The run stops after TICKS ticks or
- * CAP_MS milliseconds from the start (just before the hogs are spawned),
- * whichever comes first; the hogs are never told to stop: the main process
- * returns, and tel_run ends them.
+ * busy processes run forever; a ticker process sleeps 1 ms, TICKS times,
+ * and records each wake-up's lateness (the time it actually slept minus
+ * 1 ms, on a monotonic clock). The run stops after TICKS ticks or CAP_MS
+ * milliseconds from the start (mode 0: just before the hogs are spawned;
+ * mode 1: when the ticker starts, after the warm-up), whichever comes
+ * first; the hogs are never told to stop: the main process returns, and
+ * tel_run ends them.
  *
- *   fairness [-s S] [HOGS] [TICKS] [CAP_MS]   defaults 1,000, 2,000, 10,000
+ *   fairness [-s S] [HOGS] [TICKS] [CAP_MS] [MODE]
+ *                                      defaults 1,000, 2,000, 10,000, 0
  *
- * Telar has no asynchronous preemption, so a hog calls tel_reduce(1) each
- * iteration: the compiled-in preemption point a Telar loop must have (the
- * Go peer relies on async preemption, the Erlang peer on the VM's
- * reductions). Prints, as workload fairness_h<HOGS>, the lateness
- * percentiles p50_us, p99_us, max_us (nearest rank) and the ticks done.
- * Exits 1 if no tick completed, or if some hog never ran at all.
+ * MODE 0, cooperative hogs: each counts in a loop. Telar has no
+ * asynchronous preemption, so a hog calls tel_reduce(1) each iteration:
+ * the compiled-in preemption point a Telar loop must have (the Go peer
+ * relies on async preemption, the Erlang peer on the VM's reductions).
+ * The ticker starts right after the hogs are spawned. Printed as workload
+ * fairness_h<HOGS>.
+ *
+ * MODE 1, blocking hogs: each loops forever reading one byte from its own
+ * pipe with a blocking read(), made through tel_blocking so that the read
+ * blocks a thread of the blocking pool, not a scheduler. A feeder thread
+ * (a plain pthread, outside the runtime) writes one byte to the hogs'
+ * pipes in turn (round-robin), sleeping FEED_SLEEP_US between writes, so
+ * that the hogs spend nearly all their time blocked in the kernel and the
+ * runtime sees a steady stream of wake-ups (one hog resumes per write:
+ * about 10,000 a second, the sleep's timer slack included). The pool may
+ * run HOGS threads at once (tel_config_t.blocking_threads = HOGS, at most
+ * TEL_MAX_BLOCKING_THREADS; past that the extra reads queue in the pool),
+ * so that every hog can be blocked at the same time, as the peers' hogs
+ * are. Warm-up is not measured: the ticker starts once every hog has done
+ * one read (so the pool's threads exist), which must happen within CAP_MS.
+ * At the end the feeder closes the pipes' write ends, so every read still
+ * blocked returns 0 (end of file) and tel_run, which waits for running
+ * blocking calls, can return. Printed as workload fairness_blk<HOGS>.
+ *
+ * Prints the lateness percentiles p50_us, p99_us, max_us (nearest rank)
+ * and the ticks done. Exits 1 if no tick completed, or if some hog never
+ * ran at all (mode 1: never completed a read).
  *
  * A watchdog thread (outside the runtime) ends the program with exit 1 if
- * no result is in WATCHDOG_GRACE_S seconds after CAP_MS: then the runtime
- * starved even the main process, whose receive times out at CAP_MS, and
- * there is no honest figure to print, only a hang to avoid.
+ * no result is in WATCHDOG_GRACE_S seconds after CAP_MS (twice CAP_MS in
+ * mode 1: warm-up, then the ticks): then the runtime starved even the main
+ * process, whose receive times out at CAP_MS, and there is no honest
+ * figure to print, only a hang to avoid.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -32,15 +56,23 @@
 
 #define TAG_DONE 1 /* ticker -> main */
 #define WATCHDOG_GRACE_S 5
+#define MODE_COOP 0
+#define MODE_BLOCK 1
+/* Mode 1: the feeder's sleep between two writes (a relative sleep: with
+ * Linux's default 50 us timer slack a write goes out about every 60 to
+ * 100 us). The Go and Erlang peers use the same sleep. */
+#define FEED_SLEEP_US 50
 
 /* One per hog, each on its own cache line so hogs on different schedulers
- * do not slow each other down through false sharing. */
+ * do not slow each other down through false sharing. n counts the hog's
+ * iterations (mode 0) or the bytes it has read (mode 1). */
 struct hog_count {
     _Alignas(64) _Atomic uint64_t n;
+    int rfd, wfd; /* mode 1: the hog's pipe; the feeder owns wfd */
 };
 
 struct run {
-    uint64_t hogs, ticks_max, cap_ms;
+    uint64_t hogs, ticks_max, cap_ms, mode;
     uint64_t deadline_ns; /* wl_now_ns() at the start, plus CAP_MS */
     unsigned schedulers;
     tel_pid_t main;
@@ -49,6 +81,10 @@ struct run {
     /* Ticks done. Release: pairs with the acquire in main(), which reads
      * late_ns[0..ticks) after tel_run, when the ticker is gone. */
     _Atomic uint64_t ticks;
+    /* Mode 1: main asks the feeder to stop; the bytes read during the
+     * ticks, and how long they took (a diagnostic on stderr). */
+    _Atomic int feeder_stop;
+    uint64_t reads_ticking, ticking_ns;
 };
 
 static void hog(void *arg)
@@ -58,6 +94,88 @@ static void hog(void *arg)
         atomic_store_explicit(count, n, memory_order_relaxed);
         if (tel_reduce(1) != 0)
             wl_die("tel_reduce failed");
+    }
+}
+
+/* On a pool thread: one blocking read() of one byte from the hog's pipe.
+ * Returns 1 (a byte), 0 (end of file: the feeder has stopped) or -errno. */
+static intptr_t read_one(void *arg)
+{
+    const struct hog_count *h = arg;
+    char c;
+    ssize_t n;
+    do
+        n = read(h->rfd, &c, 1);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -(intptr_t)errno : (intptr_t)n;
+}
+
+/* Mode 1: read from the pipe forever, each read through tel_blocking. arg
+ * (the hog's slot) outlives the hog and every read it started. */
+static void blocking_hog(void *arg)
+{
+    struct hog_count *h = arg;
+    for (uint64_t n = 1;; n++) {
+        intptr_t got;
+        int rc = tel_blocking(read_one, h, &got);
+        if (rc != 0)
+            wl_die("tel_blocking: %s", tel_strerror(rc));
+        if (got == 0)
+            return; /* the feeder has closed the pipe: the run is over */
+        if (got < 0)
+            wl_die("read from a hog's pipe: %s", strerror((int)-got));
+        atomic_store_explicit(&h->n, n, memory_order_relaxed);
+    }
+}
+
+/* Mode 1, outside the runtime: one byte to each hog's pipe in turn, a
+ * FEED_SLEEP_US sleep between writes, until asked to stop; then close the
+ * write ends, which ends every read still blocked. */
+static void *feeder(void *arg)
+{
+    struct run *r = arg;
+    const struct timespec pause = {.tv_nsec = FEED_SLEEP_US * 1000};
+    uint64_t i = 0;
+    while (!atomic_load_explicit(&r->feeder_stop, memory_order_relaxed)) {
+        (void)nanosleep(&pause, NULL); /* EINTR: just write sooner */
+        ssize_t n;
+        do
+            n = write(r->counts[i].wfd, "x", 1);
+        while (n < 0 && errno == EINTR);
+        if (n != 1)
+            wl_die("write to a hog's pipe: %s",
+                   n < 0 ? strerror(errno) : "short write");
+        i = i + 1 == r->hogs ? 0 : i + 1;
+    }
+    for (uint64_t j = 0; j < r->hogs; j++)
+        (void)close(r->counts[j].wfd);
+    return NULL;
+}
+
+static uint64_t total_reads(const struct run *r)
+{
+    uint64_t sum = 0;
+    for (uint64_t i = 0; i < r->hogs; i++)
+        sum += atomic_load_explicit(&r->counts[i].n, memory_order_relaxed);
+    return sum;
+}
+
+/* Mode 1: wait (sleeping 1 ms between looks) until every hog has read a
+ * byte, so that the ticker measures the steady state, not the pool's
+ * threads being started; dies if that takes longer than CAP_MS. */
+static void await_warm_hogs(const struct run *r)
+{
+    uint64_t give_up = wl_now_ns() + r->cap_ms * 1000000;
+    for (uint64_t i = 0; i < r->hogs;) {
+        if (atomic_load_explicit(&r->counts[i].n, memory_order_relaxed) != 0) {
+            i++;
+            continue;
+        }
+        if (wl_now_ns() >= give_up)
+            wl_die("hog %" PRIu64 " has read nothing after %" PRIu64 " ms",
+                   i, r->cap_ms);
+        if (tel_sleep(1) != 0)
+            wl_die("tel_sleep failed");
     }
 }
 
@@ -83,8 +201,19 @@ static void root(void *arg)
     r->schedulers = tel_scheduler_count();
     r->main = tel_self();
     r->deadline_ns = wl_now_ns() + r->cap_ms * 1000000;
-    for (uint64_t i = 0; i < r->hogs; i++)
-        (void)wl_spawn(hog, &r->counts[i].n);
+    for (uint64_t i = 0; i < r->hogs; i++) {
+        if (r->mode == MODE_COOP)
+            (void)wl_spawn(hog, &r->counts[i].n);
+        else
+            (void)wl_spawn(blocking_hog, &r->counts[i]);
+    }
+    uint64_t reads0 = 0, t_start = 0;
+    if (r->mode == MODE_BLOCK) {
+        await_warm_hogs(r);
+        reads0 = total_reads(r);
+        t_start = wl_now_ns();
+        r->deadline_ns = t_start + r->cap_ms * 1000000;
+    }
     (void)wl_spawn(ticker, r);
     /* The ticker stops itself at the deadline; this timeout only matters
      * if the ticker is starved so badly it cannot even notice. */
@@ -101,16 +230,25 @@ static void root(void *arg)
     } else if (rc != TEL_ETIMEDOUT) {
         wl_die("tel_recv: %s", tel_strerror(rc));
     }
+    if (r->mode == MODE_BLOCK) {
+        r->reads_ticking = total_reads(r) - reads0;
+        r->ticking_ns = wl_now_ns() - t_start;
+        /* The feeder closes the pipes: the reads still blocked return 0,
+         * so tel_run (which waits for them) can end. */
+        atomic_store_explicit(&r->feeder_stop, 1, memory_order_relaxed);
+    }
     /* Returning ends the hogs (and the ticker, if it is still sleeping). */
 }
 
-/* Outside the runtime: give up WATCHDOG_GRACE_S after the cap. */
+/* Outside the runtime: give up WATCHDOG_GRACE_S after the cap (mode 1:
+ * after twice the cap, the warm-up's bound and the ticks'). */
 static void *watchdog(void *arg)
 {
     struct run *r = arg;
+    uint64_t cap_ms = r->mode == MODE_BLOCK ? 2 * r->cap_ms : r->cap_ms;
     struct timespec ts = {
-        .tv_sec = (time_t)(r->cap_ms / 1000) + WATCHDOG_GRACE_S,
-        .tv_nsec = (long)(r->cap_ms % 1000) * 1000000,
+        .tv_sec = (time_t)(cap_ms / 1000) + WATCHDOG_GRACE_S,
+        .tv_nsec = (long)(cap_ms % 1000) * 1000000,
     };
     while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
         ;
@@ -125,26 +263,56 @@ static void *watchdog(void *arg)
 int main(int argc, char **argv)
 {
     static const char sizes[] =
-        "[HOGS] [TICKS] [CAP_MS]   (HOGS >= 0, TICKS and CAP_MS >= 1)";
+        "[HOGS] [TICKS] [CAP_MS] [MODE]   (HOGS >= 0, TICKS and CAP_MS >= 1; "
+        "MODE 0: cooperative hogs, 1: hogs blocked in read() via "
+        "tel_blocking)";
     struct wl_args a = wl_parse(argc, argv, sizes);
     static struct run r; /* static: the watchdog may outlive main's frame */
     r.hogs = wl_pos_min(&a, 0, 1000, 0, sizes);
     r.ticks_max = wl_pos_min(&a, 1, 2000, 1, sizes);
     r.cap_ms = wl_pos_min(&a, 2, 10000, 1, sizes);
+    r.mode = wl_pos_min(&a, 3, MODE_COOP, 0, sizes);
+    if (r.mode > MODE_BLOCK)
+        wl_usage(*wl_prog(), sizes);
     tel_config_t cfg = {.schedulers = a.schedulers};
     wl_need_processes(&cfg, r.hogs + 2, sizes); /* hogs, ticker, main */
+    if (r.mode == MODE_BLOCK && r.hogs > 0) /* all hogs blocked at once */
+        cfg.blocking_threads = r.hogs < TEL_MAX_BLOCKING_THREADS
+                                   ? (unsigned)r.hogs
+                                   : TEL_MAX_BLOCKING_THREADS;
     r.counts = aligned_alloc(64, (r.hogs + 1) * sizeof(*r.counts));
     r.late_ns = malloc(r.ticks_max * sizeof(*r.late_ns));
     if (r.counts == NULL || r.late_ns == NULL)
         wl_die("out of memory");
-    for (uint64_t i = 0; i < r.hogs; i++)
+    for (uint64_t i = 0; i < r.hogs; i++) {
         atomic_init(&r.counts[i].n, 0);
+        r.counts[i].rfd = r.counts[i].wfd = -1;
+        if (r.mode == MODE_BLOCK) {
+            int fds[2];
+            if (pipe(fds) != 0)
+                wl_die("pipe for hog %" PRIu64 ": %s (raise ulimit -n?)", i,
+                       strerror(errno));
+            r.counts[i].rfd = fds[0];
+            r.counts[i].wfd = fds[1];
+        }
+    }
     atomic_init(&r.ticks, 0);
+    atomic_init(&r.feeder_stop, 0);
 
-    pthread_t wd;
+    pthread_t wd, feed;
     if (pthread_create(&wd, NULL, watchdog, &r) != 0 || pthread_detach(wd) != 0)
         wl_die("cannot start the watchdog thread");
+    if (r.mode == MODE_BLOCK && r.hogs > 0 &&
+        pthread_create(&feed, NULL, feeder, &r) != 0)
+        wl_die("cannot start the feeder thread");
     wl_run(&cfg, root, &r);
+    if (r.mode == MODE_BLOCK && r.hogs > 0) {
+        atomic_store_explicit(&r.feeder_stop, 1, memory_order_relaxed);
+        if (pthread_join(feed, NULL) != 0)
+            wl_die("cannot join the feeder thread");
+        for (uint64_t i = 0; i < r.hogs; i++)
+            (void)close(r.counts[i].rfd);
+    }
 
     uint64_t ticks = atomic_load_explicit(&r.ticks, memory_order_acquire);
     if (ticks == 0)
@@ -155,7 +323,12 @@ int main(int argc, char **argv)
     }
     wl_sort_i64(r.late_ns, ticks);
     char name[64];
-    snprintf(name, sizeof(name), "fairness_h%" PRIu64, r.hogs);
+    snprintf(name, sizeof(name), "fairness_%s%" PRIu64,
+             r.mode == MODE_BLOCK ? "blk" : "h", r.hogs);
+    if (r.mode == MODE_BLOCK && r.ticking_ns > 0)
+        fprintf(stderr, "%s: %" PRIu64 " hog reads in %.0f ms (%.0f/s)\n",
+                name, r.reads_ticking, (double)r.ticking_ns / 1e6,
+                (double)r.reads_ticking * 1e9 / (double)r.ticking_ns);
     wl_report(name, r.schedulers, "p50_us",
               (double)wl_percentile(r.late_ns, ticks, 50) / 1e3);
     wl_report(name, r.schedulers, "p99_us",
