@@ -1,15 +1,19 @@
-// fairness: how late a sleeping goroutine wakes while CPU-bound ones run.
+// fairness: how late a sleeping goroutine wakes while busy ones run.
 //
-// HOGS goroutines count in a loop without function calls, so only the
-// runtime's asynchronous (signal-based) preemption takes the CPU from them.
-// A ticker goroutine sleeps 1 ms TICKS times and records each wake-up's
-// lateness (actual sleep - 1 ms); it stops after TICKS ticks or CAP_MS
-// milliseconds from the start (just before the hogs are spawned), whichever
-// comes first, and sends its samples to the main
-// goroutine. The hogs then stop and publish their counts (so the loop is not
-// dead code). Printed as workload fairness_h<HOGS>.
+// MODE 0 (cooperative hogs): HOGS goroutines count in a loop without
+// function calls, so only the runtime's asynchronous (signal-based)
+// preemption takes the CPU from them. A ticker goroutine sleeps 1 ms TICKS
+// times and records each wake-up's lateness (actual sleep - 1 ms); it stops
+// after TICKS ticks or CAP_MS milliseconds from the start (just before the
+// hogs are spawned), whichever comes first, and sends its samples to the
+// main goroutine. The hogs then stop and publish their counts (so the loop
+// is not dead code). Printed as workload fairness_h<HOGS>.
 //
-//	fairness [-s SCHEDULERS] [HOGS [TICKS [CAP_MS]]]    (defaults 1000 2000 10000)
+// MODE 1 (blocking hogs, blocking.go): HOGS goroutines each read one byte
+// at a time from their own os.Pipe; a feeder writes to the pipes in turn.
+// Printed as workload fairness_blk<HOGS>.
+//
+//	fairness [-s SCHEDULERS] [HOGS [TICKS [CAP_MS [MODE]]]]  (defaults 1000 2000 10000 0)
 package main
 
 import (
@@ -57,11 +61,21 @@ func percentile(sorted []time.Duration, pct int) float64 {
 }
 
 func main() {
-	sizes := cli.ParseCounts("fairness", 1000, 2000, 10000)
-	hogs, ticks, capMS := sizes[0], sizes[1], sizes[2]
+	sizes := cli.ParseCounts("fairness", 1000, 2000, 10000, 0)
+	hogs, ticks, capMS, mode := sizes[0], sizes[1], sizes[2], sizes[3]
 	name := fmt.Sprintf("fairness_h%d", hogs)
+	if mode == 1 {
+		name = fmt.Sprintf("fairness_blk%d", hogs)
+	}
 	if ticks < 1 || capMS < 1 {
 		cli.Fail(name, "TICKS and CAP_MS must be positive")
+	}
+	if mode > 1 {
+		cli.Fail(name, "MODE must be 0 (cooperative hogs) or 1 (blocking hogs)")
+	}
+	if mode == 1 {
+		blocking(name, hogs, ticks, capMS)
+		return
 	}
 
 	deadline := time.Now().Add(time.Duration(capMS) * time.Millisecond)
@@ -84,6 +98,11 @@ func main() {
 	if hogs > 0 && total == 0 {
 		cli.Fail(name, "the hogs never ran")
 	}
+	report(name, late)
+}
+
+// report prints the lateness percentiles and the tick count.
+func report(name string, late []time.Duration) {
 	sort.Slice(late, func(i, j int) bool { return late[i] < late[j] })
 	cli.Report(name, "p50_us", percentile(late, 50))
 	cli.Report(name, "p99_us", percentile(late, 99))
