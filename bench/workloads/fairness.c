@@ -118,6 +118,8 @@ static void blocking_hog(void *arg)
     for (uint64_t n = 1;; n++) {
         intptr_t got;
         int rc = tel_blocking(read_one, h, &got);
+        if (rc == TEL_ESHUTDOWN)
+            return; /* the main process has returned: the run is over */
         if (rc != 0)
             wl_die("tel_blocking: %s", tel_strerror(rc));
         if (got == 0)

@@ -100,10 +100,10 @@ blocking(Hogs, Ticks, CapMs) ->
     end,
     Self = self(),
     Counts = counters:new(max(Hogs, 1), [write_concurrency]),
-    Dir = case Hogs of
-              0 -> none;
-              _ -> start_feeder(Name, Hogs)
-          end,
+    {Dir, Port} = case Hogs of
+                      0 -> {none, none};
+                      _ -> start_feeder(Name, Hogs)
+                  end,
     _ = [spawn(fun() -> blocking_hog(fifo(Dir, I), Counts, I, Self) end)
          || I <- lists:seq(1, Hogs)],
     WarmBy = erlang:monotonic_time(millisecond) + CapMs,
@@ -118,7 +118,10 @@ blocking(Hogs, Ticks, CapMs) ->
     spawn(fun() -> ticker(Ticks, Start + CapMs * 1000000, Self, []) end),
     Lates = receive
                 {lateness, L} -> L;
-                {hog_failed, Why2} -> peer_cli:fail(Name, Why2)
+                {hog_failed, Why2} -> peer_cli:fail(Name, Why2);
+                {Port, {exit_status, S}} -> % the hogs would be idle
+                    peer_cli:fail(Name, io_lib:format("the feeder exited (~b)",
+                                                      [S]))
             end,
     Reads = total_reads(Counts, Hogs) - Reads0,
     Ms = (erlang:monotonic_time(nanosecond) - Start) / 1.0e6,
@@ -134,7 +137,8 @@ blocking(Hogs, Ticks, CapMs) ->
 fifo(Dir, I) -> filename:join(Dir, integer_to_list(I)).
 
 %% Starts the feeder on Hogs new FIFOs (named 1..Hogs in a new directory);
-%% returns the directory once they are all open for writing.
+%% returns the directory and the feeder's port once they are all open for
+%% writing.
 start_feeder(Name, Hogs) ->
     Tmp = case os:getenv("TMPDIR") of
               false -> "/tmp";
@@ -156,7 +160,7 @@ start_feeder(Name, Hogs) ->
                               lists:flatten(Sleep)]},
                       {line, 64}, binary, exit_status, use_stdio]),
     receive
-        {Port, {data, {eol, <<"ready">>}}} -> Dir;
+        {Port, {data, {eol, <<"ready">>}}} -> {Dir, Port};
         {Port, {exit_status, S}} ->
             remove_fifos(Dir, Hogs),
             peer_cli:fail(Name, io_lib:format("the feeder exited (~b)", [S]))
