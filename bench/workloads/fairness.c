@@ -327,7 +327,7 @@ int main(int argc, char **argv)
     char name[64];
     snprintf(name, sizeof(name), "fairness_%s%" PRIu64,
              r.mode == MODE_BLOCK ? "blk" : "h", r.hogs);
-    if (r.mode == MODE_BLOCK && r.ticking_ns > 0)
+    if (r.mode == MODE_BLOCK && r.hogs > 0 && r.ticking_ns > 0)
         fprintf(stderr, "%s: %" PRIu64 " hog reads in %.0f ms (%.0f/s)\n",
                 name, r.reads_ticking, (double)r.ticking_ns / 1e6,
                 (double)r.reads_ticking * 1e9 / (double)r.ticking_ns);
