@@ -148,8 +148,20 @@ static void proc_exit(struct sched *s, struct task *t)
         tel__sig_exit(p);
     if (TEL_UNLIKELY(f & PROC_NAMED))
         tel__reg_exit(p);
-    if (tel__pid_exit(p))
-        tel__proc_retire(p);
+    if (tel__pid_exit(p)) {
+        /* With one scheduler, the block can go at once. What the epoch
+         * waits for is another scheduler that looked p up without a
+         * reference; here the only scheduler is this one, and it is past a
+         * pick (we run in the context that followed p's switch-out), so no
+         * code on it holds such a pointer (sched/epoch.h's rule). Other
+         * threads hold references, and tel__pid_exit returned true only
+         * when none was held (a later tel__pid_ref fails: ALIVE is clear).
+         * This skips the retire, the collect and the epoch advance. */
+        if (tel__sched_count() == 1)
+            tel__proc_release(p);
+        else
+            tel__proc_retire(p);
+    }
     if (is_main)
         tel__sched_stop();
 }
