@@ -433,8 +433,13 @@ bool tel__pid_exit(struct proc *p)
     struct slot *sl = &slots[pid & PID_IDX_MASK];
     int ci = self_ci();
     unreserve(ci);
-    uint64_t w = atomic_fetch_and_explicit(&sl->word, ~W_ALIVE,
+    /* ALIVE is set (only this, once per pid, clears it): subtracting it
+     * clears it, in one exchange-add where an and returning the old word
+     * is a compare-exchange loop on x86. seq_cst: the unlink epoch.c's
+     * proof starts from. */
+    uint64_t w = atomic_fetch_sub_explicit(&sl->word, W_ALIVE,
                                            memory_order_seq_cst);
+    TEL_ASSERT(w & W_ALIVE);
     if ((w & W_REFS) != 0)
         return false; /* the last tel__pid_unref finishes */
     free_slot(pid, ci);
