@@ -100,6 +100,8 @@ struct pcache {
 } TEL_ALIGNED_CL;
 
 static struct slot *slots;
+void *tel__pid_table;
+_Static_assert(sizeof(struct slot) == 16, "tel__pid_prefetch's slot size");
 static size_t map_bytes;
 static uint32_t cap;
 static uint32_t max_live;
@@ -125,6 +127,7 @@ int tel__pid_init(uint32_t max_procs, unsigned nc)
     if (m == MAP_FAILED)
         return TEL_ENOMEM;
     slots = m;
+    tel__pid_table = m;
     /* The shared stack holds at most cap chains; mapped lazily too. */
     void *g = mmap(NULL, (size_t)cap * sizeof(struct chain),
                    PROT_READ | PROT_WRITE,
@@ -155,6 +158,7 @@ void tel__pid_fini(void)
     munmap(gfree, (size_t)cap * sizeof(struct chain));
     tel__mem_free_cl(caches, sizeof(*caches) * (n_caches ? n_caches : 1));
     slots = NULL;
+    tel__pid_table = NULL;
     gfree = NULL;
     caches = NULL;
 }
@@ -349,6 +353,10 @@ int tel__pid_alloc(int ci, struct proc *p, tel_pid_t *out)
         unreserve(ci);
         return TEL_ELIMIT;
     }
+    /* The next spawn's slot: its line may have been freed on another CPU
+     * (a prefetch for writing; NIL has no slot). */
+    if (TEL_LIKELY(ci >= 0) && caches[ci].cur.head != NIL)
+        __builtin_prefetch(&slots[caches[ci].cur.head], 1, 3);
     struct slot *sl = &slots[idx];
     uint64_t w = atomic_load_explicit(&sl->word, memory_order_relaxed);
     uint64_t gen = w >> PID_GEN_SHIFT;

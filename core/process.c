@@ -108,6 +108,7 @@ static void proc_main(struct task *t)
         if (!p->mbox.saved)
             (void)tel_hibernate(p->fn, p->arg);
     }
+    tel__pid_prefetch(p->pid); /* for the exit, while fn runs */
     p->fn(p->arg);
     tel_exit(TEL_NORMAL);
 }
