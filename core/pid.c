@@ -84,7 +84,9 @@ struct slot {
     };
 };
 
-/* A chain of free slots linked through `next`: head index and length. */
+/* A chain of free slots linked through `next`: head index and length (the
+ * length ends it; the last slot's `next` need not be NIL). A chain in a
+ * cache or on the shared stack holds at most PID_BATCH slots. */
 struct chain {
     uint32_t head, n;
 };
@@ -192,8 +194,15 @@ static TEL_NOINLINE bool take_slot_slow(int ci, uint32_t *idx)
         if (n_gfree) {
             c->cur = gfree[--n_gfree];
         } else if (loose.n) {
-            c->cur = loose;
-            loose = (struct chain){NIL, 0};
+            /* At most a chain's worth: a cache holds fewer than
+             * 2 * PID_BATCH slots, which `cap` counts on. */
+            uint32_t k = loose.n < PID_BATCH ? loose.n : PID_BATCH;
+            uint32_t last = loose.head;
+            for (uint32_t i = 1; i < k; i++)
+                last = next_of(last);
+            c->cur = (struct chain){loose.head, k};
+            loose.head = next_of(last); /* cur's n ends it, not a NIL */
+            loose.n -= k;
         }
         tel__mutex_unlock(&flock);
         if (c->cur.n) {
@@ -354,8 +363,8 @@ int tel__pid_alloc(int ci, struct proc *p, tel_pid_t *out)
         return TEL_ELIMIT;
     }
     /* The next spawn's slot: its line may have been freed on another CPU
-     * (a prefetch for writing; NIL has no slot). */
-    if (TEL_LIKELY(ci >= 0) && caches[ci].cur.head != NIL)
+     * (a prefetch for writing). */
+    if (TEL_LIKELY(ci >= 0) && caches[ci].cur.n)
         __builtin_prefetch(&slots[caches[ci].cur.head], 1, 3);
     struct slot *sl = &slots[idx];
     uint64_t w = atomic_load_explicit(&sl->word, memory_order_relaxed);
