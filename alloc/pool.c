@@ -457,12 +457,14 @@ void tel__pool_free(void *p, size_t size)
         tel__mem_free(p, size);
         return;
     }
-    unsigned c = class_of(size);
     struct slab *s = slab_of(p);
     struct pool_cache *owner =
         atomic_load_explicit(&s->owner, memory_order_relaxed);
+    /* The slab's class, not class_of(size): one load from the line owner
+     * is on, instead of a chain of compares. */
+    unsigned c = s->cls;
     struct pool_cache *pc = tls_cache;
-    TEL_ASSERT(s->cls == c);
+    TEL_ASSERT(c == class_of(size));
     if (TEL_LIKELY(owner == pc)) {
         *(void **)p = pc->head[c];
         pc->head[c] = p;
