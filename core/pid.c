@@ -40,8 +40,14 @@
  * credit, so the limit stays exact.
  *   - gen wraps after 2^36 reuses of one slot (not before).
  *
- * Concurrency: cache i belongs to scheduler i; the shared free list is under
- * a mutex taken once per batch of PID_BATCH; `next_unused` is an atomic bump.
+ * Free slots are chained through their own `next` field (the slot's second
+ * word, which holds the proc pointer only while the slot is in use), so
+ * slots move between a cache and the shared list a whole chain at a time,
+ * never one by one: a scheduler gives a chain of PID_BATCH to the shared
+ * list when it holds two, and takes one back when it has none.
+ *
+ * Concurrency: cache i belongs to scheduler i; the shared list of chains is
+ * under a mutex taken once per chain; `next_unused` is an atomic bump.
  */
 #include "core/pid.h"
 
@@ -60,36 +66,55 @@
 #define PID_GEN_MAX ((1ull << (64 - PID_IDX_BITS)) - 1)
 #define W_ALIVE (1ull << 27)
 #define W_REFS ((1ull << 27) - 1)
-#define PID_CACHE_MAX 64
-#define PID_BATCH 32
+#define PID_BATCH 64
+#define NIL UINT32_MAX
 
 struct slot {
     _Atomic uint64_t word;
-    /* The pid's block while ALIVE or refs > 0. Atomic: a lookup may read it
-     * while a spawn that reuses the slot writes it (the lookup then sees
-     * the word change and discards what it read). */
-    _Atomic(struct proc *) proc;
+    union {
+        /* The pid's block while ALIVE or refs > 0. Atomic: a lookup may
+         * read it while a spawn that reuses the slot writes it, or while an
+         * exit writes `next` (the lookup then sees the word change and
+         * discards what it read). */
+        _Atomic(struct proc *) proc;
+        /* While free: the next free slot of its chain, or NIL. Its writer
+         * and readers are the chain's holder (a cache's owner, or whoever
+         * holds flock). */
+        _Atomic uint64_t next;
+    };
+};
+
+/* A chain of free slots linked through `next`: head index and length (the
+ * length ends it; the last slot's `next` need not be NIL). A chain in a
+ * cache or on the shared stack holds at most PID_BATCH slots. */
+struct chain {
+    uint32_t head, n;
 };
 
 #define CREDIT_BATCH 64
 
 struct pcache {
-    uint32_t n;
-    uint32_t idx[PID_CACHE_MAX];
+    struct chain cur;  /* taken from and given to first */
+    struct chain full; /* a chain of PID_BATCH, or n == 0 */
     /* Reserved but unused process slots; the owner spends and refunds,
      * others take from it only at the limit. */
     _Atomic int64_t credit;
 } TEL_ALIGNED_CL;
 
 static struct slot *slots;
+void *tel__pid_table;
+_Static_assert(sizeof(struct slot) == 16, "tel__pid_prefetch's slot size");
 static size_t map_bytes;
 static uint32_t cap;
 static uint32_t max_live;
 static _Atomic uint64_t reserved TEL_ALIGNED_CL;
 static _Atomic uint32_t next_unused TEL_ALIGNED_CL;
 static pthread_mutex_t flock = PTHREAD_MUTEX_INITIALIZER;
-static uint32_t *gfree; /* shared free stack, under flock */
+/* Under flock: chains given back by schedulers (a stack of them), and the
+ * single slots freed by other threads (one chain). */
+static struct chain *gfree;
 static uint32_t n_gfree;
+static struct chain loose;
 static struct pcache *caches;
 static unsigned n_caches;
 
@@ -97,15 +122,16 @@ int tel__pid_init(uint32_t max_procs, unsigned nc)
 {
     max_live = max_procs;
     n_caches = nc;
-    cap = max_procs + nc * PID_CACHE_MAX + 1;
+    cap = max_procs + nc * 2 * PID_BATCH + 1;
     map_bytes = (size_t)cap * sizeof(struct slot);
     void *m = mmap(NULL, map_bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED)
         return TEL_ENOMEM;
     slots = m;
-    /* The shared free stack holds at most cap indices; mapped lazily too. */
-    void *g = mmap(NULL, (size_t)cap * sizeof(uint32_t),
+    tel__pid_table = m;
+    /* The shared stack holds at most cap chains; mapped lazily too. */
+    void *g = mmap(NULL, (size_t)cap * sizeof(struct chain),
                    PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (g == MAP_FAILED) {
@@ -116,10 +142,13 @@ int tel__pid_init(uint32_t max_procs, unsigned nc)
     n_gfree = 0;
     caches = tel__mem_zalloc_cl(sizeof(*caches) * (nc ? nc : 1));
     if (!caches) {
-        munmap(g, (size_t)cap * sizeof(uint32_t));
+        munmap(g, (size_t)cap * sizeof(struct chain));
         munmap(m, map_bytes);
         return TEL_ENOMEM;
     }
+    for (unsigned i = 0; i < (nc ? nc : 1); i++)
+        caches[i].cur.head = caches[i].full.head = NIL;
+    loose = (struct chain){NIL, 0};
     atomic_store_explicit(&reserved, 0, memory_order_relaxed);
     atomic_store_explicit(&next_unused, 0, memory_order_relaxed);
     return 0;
@@ -128,34 +157,70 @@ int tel__pid_init(uint32_t max_procs, unsigned nc)
 void tel__pid_fini(void)
 {
     munmap(slots, map_bytes);
-    munmap(gfree, (size_t)cap * sizeof(uint32_t));
+    munmap(gfree, (size_t)cap * sizeof(struct chain));
     tel__mem_free_cl(caches, sizeof(*caches) * (n_caches ? n_caches : 1));
     slots = NULL;
+    tel__pid_table = NULL;
     gfree = NULL;
     caches = NULL;
 }
 
-static bool take_slot(int ci, uint32_t *idx)
+static inline uint32_t next_of(uint32_t idx)
+{
+    return (uint32_t)atomic_load_explicit(&slots[idx].next,
+                                          memory_order_relaxed);
+}
+
+/* Pop c's head (c->n > 0). */
+static inline uint32_t chain_pop(struct chain *c)
+{
+    uint32_t idx = c->head;
+    c->head = next_of(idx);
+    c->n--;
+    return idx;
+}
+
+static TEL_NOINLINE bool take_slot_slow(int ci, uint32_t *idx)
 {
     if (ci >= 0) {
         struct pcache *c = &caches[ci];
-        if (TEL_LIKELY(c->n)) {
-            *idx = c->idx[--c->n];
+        if (c->full.n) {
+            c->cur = c->full;
+            c->full = (struct chain){NIL, 0};
+            *idx = chain_pop(&c->cur);
             return true;
         }
         tel__mutex_lock(&flock);
-        while (n_gfree && c->n < PID_BATCH)
-            c->idx[c->n++] = gfree[--n_gfree];
+        if (n_gfree) {
+            c->cur = gfree[--n_gfree];
+        } else if (loose.n) {
+            /* At most a chain's worth: a cache holds fewer than
+             * 2 * PID_BATCH slots, which `cap` counts on. */
+            uint32_t k = loose.n < PID_BATCH ? loose.n : PID_BATCH;
+            uint32_t last = loose.head;
+            for (uint32_t i = 1; i < k; i++)
+                last = next_of(last);
+            c->cur = (struct chain){loose.head, k};
+            loose.head = next_of(last); /* cur's n ends it, not a NIL */
+            loose.n -= k;
+        }
         tel__mutex_unlock(&flock);
-        if (c->n) {
-            *idx = c->idx[--c->n];
+        if (c->cur.n) {
+            *idx = chain_pop(&c->cur);
             return true;
         }
     } else {
         tel__mutex_lock(&flock);
-        bool ok = n_gfree > 0;
-        if (ok)
-            *idx = gfree[--n_gfree];
+        bool ok = true;
+        if (loose.n) {
+            *idx = chain_pop(&loose);
+        } else if (n_gfree) {
+            *idx = chain_pop(&gfree[n_gfree - 1]);
+            if (!gfree[n_gfree - 1].n)
+                n_gfree--;
+        } else {
+            ok = false;
+        }
         tel__mutex_unlock(&flock);
         if (ok)
             return true;
@@ -173,24 +238,57 @@ static bool take_slot(int ci, uint32_t *idx)
     return true;
 }
 
-static void put_slot(int ci, uint32_t idx)
+/* A free slot for cache ci (or -1): its own chain first. */
+static inline bool take_slot(int ci, uint32_t *idx)
+{
+    if (TEL_LIKELY(ci >= 0) && TEL_LIKELY(caches[ci].cur.n)) {
+        *idx = chain_pop(&caches[ci].cur);
+        return true;
+    }
+    return take_slot_slow(ci, idx);
+}
+
+/* Push idx (free, its word already bumped) on c. Release: a lookup that
+ * read this `next` as its proc pointer (then an acquire fence) must see the
+ * bumped word on its second load, and so discard it (a plain store on
+ * x86). */
+static inline void chain_push(struct chain *c, uint32_t idx)
+{
+    atomic_store_explicit(&slots[idx].next, c->head, memory_order_release);
+    c->head = idx;
+    c->n++;
+}
+
+static TEL_NOINLINE void put_slot_slow(int ci, uint32_t idx)
 {
     if (ci >= 0) {
         struct pcache *c = &caches[ci];
-        if (TEL_LIKELY(c->n < PID_CACHE_MAX)) {
-            c->idx[c->n++] = idx;
-            return;
+        /* cur is a whole chain: it becomes `full`, and the old `full`, if
+         * any, goes to the shared list. */
+        if (c->full.n) {
+            tel__mutex_lock(&flock);
+            gfree[n_gfree++] = c->full;
+            tel__mutex_unlock(&flock);
         }
-        tel__mutex_lock(&flock);
-        for (uint32_t i = 0; i < PID_BATCH; i++)
-            gfree[n_gfree++] = c->idx[--c->n];
-        gfree[n_gfree++] = idx;
-        tel__mutex_unlock(&flock);
+        c->full = c->cur;
+        c->cur = (struct chain){NIL, 0};
         return;
     }
     tel__mutex_lock(&flock);
-    gfree[n_gfree++] = idx;
+    chain_push(&loose, idx);
     tel__mutex_unlock(&flock);
+}
+
+/* Give idx back to cache ci (or -1). */
+static inline void put_slot(int ci, uint32_t idx)
+{
+    if (TEL_LIKELY(ci >= 0)) {
+        struct chain *c = &caches[ci].cur;
+        chain_push(c, idx);
+        if (TEL_LIKELY(c->n < PID_BATCH))
+            return;
+    }
+    put_slot_slow(ci, idx);
 }
 
 static bool take_credit(_Atomic int64_t *c)
@@ -204,12 +302,8 @@ static bool take_credit(_Atomic int64_t *c)
     return false;
 }
 
-/* Count one more process against max_procs. ci: the caller's scheduler or
- * -1. */
-static bool reserve(int ci)
+static TEL_NOINLINE bool reserve_slow(int ci)
 {
-    if (ci >= 0 && take_credit(&caches[ci].credit))
-        return true;
     uint64_t want = ci >= 0 ? CREDIT_BATCH : 1;
     uint64_t r = atomic_load_explicit(&reserved, memory_order_relaxed);
     while (r < max_live) {
@@ -229,6 +323,15 @@ static bool reserve(int ci)
         if (take_credit(&caches[k].credit))
             return true;
     return false;
+}
+
+/* Count one more process against max_procs. ci: the caller's scheduler or
+ * -1. */
+static inline bool reserve(int ci)
+{
+    if (TEL_LIKELY(ci >= 0) && take_credit(&caches[ci].credit))
+        return true;
+    return reserve_slow(ci);
 }
 
 static void unreserve(int ci)
@@ -259,6 +362,10 @@ int tel__pid_alloc(int ci, struct proc *p, tel_pid_t *out)
         unreserve(ci);
         return TEL_ELIMIT;
     }
+    /* The next spawn's slot: its line may have been freed on another CPU
+     * (a prefetch for writing). */
+    if (TEL_LIKELY(ci >= 0) && caches[ci].cur.n)
+        __builtin_prefetch(&slots[caches[ci].cur.head], 1, 3);
     struct slot *sl = &slots[idx];
     uint64_t w = atomic_load_explicit(&sl->word, memory_order_relaxed);
     uint64_t gen = w >> PID_GEN_SHIFT;
@@ -317,7 +424,13 @@ struct proc *tel__pid_lookup(tel_pid_t pid)
     return (w & mask) == key ? p : NULL;
 }
 
-static void free_slot(tel_pid_t pid);
+static inline void free_slot(tel_pid_t pid, int ci);
+
+static inline int self_ci(void)
+{
+    struct sched *s = tel__sched_self();
+    return s ? (int)s->index : -1;
+}
 
 void tel__pid_unref(struct proc *p)
 {
@@ -326,7 +439,7 @@ void tel__pid_unref(struct proc *p)
     uint64_t w = atomic_fetch_sub_explicit(&sl->word, 1, memory_order_seq_cst);
     if (TEL_UNLIKELY(((w - 1) & (W_ALIVE | W_REFS)) == 0)) {
         /* The process exited while we held it: ours to finish. */
-        free_slot(pid);
+        free_slot(pid, self_ci());
         tel__proc_retire(p);
     }
 }
@@ -335,17 +448,22 @@ bool tel__pid_exit(struct proc *p)
 {
     tel_pid_t pid = p->pid;
     struct slot *sl = &slots[pid & PID_IDX_MASK];
-    struct sched *s = tel__sched_self();
-    unreserve(s ? (int)s->index : -1);
-    uint64_t w = atomic_fetch_and_explicit(&sl->word, ~W_ALIVE,
+    int ci = self_ci();
+    unreserve(ci);
+    /* ALIVE is set (only this, once per pid, clears it): subtracting it
+     * clears it, in one exchange-add where an and returning the old word
+     * is a compare-exchange loop on x86. seq_cst: the unlink epoch.c's
+     * proof starts from. */
+    uint64_t w = atomic_fetch_sub_explicit(&sl->word, W_ALIVE,
                                            memory_order_seq_cst);
+    TEL_ASSERT(w & W_ALIVE);
     if ((w & W_REFS) != 0)
         return false; /* the last tel__pid_unref finishes */
-    free_slot(pid);
+    free_slot(pid, ci);
     return true;
 }
 
-static void free_slot(tel_pid_t pid)
+static inline void free_slot(tel_pid_t pid, int ci)
 {
     uint32_t idx = (uint32_t)(pid & PID_IDX_MASK);
     uint64_t gen = (pid >> PID_GEN_SHIFT) + 1;
@@ -353,9 +471,7 @@ static void free_slot(tel_pid_t pid)
         gen = 1;
     atomic_store_explicit(&slots[idx].word, gen << PID_GEN_SHIFT,
                           memory_order_release);
-    atomic_store_explicit(&slots[idx].proc, NULL, memory_order_relaxed);
-    struct sched *s = tel__sched_self();
-    put_slot(s ? (int)s->index : -1, idx);
+    put_slot(ci, idx);
 }
 
 bool tel__pid_alive(tel_pid_t pid)

@@ -18,6 +18,18 @@ struct proc;
  * caches. 0 or TEL_ENOMEM. tel_run's thread.
  */
 int tel__pid_init(uint32_t max_procs, unsigned n_caches);
+
+/* The slot table (16-byte slots, pid.c), for tel__pid_prefetch. */
+extern void *tel__pid_table;
+
+/* A hint: pid's slot will be written soon here (its exit). Its line is often
+ * in the cache of the CPU that spawned it; fetch it meanwhile. */
+static inline void tel__pid_prefetch(tel_pid_t pid)
+{
+    __builtin_prefetch((char *)tel__pid_table +
+                           (pid & ((1ull << PID_IDX_BITS) - 1)) * 16,
+                       1, 3);
+}
 void tel__pid_fini(void);
 
 /*

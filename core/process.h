@@ -20,6 +20,14 @@ enum proc_flags {
 /* 128 bytes (x86-64, no TSan): see sched/task.h for why every word counts. */
 struct proc {
     struct task task; /* first: the scheduler sees only this */
+    /* A struct proc_ext * (links, monitors: core/link.h), allocated the
+     * first time the process has any, or'ed with XW_SIG: an exit signal
+     * may be waiting in the mailbox (any sender sets it; core/link.c).
+     * In the task's cache line, not the mailbox's: the process reads it at
+     * every spawn, yield and charge (tel__sig_poll), and senders on other
+     * CPUs write the mailbox's line all the time (at s=2, spawn_exit's main
+     * process missed the cache at every tel_spawn with it there). */
+    _Atomic uintptr_t xw;
     tel_pid_t pid;
     /* fn is read when the process starts (or restarts from hibernation);
      * reason is written when it ends, after fn is dead. */
@@ -28,10 +36,6 @@ struct proc {
         tel_reason_t reason;
     };
     void *arg;
-    /* A struct proc_ext * (links, monitors: core/link.h), allocated the
-     * first time the process has any, or'ed with XW_SIG: an exit signal
-     * may be waiting in the mailbox (any sender sets it; core/link.c). */
-    _Atomic uintptr_t xw;
     struct mailbox mbox;
 };
 

@@ -414,6 +414,15 @@ static inline void enqueue_local(struct sched *s, struct task *t)
 static inline struct task *pop_local(struct sched *s)
 {
     struct task *t = tel__runq_pop(&s->runq);
+    /* The task after t: its block is often still in the cache of the
+     * scheduler that spawned it (a steal brought it here); fetch it while
+     * t runs. A racy peek: a stale pointer costs a useless prefetch, never
+     * a fault. */
+    struct runq *q = &s->runq;
+    __builtin_prefetch(atomic_load_explicit(
+        &q->buf[atomic_load_explicit(&q->head, memory_order_relaxed) &
+                (RUNQ_CAP - 1)],
+        memory_order_relaxed));
     if (TEL_UNLIKELY(!t) && !backlog_empty(s))
         t = backlog_refill(s);
     return t;
