@@ -809,8 +809,10 @@ static void do_terminate_child(struct sup *s, const struct sup_req *q,
         child_drop(s, c);
 }
 
-static void do_restart_child(struct sup *s, const struct sup_req *q,
-                             struct sup_reply *r)
+/* The stopped child q names, for restart_child and delete_child; NULL with
+ * r->rc set (OTP's errors) if there is none. */
+static struct child *stopped_child(struct sup *s, const struct sup_req *q,
+                                   struct sup_reply *r)
 {
     struct child *c = is_simple(s) ? NULL : find_id(s, q->id);
     if (is_simple(s))
@@ -821,7 +823,18 @@ static void do_restart_child(struct sup *s, const struct sup_req *q,
         r->rc = TEL_ERUNNING;
     else if (c->restarting)
         r->rc = TEL_ERESTARTING;
-    else if (start_proc(s, c) != 0)
+    else
+        return c;
+    return NULL;
+}
+
+static void do_restart_child(struct sup *s, const struct sup_req *q,
+                             struct sup_reply *r)
+{
+    struct child *c = stopped_child(s, q, r);
+    if (!c)
+        return;
+    if (start_proc(s, c) != 0)
         r->rc = TEL_EINIT;
     else
         r->pid = c->pid;
@@ -830,16 +843,8 @@ static void do_restart_child(struct sup *s, const struct sup_req *q,
 static void do_delete_child(struct sup *s, const struct sup_req *q,
                             struct sup_reply *r)
 {
-    struct child *c = is_simple(s) ? NULL : find_id(s, q->id);
-    if (is_simple(s))
-        r->rc = TEL_EINVAL;
-    else if (!c)
-        r->rc = TEL_ENOENT;
-    else if (c->pid)
-        r->rc = TEL_ERUNNING;
-    else if (c->restarting)
-        r->rc = TEL_ERESTARTING;
-    else
+    struct child *c = stopped_child(s, q, r);
+    if (c)
         child_drop(s, c);
 }
 

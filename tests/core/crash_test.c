@@ -25,6 +25,7 @@
 #include "alloc/lock.h"
 #include "core/process.h"
 #include "sched/scheduler.h"
+#include "exit_log.h"
 
 #if defined(__SANITIZE_THREAD__)
 #define TT_TSAN 1
@@ -51,41 +52,6 @@
 /* Exit reasons, seen by the observer hook                                   */
 /* ------------------------------------------------------------------------ */
 
-#define MAX_EXITS 4096
-
-static struct {
-    _Atomic tel_pid_t pid;
-    _Atomic tel_reason_t reason;
-} exits[MAX_EXITS];
-static atomic_uint n_exits;
-
-static void observe(tel_pid_t pid, tel_reason_t reason)
-{
-    unsigned i = atomic_fetch_add(&n_exits, 1);
-    if (i < MAX_EXITS) {
-        atomic_store(&exits[i].reason, reason);
-        atomic_store(&exits[i].pid, pid); /* last: the entry is complete */
-    }
-}
-
-/* The reason pid exited with, or 1 if its exit was not seen. */
-static tel_reason_t reason_of(tel_pid_t pid)
-{
-    unsigned n = atomic_load(&n_exits);
-    for (unsigned i = 0; i < n && i < MAX_EXITS; i++)
-        if (atomic_load(&exits[i].pid) == pid)
-            return atomic_load(&exits[i].reason);
-    return 1;
-}
-
-static unsigned count_reason(tel_reason_t r)
-{
-    unsigned n = atomic_load(&n_exits), k = 0;
-    for (unsigned i = 0; i < n && i < MAX_EXITS; i++)
-        if (atomic_load(&exits[i].pid) && atomic_load(&exits[i].reason) == r)
-            k++;
-    return k;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Ways to fault                                                             */
@@ -121,7 +87,7 @@ static void *bus_page;  /* a page of an empty memfd: any access is SIGBUS */
 
 static void maps_up(void)
 {
-    tel__proc_exit_observer = observe;
+    tt_observe_up();
     long pg = sysconf(_SC_PAGESIZE);
     /* Kept reserved for the whole test (an unmapped page could be
      * reused by the runtime's own mappings). */
@@ -261,7 +227,7 @@ static void ring_stop(void)
         TT_CHECK(tt_await_dead(atomic_load(&ring[i]), 20000),
                  "ring member %d did not stop", i);
     for (int i = 0; i < N_SIB; i++) {
-        tel_reason_t r = reason_of(atomic_load(&ring[i]));
+        tel_reason_t r = tt_reason_of(atomic_load(&ring[i]));
         TT_CHECK(r == TEL_NORMAL, "ring member %d ended with %" PRId64, i, r);
     }
 }
@@ -277,9 +243,9 @@ static void expect_crash(enum kind k)
     if (!TT_CHECK(tt_await_dead(p, 20000), "%s: still alive", kind_names[k]))
         return;
     bool seen;
-    TT_AWAIT(seen, reason_of(p) != 1, 5000);
+    TT_AWAIT(seen, tt_reason_of(p) != 1, 5000);
     (void)seen; /* the check below says what was seen */
-    tel_reason_t r = reason_of(p);
+    tel_reason_t r = tt_reason_of(p);
     TT_CHECK(r == TEL_CRASHED, "%s: ended with %" PRId64 " (%s), want crashed",
              kind_names[k], r, tel_reason_str(r));
 }
@@ -302,9 +268,9 @@ static void run_kind(enum kind k)
 {
     tel_config_t cfg = {.schedulers = 2};
     TT_RUN(&cfg, crash_among_siblings, (void *)(uintptr_t)k);
-    cr_assert_eq(count_reason(TEL_CRASHED), 3, "%u crashed, want 3",
-                 count_reason(TEL_CRASHED));
-    cr_assert_eq(count_reason(TEL_NORMAL), N_SIB + 1);
+    cr_assert_eq(tt_count_reason(TEL_CRASHED), 3, "%u crashed, want 3",
+                 tt_count_reason(TEL_CRASHED));
+    cr_assert_eq(tt_count_reason(TEL_NORMAL), N_SIB + 1);
 }
 
 Test(crash, a_null_dereference_ends_only_that_process, .init = maps_up,
@@ -362,7 +328,7 @@ static void run_kind_in_call(enum kind k)
     int rc = tel_run(&cfg, crash_among_siblings, (void *)(uintptr_t)k);
     cr_assert_eq(rc, 0, "tel_run returned %d", rc);
     TT_ASSERT_NO_FAILURES();
-    cr_assert_eq(count_reason(TEL_CRASHED), 3);
+    cr_assert_eq(tt_count_reason(TEL_CRASHED), 3);
 }
 
 Test(crash, tel_send_given_a_bad_data_pointer_ends_only_the_sender,
@@ -377,7 +343,7 @@ Test(crash, tel_recv_given_a_bad_out_pointer_ends_only_the_caller,
     /* It faults before it takes anything: nothing is lost. */
     tel_config_t cfg = {.schedulers = 2};
     TT_RUN(&cfg, crash_among_siblings, (void *)(uintptr_t)K_RECV);
-    cr_assert_eq(count_reason(TEL_CRASHED), 3);
+    cr_assert_eq(tt_count_reason(TEL_CRASHED), 3);
 }
 
 Test(crash, a_faulting_match_callback_ends_only_the_receiver,
@@ -453,8 +419,8 @@ Test(crash, a_thousand_crashes_in_a_row_leak_nothing_and_the_run_goes_on,
 {
     tel_config_t cfg = {.schedulers = 2};
     TT_RUN(&cfg, many_main, NULL);
-    cr_assert_eq(count_reason(TEL_CRASHED), N_MANY + 1, "%u crashed, want %d",
-                 count_reason(TEL_CRASHED), N_MANY + 1);
+    cr_assert_eq(tt_count_reason(TEL_CRASHED), N_MANY + 1, "%u crashed, want %d",
+                 tt_count_reason(TEL_CRASHED), N_MANY + 1);
     cr_assert_eq(atomic_load(&crashed_on[0]) + atomic_load(&crashed_on[1]),
                  N_MANY);
     cr_assert(atomic_load(&crashed_on[0]) > 0 && atomic_load(&crashed_on[1]) > 0,
@@ -479,10 +445,10 @@ Test(crash, the_main_process_crashing_ends_tel_run_normally, .init = maps_up,
 {
     tel_config_t cfg = {.schedulers = 2};
     TT_RUN(&cfg, main_crashes, (void *)(uintptr_t)K_NULL);
-    cr_assert_eq(reason_of(atomic_load(&main_pid)), TEL_CRASHED);
+    cr_assert_eq(tt_reason_of(atomic_load(&main_pid)), TEL_CRASHED);
     /* And a new run works, with a main that aborts this time. */
     TT_RUN(&cfg, main_crashes, (void *)(uintptr_t)K_ABORT);
-    cr_assert_eq(reason_of(atomic_load(&main_pid)), TEL_CRASHED);
+    cr_assert_eq(tt_reason_of(atomic_load(&main_pid)), TEL_CRASHED);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -17,61 +17,22 @@
 
 #include "alloc/stack.h"
 #include "core/process.h"
+#include "exit_log.h"
 
 /* ------------------------------------------------------------------------ */
 /* Exit reasons, seen by the observer hook                                   */
 /* ------------------------------------------------------------------------ */
 
-#define MAX_EXITS 4096
-
-static struct {
-    _Atomic tel_pid_t pid;
-    _Atomic tel_reason_t reason;
-} exits[MAX_EXITS];
-static atomic_uint n_exits;
-
-static void observe(tel_pid_t pid, tel_reason_t reason)
-{
-    unsigned i = atomic_fetch_add(&n_exits, 1);
-    if (i < MAX_EXITS) {
-        atomic_store(&exits[i].reason, reason);
-        atomic_store(&exits[i].pid, pid); /* last: marks the entry done */
-    }
-}
-
-/* The reason pid exited with, or 1 if its exit was not seen (yet). */
-static tel_reason_t reason_of(tel_pid_t pid)
-{
-    unsigned n = atomic_load(&n_exits);
-    for (unsigned i = 0; i < n && i < MAX_EXITS; i++)
-        if (atomic_load(&exits[i].pid) == pid)
-            return atomic_load(&exits[i].reason);
-    return 1;
-}
-
-static unsigned count_reason(tel_reason_t r)
-{
-    unsigned n = atomic_load(&n_exits), k = 0;
-    for (unsigned i = 0; i < n && i < MAX_EXITS; i++)
-        if (atomic_load(&exits[i].pid) && atomic_load(&exits[i].reason) == r)
-            k++;
-    return k;
-}
-
-static void observe_up(void)
-{
-    tel__proc_exit_observer = observe;
-}
 
 static void fallback_up(void)
 {
-    observe_up();
+    tt_observe_up();
     tel__stack_force_fallback(1000000); /* mprotect guards, canaries */
 }
 
 static void canary_up(void)
 {
-    observe_up();
+    tt_observe_up();
     tel__stack_force_fallback(0); /* canaries only */
 }
 
@@ -172,7 +133,7 @@ static void ring_stop(void)
         TT_CHECK(tt_await_dead(atomic_load(&ring[i]), 20000),
                  "ring member %d did not stop", i);
     for (int i = 0; i < N_SIB; i++) {
-        tel_reason_t r = reason_of(atomic_load(&ring[i]));
+        tel_reason_t r = tt_reason_of(atomic_load(&ring[i]));
         TT_CHECK(r == TEL_NORMAL, "ring member %d ended with %" PRId64, i, r);
     }
 }
@@ -187,9 +148,9 @@ static void spawn_and_expect_overflow(tel_fn fn, int k)
     if (!TT_CHECK(tt_await_dead(p, 20000), "overflow %d: still alive", k))
         return;
     bool seen;
-    TT_AWAIT(seen, reason_of(p) != 1, 5000);
+    TT_AWAIT(seen, tt_reason_of(p) != 1, 5000);
     (void)seen; /* the check below says what was seen */
-    tel_reason_t r = reason_of(p);
+    tel_reason_t r = tt_reason_of(p);
     TT_CHECK(r == TEL_STACK_OVERFLOW,
              "overflow %d: ended with %" PRId64 " (%s), want stack_overflow",
              k, r, tel_reason_str(r));
@@ -212,19 +173,19 @@ static void run_siblings(int n_overflows)
 {
     tel_config_t cfg = {.schedulers = 2};
     TT_RUN(&cfg, one_overflow_among_siblings, (void *)(intptr_t)n_overflows);
-    cr_assert_eq(count_reason(TEL_STACK_OVERFLOW), (unsigned)n_overflows,
+    cr_assert_eq(tt_count_reason(TEL_STACK_OVERFLOW), (unsigned)n_overflows,
                  "%u processes ended with stack_overflow, want %d",
-                 count_reason(TEL_STACK_OVERFLOW), n_overflows);
+                 tt_count_reason(TEL_STACK_OVERFLOW), n_overflows);
 }
 
 Test(overflow, deep_recursion_ends_only_that_process_with_stack_overflow,
-     .init = observe_up, .fini = down, .timeout = 60)
+     .init = tt_observe_up, .fini = down, .timeout = 60)
 {
     run_siblings(1);
 }
 
 Test(overflow, the_runtime_survives_several_overflows_in_a_row,
-     .init = observe_up, .fini = down, .timeout = 120)
+     .init = tt_observe_up, .fini = down, .timeout = 120)
 {
     run_siblings(5);
 }
@@ -289,7 +250,7 @@ static void hello_main(void *arg)
 }
 
 Test(overflow, tel_run_works_again_after_a_run_with_an_overflow,
-     .init = observe_up, .fini = down, .timeout = 60)
+     .init = tt_observe_up, .fini = down, .timeout = 60)
 {
     tel_config_t cfg = {.schedulers = 2};
     TT_RUN(&cfg, just_overflow_main, NULL);
@@ -297,7 +258,7 @@ Test(overflow, tel_run_works_again_after_a_run_with_an_overflow,
     TT_RUN(&cfg, hello_main, &ran);
     cr_assert(atomic_load(&ran), "the second run's main did not run");
     TT_RUN(&cfg, just_overflow_main, NULL);
-    cr_assert_eq(count_reason(TEL_STACK_OVERFLOW), 2);
+    cr_assert_eq(tt_count_reason(TEL_STACK_OVERFLOW), 2);
 }
 
 static void main_overflows(void *arg)
@@ -307,11 +268,11 @@ static void main_overflows(void *arg)
 }
 
 Test(overflow, an_overflow_in_the_main_process_ends_the_run,
-     .init = observe_up, .fini = down, .timeout = 60)
+     .init = tt_observe_up, .fini = down, .timeout = 60)
 {
     tel_config_t cfg = {.schedulers = 1};
     TT_RUN(&cfg, main_overflows, NULL);
-    cr_assert_eq(count_reason(TEL_STACK_OVERFLOW), 1);
+    cr_assert_eq(tt_count_reason(TEL_STACK_OVERFLOW), 1);
 }
 
 /* A fault in a process that is not an overflow ends it with TEL_CRASHED,
@@ -334,13 +295,13 @@ static void null_deref_main(void *arg)
     TT_CHECK(tt_await_dead(p, 10000), "the faulting process is alive");
 }
 
-Test(overflow, a_fault_that_is_not_an_overflow_is_a_crash, .init = observe_up,
+Test(overflow, a_fault_that_is_not_an_overflow_is_a_crash, .init = tt_observe_up,
      .fini = down, .timeout = 60)
 {
     tel_config_t cfg = {.schedulers = 1};
     TT_RUN(&cfg, null_deref_main, NULL);
-    cr_assert_eq(count_reason(TEL_STACK_OVERFLOW), 0);
-    cr_assert_eq(count_reason(TEL_CRASHED), 1);
+    cr_assert_eq(tt_count_reason(TEL_STACK_OVERFLOW), 0);
+    cr_assert_eq(tt_count_reason(TEL_CRASHED), 1);
 }
 
 /* A big stack size is honoured: the process gets deeper before it ends. */
@@ -352,7 +313,7 @@ static void depth_main(void *arg)
 }
 
 Test(overflow, the_configured_stack_size_sets_how_deep_a_process_gets,
-     .init = observe_up, .fini = down, .timeout = 60)
+     .init = tt_observe_up, .fini = down, .timeout = 60)
 {
     tel_config_t small = {.schedulers = 1, .stack_size = 64 * 1024};
     TT_RUN(&small, depth_main, NULL);

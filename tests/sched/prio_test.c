@@ -17,6 +17,7 @@
 
 #include "alloc/stack.h"
 #include "core/process.h"
+#include "exit_log.h"
 
 #define KIB ((size_t)1024)
 #define MIB ((size_t)1024 * 1024)
@@ -404,37 +405,6 @@ Test(prio, an_idle_scheduler_takes_high_work_from_a_busy_one, .timeout = 30)
 /* Stack sizes                                                               */
 /* ------------------------------------------------------------------------ */
 
-#define MAX_EXITS 8192
-
-static struct {
-    _Atomic tel_pid_t pid;
-    _Atomic tel_reason_t reason;
-} exits[MAX_EXITS];
-static atomic_uint n_exits;
-
-static void observe(tel_pid_t pid, tel_reason_t reason)
-{
-    unsigned i = atomic_fetch_add(&n_exits, 1);
-    if (i < MAX_EXITS) {
-        atomic_store(&exits[i].reason, reason);
-        atomic_store(&exits[i].pid, pid); /* last: marks the entry done */
-    }
-}
-
-/* The reason pid exited with, or 1 if its exit was not seen (yet). */
-static tel_reason_t reason_of(tel_pid_t pid)
-{
-    unsigned n = atomic_load(&n_exits);
-    for (unsigned i = 0; i < n && i < MAX_EXITS; i++)
-        if (atomic_load(&exits[i].pid) == pid)
-            return atomic_load(&exits[i].reason);
-    return 1;
-}
-
-static void observe_up(void)
-{
-    tel__proc_exit_observer = observe;
-}
 
 static void observe_down(void)
 {
@@ -470,14 +440,14 @@ static void big_stack_main(void *arg)
                              1 * MIB); /* 128 frames of 4 KiB: 512 KiB */
     if (!TT_CHECK(tt_await_dead(p, 10000), "the deep process did not end"))
         return;
-    TT_CHECK(reason_of(p) == TEL_NORMAL,
-             "a 1 MiB stack ended with %d using 512 KiB", (int)reason_of(p));
+    TT_CHECK(tt_reason_of(p) == TEL_NORMAL,
+             "a 1 MiB stack ended with %d using 512 KiB", (int)tt_reason_of(p));
     TT_CHECK(atomic_load(&deep_sum) != 0, "it did not finish its recursion");
     /* Hibernation starts over on a stack of the same size. */
 }
 
 Test(prio, a_1_mib_stack_process_uses_512_kib_of_locals_on_a_64_kib_run,
-     .init = observe_up, .fini = observe_down, .timeout = 30)
+     .init = tt_observe_up, .fini = observe_down, .timeout = 30)
 {
     TT_RUN(&one_sched, big_stack_main, NULL);
 }
@@ -510,10 +480,10 @@ static void small_stack_main(void *arg)
     tel_pid_t p = spawn_with(overflow_fn, NULL, TEL_PRIO_NORMAL, 16 * KIB);
     if (!TT_CHECK(tt_await_dead(p, 10000), "the recursion did not end"))
         return;
-    TT_CHECK(reason_of(p) == TEL_STACK_OVERFLOW,
+    TT_CHECK(tt_reason_of(p) == TEL_STACK_OVERFLOW,
              "a 16 KiB stack that recursed ended with %d, want "
              "TEL_STACK_OVERFLOW",
-             (int)reason_of(p));
+             (int)tt_reason_of(p));
     /* Each level takes at least 256 bytes: a 64 KiB stack (the run's)
      * would have gone past 250 levels. */
     unsigned d = atomic_load(&deepest);
@@ -522,12 +492,12 @@ static void small_stack_main(void *arg)
     /* The runtime goes on: a default-size process still works. */
     atomic_store(&deep_sum, 0);
     tel_pid_t q = spawn_with(deep_fn, (void *)(uintptr_t)8, TEL_PRIO_NORMAL, 0);
-    TT_CHECK(tt_await_dead(q, 10000) && reason_of(q) == TEL_NORMAL,
+    TT_CHECK(tt_await_dead(q, 10000) && tt_reason_of(q) == TEL_NORMAL,
              "a process after the overflow failed");
 }
 
 Test(prio, a_16_kib_stack_process_that_recurses_ends_with_stack_overflow,
-     .init = observe_up, .fini = observe_down, .timeout = 30)
+     .init = tt_observe_up, .fini = observe_down, .timeout = 30)
 {
     TT_RUN(&one_sched, small_stack_main, NULL);
 }
@@ -560,14 +530,14 @@ static void einval_main(void *arg)
     const size_t good[] = {TEL_MIN_STACK_SIZE, 256 * MIB, 20 * KIB};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         tel_pid_t p = spawn_with(touch_fn, NULL, TEL_PRIO_NORMAL, good[i]);
-        TT_CHECK(tt_await_dead(p, 10000) && reason_of(p) == TEL_NORMAL,
-                 "stack_size %zu: ended with %d", good[i], (int)reason_of(p));
+        TT_CHECK(tt_await_dead(p, 10000) && tt_reason_of(p) == TEL_NORMAL,
+                 "stack_size %zu: ended with %d", good[i], (int)tt_reason_of(p));
     }
     TT_CHECK(tel_process_count() == 1, "%u processes left",
              tel_process_count());
 }
 
-Test(prio, out_of_range_stack_sizes_give_einval, .init = observe_up,
+Test(prio, out_of_range_stack_sizes_give_einval, .init = tt_observe_up,
      .fini = observe_down, .timeout = 30)
 {
     TT_RUN(&one_sched, einval_main, NULL);
