@@ -85,6 +85,14 @@
 #endif
 
 #define SCHED_SPIN_NS 50000u
+/* A parked scheduler with a timer due wakes this much before it and spins
+ * the rest (find_work's spin, SCHED_SPIN_NS, covers it): a halted vCPU
+ * takes tens of microseconds to wake, which made every timer that late
+ * on an idle runtime. At most this much spinning per timer that finds its
+ * scheduler asleep; no timer, no spinning. */
+#define SCHED_TIMER_EARLY_NS 40000u
+_Static_assert(SCHED_TIMER_EARLY_NS < SCHED_SPIN_NS,
+               "the spin after an early wake must reach the deadline");
 #define SCHED_GLOBAL_EVERY 61u
 #define SCHED_GLOBAL_TURN 8u
 #define SCHED_COLLECT_EVERY 16u /* picks between reclamation attempts */
@@ -1409,7 +1417,10 @@ static struct task *find_work(struct sched *s)
         /* Parked, we hold nothing: do not hold the epoch back. What we
          * retired waits until we run again (or until teardown). */
         tel__epoch_offline(&s->ep);
-        tel__park_sleep(&s->park, &sys.idle, seq, tel__tw_next_ns(&s->wheel));
+        uint64_t due = tel__tw_next_ns(&s->wheel);
+        if (due != UINT64_MAX && due > SCHED_TIMER_EARLY_NS)
+            due -= SCHED_TIMER_EARLY_NS;
+        tel__park_sleep(&s->park, &sys.idle, seq, due);
         tel__epoch_online(&s->ep);
     }
 }
