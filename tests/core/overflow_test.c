@@ -77,66 +77,9 @@ static void overflow_fn(void *arg)
 /* Siblings: a ring of 100 passing a token                                   */
 /* ------------------------------------------------------------------------ */
 
-#define N_SIB 100
-enum { TAG_TOKEN = 1, TAG_STOP = 2 };
-
-static _Atomic tel_pid_t ring[N_SIB];
-static atomic_uint_fast64_t hops;
-
-static void ring_member(void *arg)
-{
-    uintptr_t i = (uintptr_t)arg;
-    for (;;) {
-        tel_msg_t *m = NULL;
-        int rc = tel_recv(&m, 20000);
-        if (!TT_CHECK_RC(rc, 0, "tel_recv in a ring member"))
-            return;
-        uint64_t tag = m->tag;
-        tel_msg_free(m);
-        tel_pid_t next = atomic_load(&ring[(i + 1) % N_SIB]);
-        if (tag == TAG_STOP) {
-            if (i + 1 < N_SIB)
-                tt_send_tag(next, TAG_STOP);
-            return;
-        }
-        atomic_fetch_add(&hops, 1);
-        tt_send_tag(next, TAG_TOKEN);
-    }
-}
-
-static bool ring_start(void)
-{
-    for (uintptr_t i = 0; i < N_SIB; i++) {
-        tel_pid_t p;
-        int rc = tel_spawn(&p, ring_member, (void *)i);
-        if (!TT_CHECK_RC(rc, 0, "tel_spawn ring member"))
-            return false;
-        atomic_store(&ring[i], p);
-    }
-    return tt_send_tag(atomic_load(&ring[0]), TAG_TOKEN) == 0;
-}
-
-/* Inside a process: the token still goes round (hops keep growing). */
-static void check_ring_moves(const char *when)
-{
-    uint64_t h0 = atomic_load(&hops);
-    bool ok;
-    TT_AWAIT(ok, atomic_load(&hops) >= h0 + 3 * N_SIB, 10000);
-    TT_CHECK(ok, "%s: the siblings stopped (hops %" PRIu64 " -> %" PRIu64 ")",
-             when, h0, (uint64_t)atomic_load(&hops));
-}
-
-static void ring_stop(void)
-{
-    tt_send_tag(atomic_load(&ring[0]), TAG_STOP);
-    for (int i = 0; i < N_SIB; i++)
-        TT_CHECK(tt_await_dead(atomic_load(&ring[i]), 20000),
-                 "ring member %d did not stop", i);
-    for (int i = 0; i < N_SIB; i++) {
-        tel_reason_t r = tt_reason_of(atomic_load(&ring[i]));
-        TT_CHECK(r == TEL_NORMAL, "ring member %d ended with %" PRId64, i, r);
-    }
-}
+#define TT_SIB_N 100
+#define TT_SIB_ROUNDS 3
+#include "sib_ring.h"
 
 /* Inside a process: spawn fn, wait for it to die, and check its reason. */
 static void spawn_and_expect_overflow(tel_fn fn, int k)
