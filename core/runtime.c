@@ -78,11 +78,21 @@ static int resolve(const tel_config_t *cfg, struct tel__sched_config *sc,
         return TEL_EINVAL;
     if (c.blocking_threads > TEL_MAX_BLOCKING_THREADS)
         return TEL_EINVAL;
+    if (c.watchdog_us && (c.watchdog_us < TEL_MIN_WATCHDOG_US ||
+                          c.watchdog_us > TEL_MAX_WATCHDOG_US))
+        return TEL_EINVAL;
+    if (c.flags & ~(TEL_CFG_NO_ASYNC_PREEMPT | TEL_CFG_NO_WATCHDOG))
+        return TEL_EINVAL;
     sc->n = c.schedulers ? c.schedulers : tel__topo_nsched_default();
     sc->pin = true;
     sc->slice = c.reductions ? c.reductions : TEL_DEFAULT_REDUCTIONS;
     size_t ss = c.stack_size ? c.stack_size : TEL_DEFAULT_STACK_SIZE;
     sc->stack_size = (ss + 4095) & ~(size_t)4095;
+    sc->watchdog_ns =
+        (uint64_t)(c.watchdog_us ? c.watchdog_us : TEL_DEFAULT_WATCHDOG_US) *
+        1000u;
+    sc->watchdog = !(c.flags & TEL_CFG_NO_WATCHDOG);
+    sc->async_preempt = sc->watchdog && !(c.flags & TEL_CFG_NO_ASYNC_PREEMPT);
     *max_procs = c.max_processes ? c.max_processes : TEL_DEFAULT_MAX_PROCESSES;
     return 0;
 }

@@ -151,6 +151,11 @@ typedef struct tel_msg {
  *                  once; 0 means TEL_DEFAULT_BLOCKING_THREADS. At most
  *                  TEL_MAX_BLOCKING_THREADS. The pool starts empty, grows
  *                  on demand and shrinks when idle.
+ *   watchdog_us:   how long a process may run without a switch before the
+ *                  watchdog acts on it (see "Preemption"); 0 means
+ *                  TEL_DEFAULT_WATCHDOG_US. At least TEL_MIN_WATCHDOG_US,
+ *                  at most TEL_MAX_WATCHDOG_US.
+ *   flags:         TEL_CFG_* bits; 0 for the defaults.
  */
 typedef struct tel_config {
     unsigned schedulers;
@@ -158,7 +163,13 @@ typedef struct tel_config {
     uint32_t max_processes;
     uint32_t reductions;
     unsigned blocking_threads;
+    uint32_t watchdog_us;
+    uint32_t flags;
 } tel_config_t;
+
+/* tel_config_t.flags */
+#define TEL_CFG_NO_ASYNC_PREEMPT 0x1u /* never interrupt a process with a signal */
+#define TEL_CFG_NO_WATCHDOG 0x2u      /* no watchdog thread (implies the above) */
 
 #define TEL_INFINITY (-1)
 #define TEL_DEFAULT_STACK_SIZE ((size_t)64 * 1024)
@@ -168,6 +179,9 @@ typedef struct tel_config {
 #define TEL_DEFAULT_REDUCTIONS 4000u
 #define TEL_DEFAULT_BLOCKING_THREADS 64u
 #define TEL_MAX_BLOCKING_THREADS 4096u
+#define TEL_DEFAULT_WATCHDOG_US 1000u
+#define TEL_MIN_WATCHDOG_US 100u
+#define TEL_MAX_WATCHDOG_US 10000000u
 
 /* ------------------------------------------------------------------------ */
 /* The runtime                                                               */

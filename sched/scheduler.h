@@ -51,6 +51,9 @@ struct tel__sched_config {
     uint32_t slice;   /* reductions per slice */
     size_t stack_size;
     bool pin;         /* bind each thread to a core */
+    bool watchdog;    /* run the watchdog thread (sysmon.c) */
+    bool async_preempt; /* let it interrupt processes with a signal (preempt.c) */
+    uint64_t watchdog_ns; /* a run longer than this is acted on */
 };
 
 struct sched {
@@ -77,6 +80,11 @@ struct sched {
     void *tsan_loop_fiber;
     struct fault_altstack alt; /* for the overflow handler (fault.c) */
     uint64_t n_switches, n_steals, n_parks, n_preempts; /* statistics */
+    /* Preemptions the watchdog caused: the task was told to yield at its
+     * next reduction point (a signal found it where it could not be
+     * switched out at once), or was switched out by the signal itself
+     * (preempt.c). Owner thread writes (load + store), anyone reads. */
+    _Atomic uint64_t n_preempt_watchdog, n_preempt_signal;
     pthread_t thread;
 
     /* Cross-thread; each group starts its own cache line. */

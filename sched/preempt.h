@@ -1,0 +1,31 @@
+/*
+ * sched/preempt.h: asynchronous preemption. The watchdog (sysmon.c) asks
+ * for it when a scheduler has run one task for longer than its bound; a
+ * signal to that scheduler's thread then switches the task out if it was
+ * interrupted where that is safe, or else tells it to yield at its next
+ * reduction point. The rule for "safe" is at the top of preempt.c.
+ */
+#ifndef TEL_SCHED_PREEMPT_H
+#define TEL_SCHED_PREEMPT_H
+
+#include <stdbool.h>
+
+struct sched;
+
+/*
+ * Install the preemption signal's handler for a run (enabled: the run's
+ * async_preempt setting; when false nothing is installed and every request
+ * fails). 0, or TEL_ESYS. tel_run's thread, before the scheduler threads
+ * start; uninstall after they all stopped.
+ */
+int tel__preempt_install(bool enabled);
+void tel__preempt_uninstall(void);
+
+/*
+ * Any thread (the watchdog): ask s's thread to preempt the task it runs.
+ * Returns whether a request was sent (false when asynchronous preemption
+ * is off or unsupported in this build).
+ */
+bool tel__preempt_request(struct sched *s);
+
+#endif /* TEL_SCHED_PREEMPT_H */
