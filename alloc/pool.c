@@ -115,6 +115,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "alloc/base.h"
 #include "alloc/failinj.h"
@@ -177,6 +178,11 @@ struct pool_cache {
     uint32_t n[POOL_CLASSES];      /* blocks on each */
     uint32_t trim_at[POOL_CLASSES]; /* trim() when n exceeds this */
     struct slab *slabs[POOL_CLASSES] TEL_ALIGNED_CL; /* every slab carved */
+    /* The newest slab's blocks not handed out yet: [bump, bump_end). A
+     * slab is carved lazily, one block per refill, so that its memory is
+     * first touched by the block's user (a fresh page faults once, and a
+     * line is fetched once, not once to link it and again to use it). */
+    char *bump[POOL_CLASSES], *bump_end[POOL_CLASSES];
     tel__spin_t lock; /* the shared pool only: serialises its allocations */
     /* Any thread pushes; the owner takes all. Its own cache line. */
     _Atomic(uintptr_t) ret[POOL_CLASSES] TEL_ALIGNED_CL; /* see POOL_TAG */
@@ -217,6 +223,17 @@ static void class_reset(struct pool_cache *pc, unsigned c)
     pc->n[c] = 0;
     pc->trim_at[c] = pool_trim_min[c];
     pc->slabs[c] = NULL;
+    pc->bump[c] = pc->bump_end[c] = NULL;
+}
+
+/* Blocks of slab s that pc has not carved yet (s is its newest slab). */
+static inline uint32_t uncarved(const struct pool_cache *pc, unsigned c,
+                                const struct slab *s)
+{
+    if (pc->bump[c] == NULL || slab_of(pc->bump[c] - 1) != s)
+        return 0;
+    return (uint32_t)((size_t)(pc->bump_end[c] - pc->bump[c]) /
+                      pool_size[c]);
 }
 
 int tel__pool_init(unsigned n)
@@ -278,6 +295,7 @@ static int new_slab(struct pool_cache *pc, unsigned c)
         return TEL_ENOMEM;
     if ((uintptr_t)s >> POOL_TAG_SHIFT)
         tel__panic("pool: a slab above 2^48 (the return stacks' tag)");
+    (void)madvise(s, POOL_SLAB_SIZE, 23 /* MADV_POPULATE_WRITE */);
     atomic_fetch_add_explicit(&n_slabs, 1, memory_order_relaxed);
     atomic_store_explicit(&s->owner, pc, memory_order_relaxed);
     atomic_store_explicit(&s->live, 0, memory_order_relaxed);
@@ -287,15 +305,9 @@ static int new_slab(struct pool_cache *pc, unsigned c)
     pc->slabs[c] = s;
     size_t sz = pool_size[c];
     char *base = (char *)s;
-    void *head = pc->head[c];
-    for (size_t i = POOL_CAP(c); i >= 1; i--) {
-        void *b = base + i * sz;
-        link_set(b, head);
-        head = b;
-    }
     POOL_POISON(base + sz, POOL_SLAB_SIZE - sz);
-    pc->head[c] = head;
-    pc->n[c] += POOL_CAP(c);
+    pc->bump[c] = base + sz;
+    pc->bump_end[c] = base + POOL_SLAB_SIZE;
     return 0;
 }
 
@@ -307,7 +319,7 @@ static TEL_NOINLINE void trim(struct pool_cache *pc, unsigned c)
 {
     uint32_t cap = POOL_CAP(c);
     for (struct slab *s = pc->slabs[c]; s; s = s->next)
-        s->scratch = 0;
+        s->scratch = uncarved(pc, c, s);
     for (void *b = pc->head[c]; b; b = link_get(b)) {
         struct slab *s = slab_of(b);
         /* An orphan's block (the race in the top comment) is skipped. */
@@ -345,6 +357,8 @@ static TEL_NOINLINE void trim(struct pool_cache *pc, unsigned c)
             struct slab *s = *pp;
             if (s->scratch == POOL_DEAD) {
                 *pp = s->next;
+                if (pc->bump[c] && slab_of(pc->bump[c] - 1) == s)
+                    pc->bump[c] = pc->bump_end[c] = NULL; /* the newest */
                 slab_free(s);
             } else {
                 pp = &s->next;
@@ -376,9 +390,15 @@ static TEL_NOINLINE void *refill(struct pool_cache *pc, unsigned c)
         pc->head[c] = chain;
         pc->n[c] = n; /* no trim: the owner is allocating */
     }
-    if (pc->head[c] == NULL && new_slab(pc, c) != 0)
-        return NULL;
     void *b = pc->head[c];
+    if (b == NULL) {
+        if (pc->bump[c] == pc->bump_end[c] && new_slab(pc, c) != 0)
+            return NULL;
+        b = pc->bump[c];
+        pc->bump[c] += pool_size[c];
+        POOL_UNPOISON(b, pool_size[c]);
+        return b;
+    }
     POOL_UNPOISON(b, pool_size[c]);
     pc->head[c] = *(void **)b;
     pc->n[c]--;
@@ -494,7 +514,7 @@ static void fini_cache(struct pool_cache *pc)
 {
     for (unsigned c = 0; c < POOL_CLASSES; c++) {
         for (struct slab *s = pc->slabs[c]; s; s = s->next)
-            s->scratch = 0;
+            s->scratch = uncarved(pc, c, s);
         void *next;
         for (void *b = pc->head[c]; b; b = next) {
             next = link_get(b); /* fini_count may free b's slab */
