@@ -267,6 +267,17 @@ size_t tel__pool_n_slabs(void)
     return atomic_load_explicit(&n_slabs, memory_order_relaxed);
 }
 
+bool tel__pool_holds(const void *b)
+{
+    struct pool_cache *pc = tls_cache ? tls_cache : &shared;
+    const struct slab *want = slab_of(b);
+    for (unsigned c = 0; c < POOL_CLASSES; c++)
+        for (const struct slab *s = pc->slabs[c]; s; s = s->next)
+            if (s == want)
+                return (const char *)b >= (const char *)s + pool_size[c];
+    return false;
+}
+
 static void slab_free(struct slab *s)
 {
     POOL_UNPOISON(s, POOL_SLAB_SIZE);

@@ -18,6 +18,7 @@
 #ifndef TEL_ALLOC_POOL_H
 #define TEL_ALLOC_POOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define POOL_MAX_SIZE 512
@@ -35,6 +36,10 @@ void tel__pool_bind_thread(int slot);
 /* Slabs held from numa.c right now, by every pool (a statistic; 0 between
  * runs when nothing is kept). Any thread. */
 size_t tel__pool_n_slabs(void);
+
+/* Tests: whether b (a block tel__pool_alloc gave, not a large one) lies in
+ * a slab the calling thread's pool holds for its class. Owner thread. */
+bool tel__pool_holds(const void *b);
 
 /* size bytes (any size; NULL if out of memory), aligned for any type. Free
  * with tel__pool_free and the same size. Any thread. */

@@ -286,6 +286,42 @@ Test(pool, a_long_free_list_gives_its_all_free_slabs_back,
                   tel__pool_n_slabs(), peak);
 }
 
+/* A slab is carved one block at a time: its last blocks are counted free
+ * by trim and fini although they were never handed out, and a trim that
+ * frees the newest slab does not leave the next allocation carving it. */
+Test(pool, a_partly_carved_slab_is_trimmed_and_never_carved_after,
+     .init = up, .fini = down)
+{
+    enum { N = 3000 }; /* 64-byte class: 1023 a slab, the third partly */
+    static void *p[N];
+    tel__pool_bind_thread(0);
+    for (int i = 0; i < N; i++) {
+        p[i] = tel__pool_alloc(64);
+        cr_assert_not_null(p[i]);
+    }
+    cr_assert_eq(tel__pool_n_slabs(), 3, "3000 blocks in %zu slabs",
+                 tel__pool_n_slabs());
+    for (int i = N - 1; i >= 0; i--) /* the newest slab's blocks first */
+        tel__pool_free(p[i], 64);
+    /* Past 2048 free blocks a trim gave back the newest slab (954 blocks
+     * out and back, 69 never carved) and kept about 1024 blocks. */
+    size_t kept = tel__pool_n_slabs();
+    cr_assert_lt(kept, 3, "kept %zu slabs", kept);
+    /* Allocate it all again and write every byte: carving from the freed
+     * slab would be a use after free (ASan) or hand out a block twice. */
+    for (int i = 0; i < N; i++) {
+        p[i] = tel__pool_alloc(64);
+        cr_assert_not_null(p[i]);
+        cr_assert(tel__pool_holds(p[i]), "block %d of a slab given back", i);
+        memset(p[i], i & 0xff, 64);
+    }
+    qsort(p, N, sizeof(p[0]), cmp_ptr);
+    for (int i = 1; i < N; i++)
+        cr_assert_neq(p[i], p[i - 1], "block %p handed out twice", p[i]);
+    for (int i = 0; i < N; i++)
+        tel__pool_free(p[i], 64);
+}
+
 Test(pool, fini_gives_every_slab_back, .init = up, .fini = down)
 {
     void *a[100];
