@@ -223,12 +223,31 @@ static void push_global_batch(struct task **ts, uint32_t n)
     tel__spin_unlock(&sys.glock);
 }
 
-/* Wake one parked scheduler if nobody is looking for work already. */
+static inline uint64_t next_rand(struct sched *s);
+
+/*
+ * Wake one parked scheduler if nobody is looking for work already: on a
+ * scheduler thread the nearest one (its victim rings, alloc/topo.h, each
+ * from a random start like a thief's), so that the work it will steal from
+ * us stays on our cache and node; elsewhere the first one parked.
+ */
 static void wake_idle(void)
 {
     if (atomic_load_explicit(&sys.idle.n_parked, memory_order_relaxed) == 0 ||
         atomic_load_explicit(&sys.idle.n_spinning, memory_order_relaxed) != 0)
         return;
+    struct sched *s = tel__sched_self();
+    const unsigned *vic, *ends;
+    unsigned n_rings = s ? tel__topo_rings(s->index, sys.n, &vic, &ends) : 0;
+    for (unsigned r = 0, lo = 0; r < n_rings; lo = ends[r++]) {
+        unsigned len = ends[r] - lo;
+        unsigned k = len > 1 ? (unsigned)(next_rand(s) % len) : 0;
+        for (unsigned i = 0; i < len; i++, k = k + 1 < len ? k + 1 : 0)
+            if (tel__park_wake(&sys.s[vic[lo + k]]->park, &sys.idle))
+                return;
+    }
+    if (n_rings)
+        return; /* the rings hold every other scheduler */
     for (unsigned i = 0; i < sys.n; i++)
         if (tel__park_wake(&sys.s[i]->park, &sys.idle))
             return;

@@ -1,0 +1,120 @@
+/*
+ * tests/sched/wake_test.c: a scheduler that queues work while others are
+ * parked wakes the nearest one (its first victim ring, alloc/topo.h), not
+ * the first in index order. The machine is hwloc's synthetic one, given
+ * through HWLOC_SYNTHETIC (the topology tel_run loads): 2 packages x 2
+ * NUMA nodes x 2 cores, so each scheduler's nearest ring is the other
+ * core of its node. White-box: reads the scheduler index of the running
+ * process and the rings the run planned.
+ */
+#include "common.h"
+
+#include "alloc/topo.h"
+#include "sched/scheduler.h"
+
+#define NSCHED 8u
+
+struct wake {
+    atomic_int claimed;     /* a spreader became the spawner */
+    atomic_int stop;        /* spreaders: exit */
+    atomic_int ran_on;      /* the stolen task's scheduler + 1 */
+    unsigned spawner_on;
+    unsigned ring0[NSCHED];
+    unsigned ring0_len;
+    int timed_out;
+    tel_pid_t main;
+};
+
+static unsigned my_index(void)
+{
+    return tel__sched_self()->index;
+}
+
+static void spin_ms(int64_t ms) /* no Telar call: nothing switches us */
+{
+    int64_t end = tt_now_ms() + ms;
+    while (tt_now_ms() < end)
+        ;
+}
+
+static void stolen_fn(void *arg)
+{
+    struct wake *w = arg;
+    atomic_store(&w->ran_on, (int)my_index() + 1);
+}
+
+static void runnext_fn(void *arg)
+{
+    (void)arg;
+}
+
+/* Spreaders yield until idle schedulers have stolen them apart; the first
+ * one found on a scheduler past the first node becomes the spawner. */
+static void spreader(void *arg)
+{
+    struct wake *w = arg;
+    int64_t end = tt_now_ms() + 10000;
+    while (!atomic_load(&w->stop) && tt_now_ms() < end) {
+        int no = 0;
+        if (my_index() >= 2 && atomic_compare_exchange_strong(&w->claimed,
+                                                              &no, 1))
+            goto spawner;
+        (void)tel_yield();
+    }
+    return;
+spawner:
+    atomic_store(&w->stop, 1);
+    w->spawner_on = my_index();
+    const unsigned *vic, *ends;
+    unsigned n = tel__topo_rings(w->spawner_on, NSCHED, &vic, &ends);
+    if (!TT_CHECK(n > 0, "no victim rings for scheduler %u", w->spawner_on))
+        return;
+    w->ring0_len = ends[0];
+    for (unsigned i = 0; i < ends[0]; i++)
+        w->ring0[i] = vic[i];
+    /* Let every other scheduler run out of work and park. */
+    spin_ms(200);
+    /* The first spawn takes runnext; the second moves it to the ring and
+     * wakes a parked scheduler, which steals it: we do not switch. */
+    tel_pid_t a, b;
+    if (!TT_CHECK_RC(tel_spawn(&a, stolen_fn, w), 0, "tel_spawn") ||
+        !TT_CHECK_RC(tel_spawn(&b, runnext_fn, w), 0, "tel_spawn"))
+        return;
+    int64_t end2 = tt_now_ms() + 5000;
+    while (!atomic_load(&w->ran_on) && tt_now_ms() < end2)
+        ;
+    w->timed_out = !atomic_load(&w->ran_on);
+    TT_CHECK_RC(tt_send_tag(w->main, 1), 0, "tel_send done");
+}
+
+static void wake_main(void *arg)
+{
+    struct wake *w = arg;
+    w->main = tel_self();
+    for (unsigned i = 0; i < 4 * NSCHED; i++) {
+        tel_pid_t p;
+        if (!TT_CHECK_RC(tel_spawn(&p, spreader, w), 0, "tel_spawn"))
+            return;
+    }
+    /* Parked with no timer, so this scheduler does not wake (and look
+     * for work) while the spawner's task waits to be stolen. */
+    tel_msg_t *m = NULL;
+    if (TT_CHECK_RC(tel_recv(&m, 30000), 0, "tel_recv done"))
+        tel_msg_free(m);
+}
+
+Test(wake, a_scheduler_wakes_its_nearest_parked_sibling, .timeout = 60)
+{
+    setenv("HWLOC_SYNTHETIC", "pack:2 numa:2 core:2 pu:1", 1);
+    struct wake w = {0};
+    tel_config_t cfg = {.schedulers = NSCHED, .flags = TEL_CFG_NO_WATCHDOG};
+    TT_RUN(&cfg, wake_main, &w);
+    cr_assert(atomic_load(&w.claimed), "no spreader reached scheduler >= 2");
+    cr_assert(!w.timed_out, "the queued task never ran");
+    unsigned on = (unsigned)atomic_load(&w.ran_on) - 1;
+    bool near = false;
+    for (unsigned i = 0; i < w.ring0_len; i++)
+        near |= w.ring0[i] == on;
+    cr_assert(near, "woken: scheduler %u, not in the nearest ring of %u "
+              "(first: %u)", on, w.spawner_on, w.ring0[0]);
+}
