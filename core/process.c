@@ -227,9 +227,10 @@ spawn(tel_pid_t *out, tel_fn fn, void *arg, const tel_spawn_opts_t *o,
         struct proc_ext *ce = owned_size ? tel__ext_get(p) : NULL;
         if (owned_size && !ce)
             rc = TEL_ENOMEM;
-        if (o)
-            p->task.flags |= (uint32_t)o->priority << TASK_PRIO_SHIFT |
-                             (uint32_t)stk << TASK_STK_SHIFT;
+        if (o) {
+            p->task.flags |= (uint32_t)stk << TASK_STK_SHIFT;
+            tel__proc_set_level(p, (uint32_t)o->priority, o->cpu_heavy);
+        }
         if (rc == 0 && ties)
             rc = tel__link_spawned(self, p, o->link,
                                    o->monitor ? o->monitor_ref : NULL);
@@ -279,10 +280,19 @@ int tel_set_priority(int priority)
     struct proc *p = tel__proc_current(tel__sched_self());
     if (!p)
         return TEL_ENOTPROC;
-    uint32_t f = p->task.flags;
-    int old = (int)((f & TASK_PRIO_MASK) >> TASK_PRIO_SHIFT);
-    p->task.flags = (f & ~(uint32_t)TASK_PRIO_MASK) |
-                    (uint32_t)priority << TASK_PRIO_SHIFT;
+    int old = (int)tel__proc_priority(p);
+    tel__proc_set_level(p, (uint32_t)priority,
+                        (p->task.flags & PROC_HEAVY) != 0);
+    return old;
+}
+
+int tel_set_cpu_heavy(bool heavy)
+{
+    struct proc *p = tel__proc_current(tel__sched_self());
+    if (!p)
+        return TEL_ENOTPROC;
+    int old = (p->task.flags & PROC_HEAVY) != 0;
+    tel__proc_set_level(p, tel__proc_priority(p), heavy);
     return old;
 }
 

@@ -15,7 +15,14 @@ enum proc_flags {
     PROC_NAMED = 1u << 17, /* it registered itself (core/registry.c) */
     PROC_TRAP = 1u << 18,  /* it traps exits */
     PROC_HIB = 1u << 19,   /* restarting from hibernation (hibernate.c) */
+    /* CPU-heavy (tel_set_cpu_heavy): a normal process is queued at the
+     * low level (TASK_PRIO_MASK); its own priority is kept in
+     * PROC_NOMINAL (bits 21-22) while it is marked. */
+    PROC_HEAVY = 1u << 20,
+    PROC_NOMINAL_SHIFT = 21,
+    PROC_NOMINAL_MASK = 3u << 21,
 };
+
 
 /* 128 bytes (x86-64, no TSan): see sched/task.h for why every word counts. */
 struct proc {
@@ -87,5 +94,25 @@ extern const struct tel__sched_hooks tel__proc_hooks;
 
 /* tel_run's teardown: end every process still alive. */
 void tel__proc_kill_all(void);
+
+/* Set p's priority and CPU-heavy mark: the level the scheduler queues it
+ * at (task.flags' TASK_PRIO bits) follows from both. p runs, or is not
+ * queued yet. */
+static inline void tel__proc_set_level(struct proc *p, uint32_t prio,
+                                       bool heavy)
+{
+    uint32_t level = heavy && prio == TEL_PRIO_NORMAL ? TEL_PRIO_LOW : prio;
+    uint32_t f = p->task.flags & ~(uint32_t)(TASK_PRIO_MASK | PROC_HEAVY |
+                                             PROC_NOMINAL_MASK);
+    f |= level << TASK_PRIO_SHIFT | prio << PROC_NOMINAL_SHIFT;
+    if (heavy)
+        f |= PROC_HEAVY;
+    p->task.flags = f;
+}
+
+static inline uint32_t tel__proc_priority(const struct proc *p)
+{
+    return (p->task.flags & PROC_NOMINAL_MASK) >> PROC_NOMINAL_SHIFT;
+}
 
 #endif /* TEL_CORE_PROCESS_H */

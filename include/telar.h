@@ -456,6 +456,7 @@ typedef enum tel_priority {
  *   stack_size:  the child's stack in bytes (rounded up to a power of two
  *                of pages); 0 means the run's stack_size. From
  *                TEL_MIN_STACK_SIZE to 256 MiB.
+ *   cpu_heavy:   the child starts marked CPU-heavy (tel_set_cpu_heavy).
  */
 typedef struct tel_spawn_opts {
     bool link;
@@ -463,6 +464,7 @@ typedef struct tel_spawn_opts {
     uint64_t *monitor_ref;
     tel_priority_t priority;
     size_t stack_size;
+    bool cpu_heavy;
 } tel_spawn_opts_t;
 
 /*
@@ -554,6 +556,24 @@ TEL_API int tel_kill(tel_pid_t pid, tel_reason_t reason);
  * the previous one, or TEL_EINVAL / TEL_ENOTPROC. Context: inside a process.
  */
 TEL_API int tel_set_priority(int priority);
+
+/*
+ * tel_set_cpu_heavy: mark the caller as CPU-heavy (a long computation, a
+ * batch job), or unmark it. A CPU-heavy process of normal priority is run
+ * where it does not delay latency-sensitive processes: in the background
+ * lane of its scheduler, under the low level's rules (processes of normal
+ * priority that are ready run before it, it takes at most 1 slice in 9
+ * from them while they wait, and runs whenever none is ready; an idle
+ * scheduler takes it after any other work). It never takes the turn of a
+ * process it woke or the next slot of a woken one. Its priority, as
+ * tel_set_priority reports and sets it, does not change, and a process of
+ * priority max or high is not moved (its level already says it must run
+ * first). Applies from the caller's next switch.
+ * Context: inside a process.
+ * Returns: 1 if the caller was marked before the call, 0 if not.
+ * Errors: TEL_ENOTPROC outside a process.
+ */
+TEL_API int tel_set_cpu_heavy(bool heavy);
 
 /* ------------------------------------------------------------------------ */
 /* Registry                                                                  */

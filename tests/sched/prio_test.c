@@ -353,6 +353,101 @@ Test(prio, a_priority_changed_while_running_takes_effect, .timeout = 60)
     TT_RUN(&one_sched, change_main, NULL);
 }
 
+/* ------------------------------------------------------------------------ */
+/* CPU-heavy processes (tel_set_cpu_heavy, tel_spawn_opts_t.cpu_heavy)       */
+/* ------------------------------------------------------------------------ */
+
+enum { MARK_HEAVY = 5 };
+
+static void heavy_order_main(void *arg)
+{
+    (void)arg;
+    tel_spawn_opts_t heavy = {.cpu_heavy = true};
+    tel_spawn_opts_t heavy_high = {.cpu_heavy = true,
+                                   .priority = TEL_PRIO_HIGH};
+    tel_pid_t pid;
+    for (int i = 0; i < 3; i++)
+        spawn_with(log_fn, (void *)(intptr_t)MARK_NORMAL, TEL_PRIO_NORMAL, 0);
+    /* Spawned last, a normal child would run first (the spawner's next
+     * slot): a heavy one waits for every ready normal process. */
+    TT_CHECK_RC(tel_spawn_opt(&pid, log_fn, (void *)(intptr_t)MARK_HIGH,
+                              &heavy_high), 0, "tel_spawn_opt");
+    TT_CHECK_RC(tel_spawn_opt(&pid, log_fn, (void *)(intptr_t)MARK_HEAVY,
+                              &heavy), 0, "tel_spawn_opt");
+    if (!TT_CHECK(tt_await_count(1, 5000), "children did not finish"))
+        return;
+    TT_CHECK(atomic_load(&n_logged) == 5, "logged %u", atomic_load(&n_logged));
+    TT_CHECK(order_log[0] == MARK_HIGH,
+             "a heavy high process ran after others (%d first)", order_log[0]);
+    for (int i = 1; i < 4; i++)
+        TT_CHECK(order_log[i] == MARK_NORMAL, "#%d ran %d, want normal", i,
+                 order_log[i]);
+    TT_CHECK(order_log[4] == MARK_HEAVY, "the heavy one ran #%d",
+             order_log[4] == MARK_HEAVY ? 4 : -1);
+}
+
+Test(prio, a_cpu_heavy_process_runs_after_ready_normal_ones_unless_high,
+     .timeout = 30)
+{
+    TT_RUN(&one_sched, heavy_order_main, NULL);
+}
+
+static atomic_bool heavy_done;
+
+static void heavy_changer_fn(void *arg)
+{
+    (void)arg;
+    TT_CHECK(tel_set_cpu_heavy(true) == 0, "was marked heavy already");
+    TT_CHECK(tel_set_cpu_heavy(true) == 1, "the mark did not stick");
+    /* Its priority stays what it was. */
+    TT_CHECK(tel_set_priority(TEL_PRIO_NORMAL) == TEL_PRIO_NORMAL,
+             "a heavy process reports another priority");
+    /* In the background lane: each yield lets about 8 hog slices run. */
+    uint64_t before = atomic_load(&hog_loops);
+    for (int i = 0; i < 20; i++)
+        (void)tel_yield();
+    TT_CHECK(atomic_load(&hog_loops) - before >= 20 * 8 * 30,
+             "heavy: only %" PRIu64 " hog loops ran in 20 yields",
+             (uint64_t)(atomic_load(&hog_loops) - before));
+    /* Raised to high while heavy: high wins, the hogs wait. */
+    TT_CHECK(tel_set_priority(TEL_PRIO_HIGH) == TEL_PRIO_NORMAL, "old prio");
+    (void)tel_yield();
+    before = atomic_load(&hog_loops);
+    spend_slices(10);
+    TT_CHECK(atomic_load(&hog_loops) == before,
+             "hogs ran beside a heavy high process");
+    TT_CHECK(tel_set_priority(TEL_PRIO_NORMAL) == TEL_PRIO_HIGH, "old prio");
+    /* Unmarked: a normal process again, one slice in five. */
+    TT_CHECK(tel_set_cpu_heavy(false) == 1, "was not marked");
+    before = atomic_load(&hog_loops);
+    uint64_t hogs_before = before;
+    for (int i = 0; i < 20; i++)
+        (void)tel_yield();
+    TT_CHECK(atomic_load(&hog_loops) - hogs_before < 20 * 8 * 30,
+             "unmarked: %" PRIu64 " hog loops ran in 20 yields",
+             (uint64_t)(atomic_load(&hog_loops) - hogs_before));
+    atomic_store(&heavy_done, true);
+}
+
+static void heavy_change_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 4; i++)
+        spawn_with(hog_fn, NULL, TEL_PRIO_NORMAL, 0);
+    spawn_with(heavy_changer_fn, NULL, TEL_PRIO_NORMAL, 0);
+    bool ok;
+    TT_AWAIT(ok, atomic_load(&heavy_done), 20000);
+    TT_CHECK(ok, "the changer did not finish");
+    atomic_store(&stop_hogs, true);
+    TT_CHECK(tt_await_count(1, 5000), "hogs did not stop");
+}
+
+Test(prio, cpu_heavy_marks_and_unmarks_and_keeps_the_priority, .timeout = 60)
+{
+    cr_assert_eq(tel_set_cpu_heavy(true), TEL_ENOTPROC);
+    TT_RUN(&one_sched, heavy_change_main, NULL);
+}
+
 static void nothing_fn(void *arg)
 {
     (void)arg;
