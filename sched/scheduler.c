@@ -1241,7 +1241,6 @@ int tel__task_init(struct task *t)
     t->gnext = NULL;
     t->wait = NULL;
     atomic_store_explicit(&t->timer_fired, 0, memory_order_relaxed);
-    atomic_store_explicit(&t->behind, 0, memory_order_relaxed);
 #ifdef TEL_TSAN
     t->tsan_fiber = __tsan_create_fiber(0);
     if (!t->tsan_fiber)

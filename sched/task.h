@@ -97,13 +97,7 @@ struct task {
      * whether it fired (seq_cst; read without the timer, which the task
      * frees when it disarms). */
     struct tw_wait *wait;
-    _Atomic uint16_t timer_fired;
-    /* Set by the task itself (core/mailbox.c) once it received
-     * TEL__SCHED_DRAIN_MIN messages in one turn, cleared when it finds its
-     * mailbox empty: a process that sends to it then ends its slice at
-     * that send, so the receiver gets the CPU before its queue grows
-     * without bound. Relaxed: a hint. */
-    _Atomic uint16_t behind;
+    _Atomic uint32_t timer_fired;
     /* The least room its stack was seen with at a switch-out (bytes from
      * its base up to the stack pointer; in what was padding): its stack is
      * trimmed at exit when it went deep. Counted from the base, so the

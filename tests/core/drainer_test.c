@@ -1,9 +1,9 @@
 /*
  * tests/core/drainer_test.c: a process draining a backlog gets the CPU.
  * Once it received TEL__SCHED_DRAIN_MIN messages in one turn its mailbox
- * is flagged (task.behind), and a process that sends to it ends its slice at
+ * is flagged "behind", and a process that sends to it ends its slice at
  * that send; the flag drops when the mailbox is found empty. White-box:
- * reads the flag in the running process's block (core/process.h).
+ * reads the flag through the running process's block (core/process.h).
  */
 #include "common.h"
 
@@ -27,7 +27,7 @@ struct drain {
 static uint32_t own_behind(void)
 {
     struct proc *p = tel__proc_current(tel__sched_self());
-    return atomic_load_explicit(&p->task.behind, memory_order_relaxed);
+    return atomic_load_explicit(&p->mbox.behind, memory_order_relaxed);
 }
 
 static void other_fn(void *arg)
