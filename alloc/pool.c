@@ -341,8 +341,8 @@ static TEL_NOINLINE void trim(struct pool_cache *pc, unsigned c)
     uint32_t keep = pool_trim_min[c] / 2;
     for (struct slab *s = pc->slabs[c]; s; s = s->next) {
         if (s->scratch == cap && n >= keep + cap) {
+            n -= cap - uncarved(pc, c, s); /* those on the list */
             s->scratch = POOL_DEAD;
-            n -= cap;
             n_dead++;
         }
     }

@@ -33,7 +33,6 @@ void tel__mbox_init(struct mailbox *mb)
 {
     tel__mpsc_init(&mb->in);
     mb->saved = mb->saved_tail = NULL;
-    atomic_store_explicit(&mb->behind, 0, memory_order_relaxed);
 }
 
 void tel__mbox_drain(struct mailbox *mb, void (*on_signal)(struct msg *m,
@@ -120,15 +119,10 @@ int tel_send(tel_pid_t to, uint64_t tag, const void *data, size_t size)
     struct proc *p = s ? tel__pid_lookup(to) : tel__pid_ref(to);
     if (p) {
         struct msg *m = tel__msg_new(self ? self->pid : 0, tag, data, size);
-        if (m) {
+        if (m)
             push_and_wake(p, m);
-            /* The receiver drains a backlog: let it have the CPU. */
-            if (s && TEL_UNLIKELY(atomic_load_explicit(&p->mbox.behind,
-                                                       memory_order_relaxed)))
-                s->reds = 0;
-        } else {
+        else
             rc = TEL_ENOMEM;
-        }
         if (!s)
             tel__pid_unref(p);
     }
@@ -197,9 +191,6 @@ static int receive(tel_msg_t **out, bool (*match)(const tel_msg_t *, void *),
             s = tel__sched_yield(s);
             continue;
         }
-        if (TEL_UNLIKELY(atomic_load_explicit(&mb->behind,
-                                              memory_order_relaxed)))
-            atomic_store_explicit(&mb->behind, 0, memory_order_relaxed);
         if (!armed && timeout_ms > 0) {
             rc = tel__sched_timer_arm(s, &p->task,
                                       tel__deadline_ns(timeout_ms));
@@ -222,10 +213,7 @@ found_armed:
 found:
     tel__msg_set_next(m, NULL);
     *out = &m->pub;
-    /* A drainer is favoured when preempted (scheduler.c), and its senders
-     * yield after each send (tel_send). */
-    if (TEL_UNLIKELY(++s->recvs == TEL__SCHED_DRAIN_MIN))
-        atomic_store_explicit(&mb->behind, 1, memory_order_relaxed);
+    s->recvs++; /* a drainer is favoured when preempted (scheduler.c) */
     (void)tel__sched_charge(s, seen);
     tel__sig_poll(p);
     return 0;

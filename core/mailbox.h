@@ -14,11 +14,6 @@ struct mailbox {
     /* Owner only: taken from `in` but not received (skipped by a selective
      * receive), oldest first; all older than anything still in `in`. */
     struct msg *saved, *saved_tail;
-    /* Set by the owner once it received TEL__SCHED_DRAIN_MIN messages in
-     * one turn, cleared when it finds the mailbox empty: senders then end
-     * their slice after the send (tel_send), so that the receiver gets the
-     * CPU before its queue grows without bound. Relaxed: a hint. */
-    _Atomic uint32_t behind;
 };
 
 void tel__mbox_init(struct mailbox *mb);

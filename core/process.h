@@ -45,6 +45,9 @@ struct proc {
     void *arg;
     struct mailbox mbox;
 };
+#if defined(__x86_64__) && !defined(TEL_TSAN)
+_Static_assert(sizeof(struct proc) <= 128, "a process block fits 128 bytes");
+#endif
 
 /* The running process, or NULL outside a process. */
 static inline struct proc *tel__proc_current(struct sched *s)

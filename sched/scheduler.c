@@ -97,7 +97,7 @@ _Static_assert(SCHED_TIMER_EARLY_NS < SCHED_SPIN_NS,
 #define SCHED_GLOBAL_TURN 8u
 #define SCHED_COLLECT_EVERY 16u /* picks between reclamation attempts */
 #define SCHED_WAKE_BURST 8u     /* woken tasks in a row before a ring task */
-#define SCHED_DRAIN_MIN TEL__SCHED_DRAIN_MIN /* receives in a slice: a drainer */
+#define SCHED_DRAIN_MIN 64u     /* receives in a slice that make a drainer */
 #define SCHED_INJECT_BATCH 32u
 #define SCHED_LOW_EVERY 8u      /* normal picks before a waiting low task */
 

@@ -26,10 +26,6 @@
 #include "sched/task.h"
 #include "sched/timerwheel.h"
 
-/* Messages received in one turn that make a task a drainer (scheduler.c,
- * core/mailbox.c). */
-#define TEL__SCHED_DRAIN_MIN 64u
-
 struct tel__sched_hooks {
     /* On the new task's own stack; must end with tel__sched_exit. */
     void (*task_main)(struct task *t);
