@@ -310,7 +310,7 @@ static void *watchdog(void *arg)
     if (r->mode == MODE_NONCOOP)
         fprintf(stderr,
                 "%s: mode 2: %" PRIu64 " of %" PRIu64 " non-cooperative "
-                "hogs ran and kept their schedulers: the runtime did not "
+                "hogs started and the ticker starved: the runtime did not "
                 "preempt them (no asynchronous preemption, or it failed), "
                 "so no figure\n",
                 *wl_prog(), hogs_started(r), r->hogs);
