@@ -35,9 +35,23 @@
  * blocked returns 0 (end of file) and tel_run, which waits for running
  * blocking calls, can return. Printed as workload fairness_blk<HOGS>.
  *
+ * MODE 2, non-cooperative hogs: each runs a pure C arithmetic loop (an
+ * xorshift generator in a local, behind an empty asm barrier so that the
+ * compiler can neither drop nor hoist it) that never calls Telar or any
+ * function: no reduction point at all. Only the runtime's asynchronous
+ * (signal) preemption can take a scheduler back from such a hog. A hog
+ * publishes its iteration count on its first iteration and then every
+ * 65,536 (a plain relaxed store, no call), so the program can tell that
+ * hogs ran. The ticker starts right after the hogs are spawned, as in
+ * mode 0. A runtime without asynchronous preemption never runs the ticker
+ * again: the watchdog below then ends the program with exit 1 and says
+ * so. Printed as workload fairness_nc<HOGS>.
+ *
  * Prints the lateness percentiles p50_us, p99_us, max_us (nearest rank)
  * and the ticks done. Exits 1 if no tick completed, or if some hog never
- * ran at all (mode 1: never completed a read).
+ * ran at all (mode 1: never completed a read; mode 2: if no hog ran, since
+ * with a time slice of milliseconds not all of 1,000 hogs need to have had
+ * a turn within CAP_MS, as in Go).
  *
  * A watchdog thread (outside the runtime) ends the program with exit 1 if
  * no result is in WATCHDOG_GRACE_S seconds after CAP_MS (twice CAP_MS in
@@ -58,6 +72,9 @@
 #define WATCHDOG_GRACE_S 5
 #define MODE_COOP 0
 #define MODE_BLOCK 1
+#define MODE_NONCOOP 2
+/* Mode 2: a hog publishes its count when (n & NC_PUBLISH_MASK) == 1. */
+#define NC_PUBLISH_MASK 0xffffu
 /* Mode 1: the feeder's sleep between two writes (a relative sleep: with
  * Linux's default 50 us timer slack a write goes out about every 60 to
  * 100 us). The Go and Erlang peers use the same sleep. */
@@ -65,7 +82,8 @@
 
 /* One per hog, each on its own cache line so hogs on different schedulers
  * do not slow each other down through false sharing. n counts the hog's
- * iterations (mode 0) or the bytes it has read (mode 1). */
+ * iterations (modes 0 and 2; mode 2 updates it every 65,536 iterations)
+ * or the bytes it has read (mode 1). */
 struct hog_count {
     _Alignas(64) _Atomic uint64_t n;
     int rfd, wfd; /* mode 1: the hog's pipe; the feeder owns wfd */
@@ -94,6 +112,24 @@ static void hog(void *arg)
         atomic_store_explicit(count, n, memory_order_relaxed);
         if (tel_reduce(1) != 0)
             wl_die("tel_reduce failed");
+    }
+}
+
+/* Mode 2: never calls anything (no tel_reduce, no libc), so nothing but an
+ * asynchronous preemption can interrupt it. The asm barrier makes x opaque
+ * to the compiler each iteration: the loop cannot be removed, folded or
+ * vectorised away, and its body stays a few register operations. */
+static void noncoop_hog(void *arg)
+{
+    _Atomic uint64_t *count = arg;
+    uint64_t x = (uint64_t)(uintptr_t)arg | 1; /* xorshift64: never 0 */
+    for (uint64_t n = 1;; n++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        __asm__ volatile("" : "+r"(x));
+        if ((n & NC_PUBLISH_MASK) == 1)
+            atomic_store_explicit(count, n, memory_order_relaxed);
     }
 }
 
@@ -154,6 +190,16 @@ static void *feeder(void *arg)
     return NULL;
 }
 
+/* How many hogs have published a count (have started). */
+static uint64_t hogs_started(const struct run *r)
+{
+    uint64_t started = 0;
+    for (uint64_t i = 0; i < r->hogs; i++)
+        started +=
+            atomic_load_explicit(&r->counts[i].n, memory_order_relaxed) != 0;
+    return started;
+}
+
 static uint64_t total_reads(const struct run *r)
 {
     uint64_t sum = 0;
@@ -206,6 +252,8 @@ static void root(void *arg)
     for (uint64_t i = 0; i < r->hogs; i++) {
         if (r->mode == MODE_COOP)
             (void)wl_spawn(hog, &r->counts[i].n);
+        else if (r->mode == MODE_NONCOOP)
+            (void)wl_spawn(noncoop_hog, &r->counts[i].n);
         else
             (void)wl_spawn(blocking_hog, &r->counts[i]);
     }
@@ -259,6 +307,13 @@ static void *watchdog(void *arg)
             "the main process is starved\n",
             *wl_prog(), WATCHDOG_GRACE_S,
             atomic_load_explicit(&r->ticks, memory_order_relaxed));
+    if (r->mode == MODE_NONCOOP)
+        fprintf(stderr,
+                "%s: mode 2: %" PRIu64 " of %" PRIu64 " non-cooperative "
+                "hogs started and the ticker starved: the runtime did not "
+                "preempt them (no asynchronous preemption, or it failed), "
+                "so no figure\n",
+                *wl_prog(), hogs_started(r), r->hogs);
     _exit(1);
 }
 
@@ -267,14 +322,14 @@ int main(int argc, char **argv)
     static const char sizes[] =
         "[HOGS] [TICKS] [CAP_MS] [MODE]   (HOGS >= 0, TICKS and CAP_MS >= 1; "
         "MODE 0: cooperative hogs, 1: hogs blocked in read() via "
-        "tel_blocking)";
+        "tel_blocking, 2: non-cooperative hogs)";
     struct wl_args a = wl_parse(argc, argv, sizes);
     static struct run r; /* static: the watchdog may outlive main's frame */
     r.hogs = wl_pos_min(&a, 0, 1000, 0, sizes);
     r.ticks_max = wl_pos_min(&a, 1, 2000, 1, sizes);
     r.cap_ms = wl_pos_min(&a, 2, 10000, 1, sizes);
     r.mode = wl_pos_min(&a, 3, MODE_COOP, 0, sizes);
-    if (r.mode > MODE_BLOCK)
+    if (r.mode > MODE_NONCOOP)
         wl_usage(*wl_prog(), sizes);
     tel_config_t cfg = {.schedulers = a.schedulers};
     wl_need_processes(&cfg, r.hogs + 2, sizes); /* hogs, ticker, main */
@@ -319,14 +374,21 @@ int main(int argc, char **argv)
     uint64_t ticks = atomic_load_explicit(&r.ticks, memory_order_acquire);
     if (ticks == 0)
         wl_die("no tick completed in %" PRIu64 " ms", r.cap_ms);
-    for (uint64_t i = 0; i < r.hogs; i++) {
-        if (atomic_load_explicit(&r.counts[i].n, memory_order_relaxed) == 0)
-            wl_die("hog %" PRIu64 " never ran", i);
-    }
+    uint64_t started = hogs_started(&r);
+    if (r.mode == MODE_NONCOOP ? r.hogs > 0 && started == 0
+                               : started < r.hogs)
+        wl_die("%" PRIu64 " of %" PRIu64 " hogs never ran",
+               r.hogs - started, r.hogs);
     wl_sort_i64(r.late_ns, ticks);
     char name[64];
     snprintf(name, sizeof(name), "fairness_%s%" PRIu64,
-             r.mode == MODE_BLOCK ? "blk" : "h", r.hogs);
+             r.mode == MODE_BLOCK    ? "blk"
+             : r.mode == MODE_NONCOOP ? "nc"
+                                      : "h",
+             r.hogs);
+    if (r.mode == MODE_NONCOOP && r.hogs > 0)
+        fprintf(stderr, "%s: %" PRIu64 " of %" PRIu64 " hogs ran\n", name,
+                started, r.hogs);
     if (r.mode == MODE_BLOCK && r.hogs > 0 && r.ticking_ns > 0)
         fprintf(stderr, "%s: %" PRIu64 " hog reads in %.0f ms (%.0f/s)\n",
                 name, r.reads_ticking, (double)r.ticking_ns / 1e6,

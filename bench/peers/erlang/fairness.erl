@@ -13,6 +13,18 @@
 %% workload fairness_blk<HOGS>. See blocking/3 for why this read and how the
 %% feeder works.
 %%
+%% MODE 2, non-cooperative hogs: HOGS processes run a tight arithmetic loop
+%% (a 32-bit xorshift generator, see nc_hog/2). Printed as workload
+%% fairness_nc<HOGS>. In Erlang this loop is still cooperative: the BEAM
+%% counts a reduction for every function call, a tail call included, so any
+%% loop written in Erlang is preempted after its slice of reductions (4,000)
+%% like mode 0's. Erlang has no way to write code the VM cannot preempt
+%% short of a NIF (native C code, whose long runs are the "scheduler
+%% collapse" the VM documents). The loop below is what an Erlang programmer
+%% writes for pure arithmetic, so it is the honest peer for Telar's C loop
+%% that never calls the runtime: it shows what Telar's asynchronous
+%% preemption has to come close to.
+%%
 %%   fairness [-s SCHEDULERS] [HOGS [TICKS [CAP_MS [MODE]]]]
 %%                                          (defaults 1000 2000 10000 0)
 -module(fairness).
@@ -31,16 +43,27 @@ main() ->
     case Mode of
         0 -> cooperative(Hogs, Ticks, CapMs);
         1 -> blocking(Hogs, Ticks, CapMs);
-        _ -> peer_cli:fail("fairness", "MODE must be 0 (cooperative hogs) "
-                                       "or 1 (blocking hogs)")
+        2 -> noncoop(Hogs, Ticks, CapMs);
+        _ -> peer_cli:fail("fairness", "MODE must be 0 (cooperative hogs), "
+                                       "1 (blocking hogs) or 2 "
+                                       "(non-cooperative hogs)")
     end.
 
 cooperative(Hogs, Ticks, CapMs) ->
-    Name = "fairness_h" ++ integer_to_list(Hogs),
+    hogs_and_ticker("fairness_h", fun(_) -> hog(0) end, Hogs, Ticks, CapMs).
+
+noncoop(Hogs, Ticks, CapMs) ->
+    hogs_and_ticker("fairness_nc", fun(I) -> nc_hog(I bor 1, 1) end, Hogs,
+                    Ticks, CapMs).
+
+%% Modes 0 and 2: spawns Hogs processes running Hog(I) for I in 1..Hogs,
+%% then the ticker, and reports its lateness.
+hogs_and_ticker(Prefix, Hog, Hogs, Ticks, CapMs) ->
+    Name = Prefix ++ integer_to_list(Hogs),
     Self = self(),
     Start = erlang:monotonic_time(nanosecond),
     Deadline = Start + CapMs * 1000000,
-    HogPids = [spawn(fun() -> hog(0) end) || _ <- lists:seq(1, Hogs)],
+    HogPids = [spawn(fun() -> Hog(I) end) || I <- lists:seq(1, Hogs)],
     spawn(fun() -> ticker(Ticks, Deadline, Self, []) end),
     Lates = receive {lateness, L} -> L end,
     lists:foreach(fun(P) -> exit(P, kill) end, HogPids),
@@ -229,6 +252,16 @@ read_loop(Fd, Counts, I, Main, First) ->
 %% Never returns: a CPU-bound tail-recursive loop on a small integer.
 hog(N) ->
     hog(N + 1).
+
+%% Never returns: a 32-bit xorshift generator in X (masked, so every value
+%% stays a small integer: no bignum, no allocation), with N counting the
+%% iterations. The tail call is the only thing the VM sees.
+-define(M32, 16#FFFFFFFF).
+nc_hog(X0, N) ->
+    X1 = X0 bxor ((X0 bsl 13) band ?M32),
+    X2 = X1 bxor (X1 bsr 17),
+    X3 = X2 bxor ((X2 bsl 5) band ?M32),
+    nc_hog(X3, N + 1).
 
 %% Sends the lateness of each wake-up, in ns, to Parent.
 ticker(0, _Deadline, Parent, Lates) ->

@@ -13,6 +13,10 @@
 // at a time from their own os.Pipe; a feeder writes to the pipes in turn.
 // Printed as workload fairness_blk<HOGS>.
 //
+// MODE 2 (non-cooperative hogs, noncoop.go): HOGS goroutines run a pure
+// arithmetic loop that calls nothing, preempted only asynchronously.
+// Printed as workload fairness_nc<HOGS>.
+//
 //	fairness [-s SCHEDULERS] [HOGS [TICKS [CAP_MS [MODE]]]]  (defaults 1000 2000 10000 0)
 package main
 
@@ -64,17 +68,25 @@ func main() {
 	sizes := cli.ParseCounts("fairness", 1000, 2000, 10000, 0)
 	hogs, ticks, capMS, mode := sizes[0], sizes[1], sizes[2], sizes[3]
 	name := fmt.Sprintf("fairness_h%d", hogs)
-	if mode == 1 {
+	switch mode {
+	case 1:
 		name = fmt.Sprintf("fairness_blk%d", hogs)
+	case 2:
+		name = fmt.Sprintf("fairness_nc%d", hogs)
 	}
 	if ticks < 1 || capMS < 1 {
 		cli.Fail(name, "TICKS and CAP_MS must be positive")
 	}
-	if mode > 1 {
-		cli.Fail(name, "MODE must be 0 (cooperative hogs) or 1 (blocking hogs)")
+	if mode > 2 {
+		cli.Fail(name, "MODE must be 0 (cooperative hogs), 1 (blocking hogs) "+
+			"or 2 (non-cooperative hogs)")
 	}
-	if mode == 1 {
+	switch mode {
+	case 1:
 		blocking(name, hogs, ticks, capMS)
+		return
+	case 2:
+		noncoop(name, hogs, ticks, capMS)
 		return
 	}
 
