@@ -109,6 +109,11 @@ _Static_assert(SCHED_TIMER_EARLY_NS < SCHED_SPIN_NS,
 /* Bits of struct sched's prio.mask: queue p is non-empty. */
 #define PRIO_BIT(p) (1u << (p))
 #define PRIO_HI_BITS (PRIO_BIT(TEL_PRIO_MAX) | PRIO_BIT(TEL_PRIO_HIGH))
+#define PRIO_Q_BITS 0xfu /* the queues' bits */
+/* Not a queue: the watchdog's question waits (s->wd_ask, wd_answer). In
+ * this word because the pick tests it anyway: the question costs the pick
+ * nothing. Everyone else masks it off (PRIO_Q_BITS). */
+#define PRIO_WD_ASK (1u << 8)
 /* A process that switches out with less stack than this left is ended
  * with TASK_F_OVERFLOW: the switch path itself (pick_next, spill's batch)
  * must never run into the guard halfway through a queue operation. */
@@ -572,14 +577,19 @@ static void fire_timer(struct tw_node *n, void *ctx)
 
 static void help_stuck(struct sched *s);
 
-/* Owner: fire due timers; deliver TW_HANDLE ones outside the lock. While
- * a scheduler is stuck (MODE_STUCK, in the word the switch path reads
- * anyway), its due timers too. */
-static void run_timers(struct sched *s)
+/* Owner: while a scheduler is stuck (MODE_STUCK), fire its due timers
+ * too. Where the mode word is read anyway (a switch-out's slow path) or
+ * off the switch path (a preemption, the idle loop). */
+static inline void help_if_stuck(struct sched *s)
 {
     if (TEL_UNLIKELY(atomic_load_explicit(&sys.mode, memory_order_relaxed) &
                      MODE_STUCK))
         help_stuck(s);
+}
+
+/* Owner: fire due timers; deliver TW_HANDLE ones outside the lock. */
+static void run_timers(struct sched *s)
+{
     if (tel__tw_empty(&s->wheel))
         return;
     tel__tw_expire(&s->wheel, tel__now_ns(), fire_timer, s);
@@ -771,6 +781,11 @@ static inline struct task *pick_normal(struct sched *s)
  */
 static TEL_NOINLINE void wd_answer(struct sched *s)
 {
+    /* acquire: pairs with the release in tel__sched_wd_ask. The watchdog
+     * asks about a run only after it saw it, so no newer question can come
+     * before this run ends. */
+    atomic_fetch_and_explicit(&s->prio.mask, ~PRIO_WD_ASK,
+                              memory_order_acquire);
     uint64_t ask = atomic_load_explicit(&s->wd_ask, memory_order_relaxed);
     if (ask == tel__sched_run_seq(s) && s->cur) {
         atomic_store_explicit(&s->wd_run_id, sys.hooks.task_id(s->cur),
@@ -778,9 +793,12 @@ static TEL_NOINLINE void wd_answer(struct sched *s)
         /* release: pairs with the watchdog's acquire (take_answer). */
         atomic_store_explicit(&s->wd_run_seq, ask, memory_order_release);
     }
-    /* A CAS: the watchdog may have asked about a newer run meanwhile. */
-    (void)atomic_compare_exchange_strong_explicit(
-        &s->wd_ask, &ask, 0, memory_order_relaxed, memory_order_relaxed);
+}
+
+void tel__sched_wd_ask(struct sched *s, uint64_t seq)
+{
+    atomic_store_explicit(&s->wd_ask, seq, memory_order_relaxed);
+    atomic_fetch_or_explicit(&s->prio.mask, PRIO_WD_ASK, memory_order_release);
 }
 
 /* Owner: the next task to run, or NULL. */
@@ -790,20 +808,20 @@ static struct task *pick_raw(struct sched *s)
     s->tick++;
     /* Quiescent (sched/epoch.h); now and then, free what was retired long
      * enough ago. One test covers that, the other levels and the
-     * watchdog's question: pm, ep.head and wd_ask are 0 on the normal
-     * path. A timer that fires in this pick's run_timers queues a max or
-     * high task for the next pick (timers run every 4th pick anyway). */
+     * watchdog's question (PRIO_WD_ASK): pm and ep.head are 0 on the
+     * normal path. A timer that fires in this pick's run_timers queues a
+     * max or high task for the next pick (timers run every 4th pick
+     * anyway). */
     tel__epoch_quiescent(&s->ep);
     if (TEL_UNLIKELY(((uintptr_t)s->ep.head |
                       atomic_load_explicit(&s->prio.mask,
-                                           memory_order_relaxed) |
-                      atomic_load_explicit(&s->wd_ask,
                                            memory_order_relaxed)) != 0)) {
-        if (atomic_load_explicit(&s->wd_ask, memory_order_relaxed))
-            wd_answer(s);
         collect(s);
         uint32_t pm =
             atomic_load_explicit(&s->prio.mask, memory_order_relaxed);
+        if (pm & PRIO_WD_ASK)
+            wd_answer(s);
+        pm &= PRIO_Q_BITS;
         if (pm && (t = pick_prio(s, pm)))
             return t;
     }
@@ -1003,6 +1021,7 @@ static TEL_NOINLINE struct sched *switch_out_slow(struct sched *s,
 {
     if (atomic_load_explicit(&sys.mode, memory_order_relaxed) & MODE_CANARY)
         act = canary_check(prev, act);
+    help_if_stuck(s);
     return switch_away(s, prev, act);
 }
 
@@ -1063,7 +1082,8 @@ static inline bool no_normal(struct sched *s)
  */
 static inline bool nothing_ahead(struct sched *s)
 {
-    uint32_t pm = atomic_load_explicit(&s->prio.mask, memory_order_relaxed);
+    uint32_t pm = atomic_load_explicit(&s->prio.mask, memory_order_relaxed) &
+                  PRIO_Q_BITS;
     if (atomic_load_explicit(&sys.mode, memory_order_relaxed) & MODE_STOP)
         return false;
     switch (prio_of(s->cur)) {
@@ -1086,12 +1106,12 @@ static inline bool nothing_ahead(struct sched *s)
 static inline void go_on(struct sched *s)
 {
     /* A run ends here too (the watchdog's sequence moves on). */
-    if (TEL_UNLIKELY(atomic_load_explicit(&s->wd_ask, memory_order_relaxed)))
+    uint32_t pm = atomic_load_explicit(&s->prio.mask, memory_order_relaxed);
+    if (TEL_UNLIKELY(pm & PRIO_WD_ASK))
         wd_answer(s);
     tel__stat_inc(&s->n_renews);
     s->reds = (int32_t)s->slice;
-    if (TEL_UNLIKELY(atomic_load_explicit(&s->prio.mask, memory_order_relaxed) &
-                     PRIO_BIT(TEL_PRIO_LOW)) &&
+    if (TEL_UNLIKELY(pm & PRIO_BIT(TEL_PRIO_LOW)) &&
         prio_of(s->cur) == TEL_PRIO_NORMAL)
         s->low_skip++;
 }
@@ -1119,6 +1139,7 @@ struct sched *tel__sched_preempt(struct sched *s)
     /* A whole slice has passed since the last pick: a timer may be due. The
      * clock read is cheap next to a slice; every pick would not be (a
      * ping-pong switch costs about as much). */
+    help_if_stuck(s);
     run_timers(s);
     if (s->recvs < SCHED_DRAIN_MIN)
         return tel__sched_yield(s);
@@ -1202,8 +1223,10 @@ void tel__sched_timer_disarm(struct task *t)
  * would wait for it. The watchdog (sysmon.c) marks it (s->stuck, and
  * MODE_STUCK in sys.mode while any is) and, once per sample while it stays
  * stuck, calls tel__sched_hand_off. No switch, send or receive path pays
- * for any of this: run_timers tests a bit of a word the switch path reads
- * anyway, and only wakers on threads that are no scheduler test s->stuck.
+ * for any of this: help_if_stuck tests a bit of the word the switch path
+ * reads anyway (on its slow path, which MODE_STUCK selects, and at a
+ * preemption and in the idle loop), and only wakers on threads that are
+ * no scheduler test s->stuck.
  *
  * What others may take, they get:
  *   - the ring: the watchdog takes it whole (tel__runq_take_all, one CAS,
@@ -1212,8 +1235,8 @@ void tel__sched_timer_disarm(struct task *t)
  *     parked scheduler;
  *   - the priority queues (locked): moved to a scheduler that is not
  *     stuck;
- *   - its timers: every other scheduler's run_timers fires the stuck
- *     wheels' due timers too (under the wheel lock, as the owner would; a
+ *   - its timers: every other scheduler fires the stuck wheels' due
+ *     timers too (help_stuck) (under the wheel lock, as the owner would; a
  *     woken task goes to the helper's own wake lane), and the watchdog
  *     wakes a parked one when such a timer is due;
  *   - new wake-ups from other threads (inject) go to a scheduler that is
@@ -1268,14 +1291,16 @@ void tel__sched_hand_off(struct sched *s, uint64_t due_ns)
         moved = true;
     }
     struct sched *to = not_stuck(s);
-    if (to != s && atomic_load_explicit(&s->prio.mask, memory_order_relaxed)) {
+    if (to != s && (atomic_load_explicit(&s->prio.mask, memory_order_relaxed) &
+                    PRIO_Q_BITS)) {
         struct task *head[4];
         tel__spin_lock(&s->prio.lock);
         for (unsigned p = 0; p < 4; p++) {
             head[p] = s->prio.head[p];
             s->prio.head[p] = s->prio.tail[p] = NULL;
         }
-        atomic_store_explicit(&s->prio.mask, 0, memory_order_relaxed);
+        atomic_fetch_and_explicit(&s->prio.mask, ~PRIO_Q_BITS,
+                                  memory_order_relaxed);
         tel__spin_unlock(&s->prio.lock);
         /* One lock at a time (rank 1): s's, then to's for each task. */
         for (unsigned p = 0; p < 4; p++) {
@@ -1562,12 +1587,14 @@ static bool work_visible(struct sched *s)
         tel__mpsc_nonempty(&s->inject) ||
         tel__runq_len(&s->runq) ||
         atomic_load_explicit(&sys.glen, memory_order_seq_cst) ||
-        atomic_load_explicit(&s->prio.mask, memory_order_seq_cst))
+        (atomic_load_explicit(&s->prio.mask, memory_order_seq_cst) &
+         PRIO_Q_BITS))
         return true;
     for (unsigned i = 0; i < sys.n; i++)
         if (sys.s[i] != s &&
             (tel__runq_len(&sys.s[i]->runq) > 0 ||
-             atomic_load_explicit(&sys.s[i]->prio.mask, memory_order_seq_cst)))
+             (atomic_load_explicit(&sys.s[i]->prio.mask,
+                                   memory_order_seq_cst) & PRIO_Q_BITS)))
             return true;
     return false;
 }
@@ -1579,6 +1606,7 @@ static struct task *look_once(struct sched *s)
     if (s->ep.head)
         (void)tel__epoch_collect(&s->ep, sys.eps, sys.n);
     do {
+        help_if_stuck(s);
         run_timers(s);
         /* A timer or a wake from this thread may have filled runnext. */
         if ((t = prio_pop_hi(s))) {

@@ -28,8 +28,9 @@
  *
  * Who ran it. The watchdog cannot safely look at the task (it may exit
  * and be freed at any moment), so it asks the owner: it stores the run's
- * sequence in s->wd_ask, which the owner reads at every pick together with
- * the words it already tests there (one load), and at the end of that run
+ * sequence in s->wd_ask and sets a bit of the priority mask, a word the
+ * owner tests at every pick anyway (so asking costs the pick nothing), and
+ * at the end of that run
  * (the pick that ends it, or a renewed slice) the owner writes the task's
  * id (hooks->task_id: core's pid) and the sequence back. A long_schedule
  * report therefore goes out when the run has ended (as in Erlang, whose
@@ -203,7 +204,7 @@ static void sample(unsigned i, uint64_t now, uint64_t thr)
     tel__spin_unlock(&wd.lock);
     if (!w->asked) {
         /* Who is it? The owner answers when the run ends. */
-        atomic_store_explicit(&s->wd_ask, seq, memory_order_relaxed);
+        tel__sched_wd_ask(s, seq);
         w->asked = true;
     }
     if (thr && d >= thr) {
