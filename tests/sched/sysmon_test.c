@@ -166,25 +166,38 @@ static void long_schedule_fn(void *arg)
     TT_CHECK_RC(tel_system_monitor(tel_self(), 5000), 0, "system_monitor");
     struct spin_arg a = {.parent = 0, .ms = 20};
     tel_pid_t pid;
+    /* Reports about other runs may come too (main's, if a loaded machine
+     * took its thread away for 5 ms): look for the spinner's. A machine
+     * loaded enough to keep the watchdog's own thread off the CPU for most
+     * of the 20 ms may miss a run: up to three spinners, one at a time. */
+    tel_long_schedule_info_t info = {0};
+    int reports = 0, tries = 0;
     if (!TT_CHECK_RC(tel_spawn(&pid, spinner_fn, &a), 0, "spawn"))
         return;
-    tel_msg_t *m = recv_tag(TEL_TAG_LONG_SCHEDULE, 10000);
-    if (!TT_CHECK(m != NULL, "no long_schedule report"))
-        return;
-    TT_CHECK(m->from == 0 && m->size == sizeof(tel_long_schedule_info_t),
-             "from %" PRIu64 " size %zu", m->from, m->size);
-    tel_long_schedule_info_t info;
-    memcpy(&info, m->data, sizeof(info));
-    tel_msg_free(m);
-    TT_CHECK(info.pid == pid, "report names %" PRIu64 ", not %" PRIu64,
-             info.pid, pid);
+    for (;;) {
+        tel_msg_t *m = recv_tag(TEL_TAG_LONG_SCHEDULE, reports ? 100 : 2000);
+        if (!m && !reports && ++tries < 3) {
+            if (!TT_CHECK_RC(tel_spawn(&pid, spinner_fn, &a), 0, "spawn"))
+                return;
+            continue;
+        }
+        if (!m)
+            break;
+        TT_CHECK(m->from == 0 && m->size == sizeof(info),
+                 "from %" PRIu64 " size %zu", m->from, m->size);
+        tel_long_schedule_info_t i;
+        memcpy(&i, m->data, sizeof(i));
+        tel_msg_free(m);
+        if (i.pid == pid) {
+            info = i;
+            reports++;
+        }
+    }
+    /* Once per run: one report for it. */
+    TT_CHECK(reports == 1, "%d reports name the spinner", reports);
     TT_CHECK(info.run_us >= 5000 && info.run_us < 10000000,
              "run_us %" PRIu64, info.run_us);
     TT_CHECK(info.scheduler < 2, "scheduler %u", info.scheduler);
-    /* Once per run: no second report for it. */
-    m = recv_tag(TEL_TAG_LONG_SCHEDULE, 100);
-    TT_CHECK(m == NULL, "a second report");
-    tel_msg_free(m);
 }
 
 Test(sysmon, long_schedule_names_a_busy_process)
@@ -253,7 +266,7 @@ static void dead_monitor_fn(void *arg)
     TT_CHECK_RC(tel_spawn(&dead, tt_return_fn, NULL), 0, "spawn");
     TT_CHECK(tt_await_dead(dead, 5000), "the monitor did not end");
     TT_CHECK_RC(tel_system_monitor(dead, 2000), 0, "system_monitor(dead)");
-    struct spin_arg a = {.parent = tel_self(), .ms = 10};
+    struct spin_arg a = {.parent = tel_self(), .ms = 30};
     tel_pid_t pid;
     TT_CHECK_RC(tel_spawn(&pid, spinner_fn, &a), 0, "spawn");
     tel_msg_t *m = recv_tag(1, 10000);
@@ -440,7 +453,12 @@ static void *foreign_waker(void *arg)
     (void)arg;
     while (!atomic_load(&blocked))
         tt_os_sleep_ms(1);
-    tt_os_sleep_ms(5); /* the watchdog has marked it stuck by now */
+    /* Once the watchdog has marked it stuck (a wake-up queued just before
+     * that would wait for it, or for the preemption signal's shed). */
+    struct sched *a = tel__sched_get((unsigned)atomic_load(&blocker_sched));
+    for (int i = 0; i < 5000 && !atomic_load(&a->stuck); i++)
+        tt_os_sleep_ms(1);
+    TT_CHECK(atomic_load(&a->stuck), "the blocked scheduler never got stuck");
     int rc = tel_send(atomic_load(&waiter_pid), 9, NULL, 0);
     TT_CHECK_RC(rc, 0, "foreign send");
     for (int i = 0; i < 5000 && !atomic_load(&both_done); i++)
