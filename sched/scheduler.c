@@ -1781,6 +1781,12 @@ unsigned tel__sched_n_parked(void)
     return atomic_load_explicit(&sys.idle.n_parked, memory_order_seq_cst);
 }
 
+void tel__sched_n_parked_sync(void)
+{
+    (void)atomic_fetch_add_explicit(&sys.idle.n_parked, 0,
+                                    memory_order_seq_cst);
+}
+
 const struct tel__sched_hooks *tel__sched_hooks(void)
 {
     return &sys.hooks;

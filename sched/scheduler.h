@@ -199,6 +199,9 @@ struct sched *tel__sched_get(unsigned i);
 
 /* Any thread: how many schedulers are parked or about to park (a hint). */
 unsigned tel__sched_n_parked(void);
+/* A scheduler that left its park: a seq_cst read-modify-write of the
+ * parked count (sysmon.c's Dekker pair; no fence: TSan has none). */
+void tel__sched_n_parked_sync(void);
 
 /* The hooks of the current run (valid between run and fini). */
 const struct tel__sched_hooks *tel__sched_hooks(void);

@@ -49,8 +49,9 @@
  * a futex with no timeout. A scheduler that leaves its park (find_work,
  * after its futex sleep or a cancelled park) calls tel__sysmon_unparked:
  * a Dekker pair, the watchdog stores `sleeping` and then loads the parked
- * count; the scheduler's count went down before its fence and its load
- * of `sleeping`; both seq_cst, so one of them sees the other. The futex
+ * count; the scheduler's count went down before its seq_cst
+ * read-modify-write of the count and its load of `sleeping`; all seq_cst,
+ * so one of them sees the other. The futex
  * word, read before the check, closes the gap between the check and the
  * sleep. Nothing of this is on the switch, send or receive paths.
  *
@@ -153,8 +154,8 @@ static void take_answer(struct sched *s, struct wd_sched *w, uint64_t now)
     uint64_t rs = atomic_load_explicit(&s->wd_run_seq, memory_order_acquire);
     if (rs == 0 || rs == w->answered)
         return;
-    uint64_t id = atomic_load_explicit(&s->wd_run_id, memory_order_relaxed);
-    atomic_thread_fence(memory_order_acquire);
+    /* acquire: the re-read of the sequence below stays after it. */
+    uint64_t id = atomic_load_explicit(&s->wd_run_id, memory_order_acquire);
     if (atomic_load_explicit(&s->wd_run_seq, memory_order_relaxed) != rs)
         return; /* a newer answer is being written: take it next time */
     w->answered = rs;
@@ -338,10 +339,12 @@ void tel__sysmon_unparked(void)
 {
     if (!on())
         return;
-    /* seq_cst: our parked count went down before this (the Dekker pair
-     * with wd_main's store of `sleeping` and load of the count). */
-    atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&wd.sleeping, memory_order_relaxed) &&
+    /* Our parked count went down before this; a seq_cst read-modify-write
+     * of the count orders that before our seq_cst load of `sleeping` (the
+     * Dekker pair with wd_main's store of `sleeping` and load of the
+     * count). The idle path only. */
+    tel__sched_n_parked_sync();
+    if (atomic_load_explicit(&wd.sleeping, memory_order_seq_cst) &&
         atomic_exchange_explicit(&wd.sleeping, 0, memory_order_acq_rel))
         wake();
 }

@@ -210,16 +210,32 @@ Test(sysmon, long_schedule_names_a_busy_process)
  * piece is a run of its own, so it is never a long one. (The watchdog
  * counts wall time: the threshold, 150 ms, leaves room for a loaded
  * machine taking the thread away for a while.) */
+/* The longest the yielder saw between two looks at the clock: time the
+ * OS took its thread away (a loaded machine), which the watchdog, counting
+ * wall time, rightly sees as one long run. */
+static _Atomic int64_t yielder_max_gap_ns;
+
 static void yielder_fn(void *arg)
 {
     tel_pid_t parent = (tel_pid_t)(uintptr_t)arg;
-    int64_t until = tt_now_ns() + 300 * 1000000;
-    while (tt_now_ns() < until) {
-        int64_t piece = tt_now_ns() + 50000;
-        while (tt_now_ns() < piece)
-            ;
+    int64_t last = tt_now_ns(), gap = 0;
+    int64_t until = last + 300 * 1000000;
+    for (;;) {
+        int64_t now = tt_now_ns();
+        if (now - last > gap)
+            gap = now - last;
+        last = now;
+        if (now >= until)
+            break;
+        int64_t piece = now + 50000;
+        while ((now = tt_now_ns()) < piece) {
+            if (now - last > gap)
+                gap = now - last;
+            last = now;
+        }
         (void)tel_yield();
     }
+    atomic_store(&yielder_max_gap_ns, gap);
     (void)tt_send_tag(parent, 1);
 }
 
@@ -235,20 +251,26 @@ static void short_runs_fn(void *arg)
     TT_CHECK(m != NULL, "the yielder never finished");
     tel_msg_free(m);
     tel_sleep(5); /* the watchdog's next sample names the last run */
-    /* Its runs were short: no scheduler saw one anywhere near 150 ms. */
+    /* Its runs were short: no scheduler saw one anywhere near 150 ms,
+     * unless the OS took the thread away about that long. */
+    uint64_t allow = 150000000;
+    int64_t gap = atomic_load(&yielder_max_gap_ns);
+    if ((uint64_t)gap + 20000000 > allow)
+        allow = (uint64_t)gap + 20000000;
     for (unsigned i = 0; i < tel_scheduler_count(); i++) {
         tel_sched_stats_t st;
         TT_CHECK_RC(tel_sched_stats(i, &st), 0, "stats");
-        TT_CHECK(st.longest_run_ns < 150000000 || st.longest_run_pid != pid,
-                 "scheduler %u saw the yielder run %" PRIu64 " ns", i,
-                 st.longest_run_ns);
+        TT_CHECK(st.longest_run_ns < allow || st.longest_run_pid != pid,
+                 "scheduler %u saw the yielder run %" PRIu64
+                 " ns (its longest gap: %" PRId64 " ns)",
+                 i, st.longest_run_ns, gap);
     }
     m = recv_tag(TEL_TAG_LONG_SCHEDULE, 50);
     if (m) {
         tel_long_schedule_info_t info;
         memcpy(&info, m->data, sizeof(info));
-        TT_CHECK(info.pid != pid, "a report names the yielder (%" PRIu64
-                 " us)", info.run_us);
+        TT_CHECK(info.pid != pid || info.run_us * 1000 < allow,
+                 "a report names the yielder (%" PRIu64 " us)", info.run_us);
     }
     tel_msg_free(m);
 }
@@ -265,7 +287,7 @@ static void dead_monitor_fn(void *arg)
     tel_pid_t dead;
     TT_CHECK_RC(tel_spawn(&dead, tt_return_fn, NULL), 0, "spawn");
     TT_CHECK(tt_await_dead(dead, 5000), "the monitor did not end");
-    TT_CHECK_RC(tel_system_monitor(dead, 2000), 0, "system_monitor(dead)");
+    TT_CHECK_RC(tel_system_monitor(dead, 10000), 0, "system_monitor(dead)");
     struct spin_arg a = {.parent = tel_self(), .ms = 30};
     tel_pid_t pid;
     TT_CHECK_RC(tel_spawn(&pid, spinner_fn, &a), 0, "spawn");
@@ -273,15 +295,17 @@ static void dead_monitor_fn(void *arg)
     TT_CHECK(m != NULL, "the spinner never finished");
     tel_msg_free(m);
     tel_sleep(5); /* the watchdog sends to the dead pid meanwhile */
-    TT_CHECK_RC(tel_system_monitor(tel_self(), 2000), 0, "system_monitor");
+    TT_CHECK_RC(tel_system_monitor(tel_self(), 10000), 0, "system_monitor");
     TT_CHECK_RC(tel_spawn(&pid, spinner_fn, &a), 0, "spawn");
-    m = recv_tag(TEL_TAG_LONG_SCHEDULE, 10000);
-    if (TT_CHECK(m != NULL, "no report after the monitor changed")) {
+    /* Other runs may be reported too (a slow build, a loaded machine). */
+    bool named = false;
+    while (!named && (m = recv_tag(TEL_TAG_LONG_SCHEDULE, 10000))) {
         tel_long_schedule_info_t info;
         memcpy(&info, m->data, sizeof(info));
-        TT_CHECK(info.pid == pid, "report names %" PRIu64, info.pid);
+        named = info.pid == pid;
+        tel_msg_free(m);
     }
-    tel_msg_free(m);
+    TT_CHECK(named, "no report names the spinner after the monitor changed");
 }
 
 Test(sysmon, dead_monitor)
@@ -402,7 +426,7 @@ static void sleeper_fn(void *arg)
 {
     tel_pid_t parent = (tel_pid_t)(uintptr_t)arg;
     atomic_store(&sleeper_sched, my_sched());
-    tel_sleep(30); /* on its scheduler's wheel */
+    tel_sleep(50); /* on its scheduler's wheel */
     (void)tt_send_tag(parent, 3);
 }
 
@@ -511,7 +535,10 @@ static void stuck_main_fn(void *arg)
 Test(sysmon, stuck_scheduler_hands_off)
 {
     cr_assert_eq(pipe(stuck_pipe), 0);
-    TT_RUN(&two, stuck_main_fn, NULL);
+    /* A 20 ms bound: only the blocked scheduler gets stuck, even where
+     * every run is slow (sanitizers, a loaded machine). */
+    tel_config_t c = {.schedulers = 2, .watchdog_us = 20000};
+    TT_RUN(&c, stuck_main_fn, NULL);
     close(stuck_pipe[0]);
     close(stuck_pipe[1]);
 }
