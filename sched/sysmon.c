@@ -90,6 +90,7 @@ struct wd_sched {
     uint64_t seq;      /* the run sequence at the last sample */
     uint64_t since_ns; /* the first sample that saw this run */
     uint64_t answered; /* the last answer taken (a run sequence) */
+    uint64_t ans_id;   /* and the id it gave */
     uint64_t ls_seq, ls_ns; /* a long run not reported yet, its length */
     bool asked, preempted, stuck;
     /* Under wd.lock (the watchdog writes, readers read). */
@@ -159,6 +160,7 @@ static void take_answer(struct sched *s, struct wd_sched *w, uint64_t now)
     if (atomic_load_explicit(&s->wd_run_seq, memory_order_relaxed) != rs)
         return; /* a newer answer is being written: take it next time */
     w->answered = rs;
+    w->ans_id = id;
     tel__spin_lock(&wd.lock);
     if (w->longest_seq == rs)
         w->longest_id = id;
@@ -178,6 +180,12 @@ static void sample(unsigned i, uint64_t now, uint64_t thr)
     bool busy = !atomic_load_explicit(&s->wd_idle, memory_order_relaxed);
     if (!busy || seq != w->seq || seq == 0) {
         /* A new run (or none): measure it from now. */
+        if (w->ls_seq && w->ls_seq == w->answered) {
+            /* Named before it ended (a run that went on after a renewed
+             * slice the watchdog did not see as an end): report now. */
+            report(s->index, w->ans_id, w->ls_ns, now);
+            w->ls_seq = w->ls_ns = 0;
+        }
         w->seq = busy ? seq : 0;
         w->since_ns = now;
         w->asked = w->preempted = false;
@@ -199,7 +207,8 @@ static void sample(unsigned i, uint64_t now, uint64_t thr)
         w->longest_ns = d;
         if (w->longest_seq != seq) {
             w->longest_seq = seq;
-            w->longest_id = 0; /* named when the run ends */
+            /* Named when the run ends, unless the owner answered already. */
+            w->longest_id = w->answered == seq ? w->ans_id : 0;
         }
     }
     tel__spin_unlock(&wd.lock);
