@@ -11,7 +11,8 @@
  *      mutex (alloc/stack.c), the blocking pool's mutex (core/blocking.c),
  *      the registry's mutex
  *      (core/registry.c), the shared block pool's spinlock (alloc/pool.c;
- *      taken only to allocate) (leaves)
+ *      taken only to allocate), the watchdog's record spinlock
+ *      (sched/sysmon.c) (leaves)
  *
  * Every wrapper counts the runtime locks the calling thread holds
  * (tel__locks_held; one thread-local increment and decrement). The fault

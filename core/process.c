@@ -170,6 +170,13 @@ static void proc_exit(struct sched *s, struct task *t)
 void tel__timer_fire(struct tw_node *n);
 void tel__timer_drop(struct tw_node *n);
 
+/* The id the watchdog names a task by: its pid (the task is alive: its
+ * scheduler runs it). */
+static uint64_t proc_task_id(struct task *t)
+{
+    return ((struct proc *)(void *)t)->pid;
+}
+
 const struct tel__sched_hooks tel__proc_hooks = {
     .task_main = proc_main,
     .park_msg = proc_park_msg,
@@ -177,6 +184,8 @@ const struct tel__sched_hooks tel__proc_hooks = {
     .task_exit = proc_exit,
     .timer_fire = tel__timer_fire,
     .timer_drop = tel__timer_drop,
+    .task_id = proc_task_id,
+    .long_run = tel__rt_long_run,
 };
 
 static void kill_one(struct proc *p)

@@ -33,11 +33,14 @@
 #include "core/process.h"
 #include "core/registry.h"
 #include "sched/scheduler.h"
+#include "sched/sysmon.h"
 
 #define GATE_OPEN (1ull << 63)
 
 static _Atomic uint64_t gate;
 static _Atomic bool running;
+/* The system monitor (tel_system_monitor): its pid, 0 for none. */
+static _Atomic tel_pid_t sysmon_to;
 bool tel__rt_main_nostack;
 
 bool tel__rt_enter(void)
@@ -140,6 +143,7 @@ int tel_run(const tel_config_t *cfg, tel_fn main_fn, void *arg)
     tel__blocking_init(cfg ? cfg->blocking_threads : 0);
 
     tel__rt_main_nostack = false;
+    atomic_store_explicit(&sysmon_to, 0, memory_order_relaxed);
     atomic_fetch_or_explicit(&gate, GATE_OPEN, memory_order_seq_cst);
     rc = tel__sched_run(&sc, &tel__proc_hooks, &first->task);
     gate_close();
@@ -172,4 +176,81 @@ unsigned tel_scheduler_count(void)
     if (!s)
         tel__rt_leave();
     return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Introspection: schedulers, the watchdog, long_schedule               */
+/* ------------------------------------------------------------------ */
+
+int tel_sched_stats(unsigned index, tel_sched_stats_t *out)
+{
+    if (!out)
+        return TEL_EINVAL;
+    struct sched *self = tel__sched_self();
+    if (!self && !tel__rt_enter())
+        return TEL_ESHUTDOWN;
+    int rc = 0;
+    struct sched *s = tel__sched_get(index);
+    if (!s) {
+        rc = TEL_EINVAL;
+        goto out;
+    }
+    /* Each counter has one writer (its scheduler, load + store): relaxed
+     * loads see whole values, each at most a little stale. */
+    out->switches = atomic_load_explicit(&s->n_switches, memory_order_relaxed);
+    out->steals = atomic_load_explicit(&s->n_steals, memory_order_relaxed);
+    out->parks = atomic_load_explicit(&s->n_parks, memory_order_relaxed);
+    out->preempt_reductions =
+        atomic_load_explicit(&s->n_preempts, memory_order_relaxed);
+    out->preempt_watchdog =
+        atomic_load_explicit(&s->n_preempt_watchdog, memory_order_relaxed);
+    out->preempt_signal =
+        atomic_load_explicit(&s->n_preempt_signal, memory_order_relaxed);
+    uint64_t id;
+    tel__sysmon_record(index, &out->longest_run_ns, &id, &out->current_run_ns);
+    out->longest_run_pid = (tel_pid_t)id;
+    out->sample_period_ns = tel__sysmon_period_ns();
+    out->blocking_threads = tel_blocking_threads();
+out:
+    if (!self)
+        tel__rt_leave();
+    return rc;
+}
+
+int tel_system_monitor(tel_pid_t to, uint32_t long_schedule_us)
+{
+    if (to && long_schedule_us == 0)
+        return TEL_EINVAL;
+    struct sched *self = tel__sched_self();
+    if (!self && !tel__rt_enter())
+        return TEL_ESHUTDOWN;
+    int rc = 0;
+    if (!tel__sysmon_enabled()) {
+        rc = TEL_EINVAL; /* TEL_CFG_NO_WATCHDOG: nobody watches */
+    } else {
+        /* The pid first: the watchdog reports only once it has a
+         * threshold, and then reads the pid it goes to. */
+        atomic_store_explicit(&sysmon_to, to, memory_order_relaxed);
+        (void)tel__sysmon_set_long(to ? (uint64_t)long_schedule_us * 1000u
+                                      : 0);
+    }
+    if (!self)
+        tel__rt_leave();
+    return rc;
+}
+
+void tel__rt_long_run(unsigned index, uint64_t id, uint64_t ns)
+{
+    tel_pid_t to = atomic_load_explicit(&sysmon_to, memory_order_relaxed);
+    if (!to)
+        return;
+    tel_long_schedule_info_t info = {
+        .pid = (tel_pid_t)id,
+        .run_us = ns / 1000u,
+        .scheduler = index,
+    };
+    /* From the watchdog's thread, as from any thread outside the runtime:
+     * a dead monitor drops the message; out of memory drops it too. */
+    int rc = tel_send(to, TEL_TAG_LONG_SCHEDULE, &info, sizeof(info));
+    (void)rc;
 }

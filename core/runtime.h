@@ -5,6 +5,7 @@
 #define TEL_CORE_RUNTIME_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /*
  * A thread the runtime does not own enters before it touches runtime state
@@ -20,5 +21,12 @@ void tel__rt_leave(void);
  * that ended main, read by tel_run after the schedulers have stopped.
  */
 extern bool tel__rt_main_nostack;
+
+/*
+ * The watchdog's long_run hook (sched/sysmon.c): send the system monitor
+ * (tel_system_monitor) a TEL_TAG_LONG_SCHEDULE message. The watchdog's
+ * thread.
+ */
+void tel__rt_long_run(unsigned index, uint64_t id, uint64_t ns);
 
 #endif /* TEL_CORE_RUNTIME_H */

@@ -410,6 +410,7 @@ TEL_API int tel_cancel_timer(uint64_t timer);
 #define TEL_TAG_SYSTEM UINT64_C(0xFFFFFFFFFFFFFF00)
 #define TEL_TAG_EXIT (TEL_TAG_SYSTEM + 1)
 #define TEL_TAG_DOWN (TEL_TAG_SYSTEM + 2)
+#define TEL_TAG_LONG_SCHEDULE (TEL_TAG_SYSTEM + 3) /* see tel_system_monitor */
 
 typedef struct tel_exit_info {
     tel_pid_t pid;       /* the process the signal came from */
@@ -945,6 +946,90 @@ TEL_API const char *tel_reason_str(tel_reason_t reason);
  */
 TEL_API uint32_t tel_process_count(void);
 TEL_API unsigned tel_scheduler_count(void);
+
+/*
+ * Per-scheduler statistics (tel_sched_stats). Counters count from the start
+ * of the run; each is read whole, but they are read one after another
+ * while the scheduler runs, so they need not agree with each other exactly.
+ *   switches:  context switches (process to process, or to and from the
+ *              scheduler's idle loop).
+ *   steals:    times it took work queued on another scheduler.
+ *   parks:     times it went to sleep with nothing to do.
+ *   preempt_reductions: slices that ended because the process used up its
+ *              reductions (tel_config_t.reductions).
+ *   preempt_watchdog: preemptions the watchdog asked for that took effect
+ *              at the process's next reduction point.
+ *   preempt_signal: processes the watchdog's signal switched out at once.
+ *   longest_run_ns: the longest the scheduler ran one process without a
+ *              switch, as the watchdog saw it. The watchdog samples every
+ *              sample_period_ns (half of tel_config_t.watchdog_us), so
+ *              this is a lower bound, short by less than one period, and
+ *              runs shorter than a period may go unseen. 0 if none was seen.
+ *   longest_run_pid: the process that made that run; 0 while the run goes
+ *              on (it is named when it ends) or when there was none.
+ *   current_run_ns: how long the process running now has run (same
+ *              resolution); 0 when the scheduler is idle.
+ *   sample_period_ns: the watchdog's period; 0 without a watchdog
+ *              (TEL_CFG_NO_WATCHDOG: the three run fields stay 0).
+ *   blocking_threads: threads of the blocking pool now (the whole
+ *              runtime's, as tel_blocking_threads; the same for every index).
+ */
+typedef struct tel_sched_stats {
+    uint64_t switches;
+    uint64_t steals;
+    uint64_t parks;
+    uint64_t preempt_reductions;
+    uint64_t preempt_watchdog;
+    uint64_t preempt_signal;
+    uint64_t longest_run_ns;
+    tel_pid_t longest_run_pid;
+    uint64_t current_run_ns;
+    uint64_t sample_period_ns;
+    unsigned blocking_threads;
+} tel_sched_stats_t;
+
+/*
+ * tel_sched_stats: fill *out with scheduler index's statistics (see
+ * tel_sched_stats_t).
+ * Context: any thread while the runtime runs; never yields.
+ * Errors: TEL_EINVAL if out is NULL or index >= tel_scheduler_count();
+ *   TEL_ESHUTDOWN if no runtime is running.
+ */
+TEL_API int tel_sched_stats(unsigned index, tel_sched_stats_t *out);
+
+/*
+ * What a TEL_TAG_LONG_SCHEDULE message carries (tel_system_monitor).
+ *   pid:       the process that ran long.
+ *   run_us:    how long it ran without a switch, as the watchdog saw it (a
+ *              lower bound, short by less than its sampling period).
+ *   scheduler: the index of the scheduler it ran on.
+ */
+typedef struct tel_long_schedule_info {
+    tel_pid_t pid;
+    uint64_t run_us;
+    unsigned scheduler;
+} tel_long_schedule_info_t;
+
+/*
+ * tel_system_monitor: Erlang's erlang:system_monitor(To, [{long_schedule,
+ * Ms}]). From now on, whenever a process runs at least long_schedule_us
+ * microseconds without a switch (computing in C without calling Telar, or
+ * blocked in a system call not made through tel_blocking), the watchdog
+ * sends `to` a message with tag TEL_TAG_LONG_SCHEDULE and a
+ * tel_long_schedule_info_t as data (from 0), once per such run, after the
+ * run has ended (when the process switched out; a run that never ends is
+ * seen in tel_sched_stats's current_run_ns). At most 100 reports a
+ * second; the rest are dropped. Runs shorter than the watchdog's sampling
+ * period (half of tel_config_t.watchdog_us) may go unseen. One monitor per
+ * runtime: a new call replaces the old one; to = 0 stops the reports. If
+ * `to` has exited, reports are dropped (as tel_send does). The monitor
+ * lasts until the run ends.
+ * Context: any thread while the runtime runs; never yields.
+ * Errors: TEL_EINVAL if to is not 0 and long_schedule_us is 0, or the run
+ *   has no watchdog (TEL_CFG_NO_WATCHDOG); TEL_ESHUTDOWN if no runtime is
+ *   running.
+ */
+TEL_API int tel_system_monitor(tel_pid_t to, uint32_t long_schedule_us);
 
 #ifdef __cplusplus
 }

@@ -122,3 +122,27 @@ struct task *tel__runq_steal(struct runq *victim, struct runq *into)
         }
     }
 }
+
+uint32_t tel__runq_take_all(struct runq *victim, struct task **out)
+{
+    uint32_t h = atomic_load_explicit(&victim->head, memory_order_acquire);
+    for (;;) {
+        uint32_t tl = atomic_load_explicit(&victim->tail, memory_order_acquire);
+        uint32_t n = tl - h;
+        if (n == 0)
+            return 0;
+        if (n > RUNQ_CAP) { /* read head and tail at different times */
+            h = atomic_load_explicit(&victim->head, memory_order_acquire);
+            continue;
+        }
+        for (uint32_t i = 0; i < n; i++)
+            out[i] = atomic_load_explicit(&victim->buf[(h + i) & (RUNQ_CAP - 1)],
+                                          memory_order_relaxed);
+        /* acq_rel: as a steal's (pairs with the owner's release of tail,
+         * and with other consumers' CAS on head). */
+        if (atomic_compare_exchange_weak_explicit(&victim->head, &h, h + n,
+                                                  memory_order_acq_rel,
+                                                  memory_order_acquire))
+            return n;
+    }
+}

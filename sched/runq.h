@@ -46,6 +46,13 @@ uint32_t tel__runq_grab_half(struct runq *q, struct task **out);
  */
 struct task *tel__runq_steal(struct runq *victim, struct runq *into);
 
+/*
+ * Any thread but the owner (the watchdog, for a scheduler stuck in one
+ * task): take every task of victim's ring into out (RUNQ_CAP entries),
+ * oldest first; returns how many. One CAS on head, as a steal.
+ */
+uint32_t tel__runq_take_all(struct runq *victim, struct task **out);
+
 /* Any thread: how many tasks are queued (a snapshot). */
 static inline uint32_t tel__runq_len(struct runq *q)
 {

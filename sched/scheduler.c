@@ -60,8 +60,12 @@
  * task_stack_size. The switch-out check counts the room left above the
  * stack's base (task.sp_room), which needs no size at all.
  *
- * Not here yet: stealing runnext and the backlog from a stuck scheduler,
- * and handing off its queue (the soft-real-time issue's watchdog).
+ * A scheduler stuck in one task (the watchdog in sysmon.c says so): its
+ * ring and priority queues are handed to the others, its timers run
+ * elsewhere, wake-ups from other threads go elsewhere, and its owner-only
+ * lanes are shed from its own thread by the preemption signal; see "Stuck
+ * schedulers" below. Not here yet: a spare scheduler thread for when every
+ * scheduler is stuck (or there is one).
  */
 #define _GNU_SOURCE 1
 #include "sched/scheduler.h"
@@ -76,6 +80,7 @@
 #include "alloc/stack.h"
 #include "alloc/topo.h"
 #include "include/telar.h"
+#include "sched/sysmon.h"
 
 #ifdef TEL_ASAN
 #include <sanitizer/common_interface_defs.h>
@@ -104,6 +109,11 @@ _Static_assert(SCHED_TIMER_EARLY_NS < SCHED_SPIN_NS,
 /* Bits of struct sched's prio.mask: queue p is non-empty. */
 #define PRIO_BIT(p) (1u << (p))
 #define PRIO_HI_BITS (PRIO_BIT(TEL_PRIO_MAX) | PRIO_BIT(TEL_PRIO_HIGH))
+#define PRIO_Q_BITS 0xfu /* the queues' bits */
+/* Not a queue: the watchdog's question waits (s->wd_ask, wd_answer). In
+ * this word because the pick tests it anyway: the question costs the pick
+ * nothing. Everyone else masks it off (PRIO_Q_BITS). */
+#define PRIO_WD_ASK (1u << 8)
 /* A process that switches out with less stack than this left is ended
  * with TASK_F_OVERFLOW: the switch path itself (pick_next, spill's batch)
  * must never run into the guard halfway through a queue operation. */
@@ -113,7 +123,9 @@ _Static_assert(SCHED_TIMER_EARLY_NS < SCHED_SPIN_NS,
 #define SCHED_STACK_RESERVE 4096u
 #endif
 
-enum { MODE_STOP = 1u, MODE_CANARY = 2u }; /* sys.mode */
+/* sys.mode. MODE_STUCK: some scheduler is stuck in one task (the
+ * watchdog says so): others run its timers (run_timers). */
+enum { MODE_STOP = 1u, MODE_CANARY = 2u, MODE_STUCK = 4u };
 
 enum handoff_act {
     ACT_NONE = 0,
@@ -142,6 +154,7 @@ static struct {
     _Atomic uint32_t mode;
     struct park_counts idle;
     _Atomic unsigned rr; /* round-robin for foreign spawns */
+    _Atomic unsigned n_stuck; /* schedulers marked stuck (the watchdog's) */
     /* The global run queue. */
     tel__spin_t glock TEL_ALIGNED_CL;
     struct task *ghead, *gtail;
@@ -182,7 +195,7 @@ static inline struct sched *do_switch(struct sched *s, tel__ctx_t *from,
                                       tel__ctx_t to, struct task *to_task,
                                       bool dying)
 {
-    s->n_switches++;
+    tel__stat_inc(&s->n_switches); /* a plain load and store */
 #ifdef TEL_TSAN
     __tsan_switch_to_fiber(to_task ? to_task->tsan_fiber : s->tsan_loop_fiber,
                            0);
@@ -206,21 +219,29 @@ static inline struct sched *do_switch(struct sched *s, tel__ctx_t *from,
     return ns;
 }
 
+/* Any thread: append the chain first..last (n tasks, linked by gnext) to
+ * the global queue. Async-signal-safe (tel__sched_shed). */
+static void push_global_chain(struct task *first, struct task *last,
+                              uint32_t n)
+{
+    last->gnext = NULL;
+    tel__spin_lock(&sys.glock);
+    if (sys.gtail)
+        sys.gtail->gnext = first;
+    else
+        sys.ghead = first;
+    sys.gtail = last;
+    atomic_fetch_add_explicit(&sys.glen, n, memory_order_seq_cst);
+    tel__spin_unlock(&sys.glock);
+}
+
 static void push_global_batch(struct task **ts, uint32_t n)
 {
     if (n == 0)
         return;
     for (uint32_t i = 0; i + 1 < n; i++)
         ts[i]->gnext = ts[i + 1];
-    ts[n - 1]->gnext = NULL;
-    tel__spin_lock(&sys.glock);
-    if (sys.gtail)
-        sys.gtail->gnext = ts[0];
-    else
-        sys.ghead = ts[0];
-    sys.gtail = ts[n - 1];
-    atomic_fetch_add_explicit(&sys.glen, n, memory_order_seq_cst);
-    tel__spin_unlock(&sys.glock);
+    push_global_chain(ts[0], ts[n - 1], n);
 }
 
 static inline uint64_t next_rand(struct sched *s);
@@ -573,6 +594,18 @@ static void fire_timer(struct tw_node *n, void *ctx)
         push_wake(s, t);
 }
 
+static void help_stuck(struct sched *s);
+
+/* Owner: while a scheduler is stuck (MODE_STUCK), fire its due timers
+ * too. Where the mode word is read anyway (a switch-out's slow path) or
+ * off the switch path (a preemption, the idle loop). */
+static inline void help_if_stuck(struct sched *s)
+{
+    if (TEL_UNLIKELY(atomic_load_explicit(&sys.mode, memory_order_relaxed) &
+                     MODE_STUCK))
+        help_stuck(s);
+}
+
 /* Owner: fire due timers; deliver TW_HANDLE ones outside the lock. */
 static void run_timers(struct sched *s)
 {
@@ -758,16 +791,46 @@ static inline struct task *pick_normal(struct sched *s)
     return pick_low(s);
 }
 
+/*
+ * Owner, at the end of a run (the pick that ends it, or a slice renewed
+ * for a task that goes on alone): the watchdog asked who ran the run with
+ * sequence wd_ask (sysmon.c). If that is the run ending now, answer with
+ * the running task's id; a question about an older run is stale. Either
+ * way the question is done.
+ */
+static TEL_NOINLINE void wd_answer(struct sched *s)
+{
+    /* acquire: pairs with the release in tel__sched_wd_ask. The watchdog
+     * asks about a run only after it saw it, so no newer question can come
+     * before this run ends. */
+    atomic_fetch_and_explicit(&s->prio.mask, ~PRIO_WD_ASK,
+                              memory_order_acquire);
+    uint64_t ask = atomic_load_explicit(&s->wd_ask, memory_order_relaxed);
+    if (ask == tel__sched_run_seq(s) && s->cur) {
+        atomic_store_explicit(&s->wd_run_id, sys.hooks.task_id(s->cur),
+                              memory_order_relaxed);
+        /* release: pairs with the watchdog's acquire (take_answer). */
+        atomic_store_explicit(&s->wd_run_seq, ask, memory_order_release);
+    }
+}
+
+void tel__sched_wd_ask(struct sched *s, uint64_t seq)
+{
+    atomic_store_explicit(&s->wd_ask, seq, memory_order_relaxed);
+    atomic_fetch_or_explicit(&s->prio.mask, PRIO_WD_ASK, memory_order_release);
+}
+
 /* Owner: the next task to run, or NULL. */
 static struct task *pick_raw(struct sched *s)
 {
     struct task *t;
     s->tick++;
     /* Quiescent (sched/epoch.h); now and then, free what was retired long
-     * enough ago. One test covers that and the other levels: pm is 0 and
-     * so is ep.head on the normal path. A timer that fires in this pick's
-     * run_timers queues a max or high task for the next pick (timers run
-     * every 4th pick anyway). */
+     * enough ago. One test covers that, the other levels and the
+     * watchdog's question (PRIO_WD_ASK): pm and ep.head are 0 on the
+     * normal path. A timer that fires in this pick's run_timers queues a
+     * max or high task for the next pick (timers run every 4th pick
+     * anyway). */
     tel__epoch_quiescent(&s->ep);
     if (TEL_UNLIKELY(((uintptr_t)s->ep.head |
                       atomic_load_explicit(&s->prio.mask,
@@ -775,6 +838,9 @@ static struct task *pick_raw(struct sched *s)
         collect(s);
         uint32_t pm =
             atomic_load_explicit(&s->prio.mask, memory_order_relaxed);
+        if (pm & PRIO_WD_ASK)
+            wd_answer(s);
+        pm &= PRIO_Q_BITS;
         if (pm && (t = pick_prio(s, pm)))
             return t;
     }
@@ -974,6 +1040,7 @@ static TEL_NOINLINE struct sched *switch_out_slow(struct sched *s,
 {
     if (atomic_load_explicit(&sys.mode, memory_order_relaxed) & MODE_CANARY)
         act = canary_check(prev, act);
+    help_if_stuck(s);
     return switch_away(s, prev, act);
 }
 
@@ -1034,7 +1101,8 @@ static inline bool no_normal(struct sched *s)
  */
 static inline bool nothing_ahead(struct sched *s)
 {
-    uint32_t pm = atomic_load_explicit(&s->prio.mask, memory_order_relaxed);
+    uint32_t pm = atomic_load_explicit(&s->prio.mask, memory_order_relaxed) &
+                  PRIO_Q_BITS;
     if (atomic_load_explicit(&sys.mode, memory_order_relaxed) & MODE_STOP)
         return false;
     switch (prio_of(s->cur)) {
@@ -1056,9 +1124,13 @@ static inline bool nothing_ahead(struct sched *s)
  * counts as a normal pick for a low task that waits. */
 static inline void go_on(struct sched *s)
 {
+    /* A run ends here too (the watchdog's sequence moves on). */
+    uint32_t pm = atomic_load_explicit(&s->prio.mask, memory_order_relaxed);
+    if (TEL_UNLIKELY(pm & PRIO_WD_ASK))
+        wd_answer(s);
+    tel__stat_inc(&s->n_renews);
     s->reds = (int32_t)s->slice;
-    if (TEL_UNLIKELY(atomic_load_explicit(&s->prio.mask, memory_order_relaxed) &
-                     PRIO_BIT(TEL_PRIO_LOW)) &&
+    if (TEL_UNLIKELY(pm & PRIO_BIT(TEL_PRIO_LOW)) &&
         prio_of(s->cur) == TEL_PRIO_NORMAL)
         s->low_skip++;
 }
@@ -1082,10 +1154,11 @@ struct sched *tel__sched_yield(struct sched *s)
 
 struct sched *tel__sched_preempt(struct sched *s)
 {
-    s->n_preempts++;
+    tel__stat_inc(&s->n_preempts);
     /* A whole slice has passed since the last pick: a timer may be due. The
      * clock read is cheap next to a slice; every pick would not be (a
      * ping-pong switch costs about as much). */
+    help_if_stuck(s);
     run_timers(s);
     if (s->recvs < SCHED_DRAIN_MIN)
         return tel__sched_yield(s);
@@ -1158,11 +1231,180 @@ void tel__sched_timer_disarm(struct task *t)
 }
 
 /* ------------------------------------------------------------------ */
+/* Stuck schedulers                                                    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A scheduler is stuck when its thread has run one task for longer than
+ * the watchdog's bound and a preemption request did not end the run: the
+ * process computes in C without calling Telar, or its thread is blocked in
+ * a system call not made through tel_blocking. Whatever is queued there
+ * would wait for it. The watchdog (sysmon.c) marks it (s->stuck, and
+ * MODE_STUCK in sys.mode while any is) and, once per sample while it stays
+ * stuck, calls tel__sched_hand_off. No switch, send or receive path pays
+ * for any of this: help_if_stuck tests a bit of the word the switch path
+ * reads anyway (on its slow path, which MODE_STUCK selects, and at a
+ * preemption and in the idle loop), and only wakers on threads that are
+ * no scheduler test s->stuck.
+ *
+ * What others may take, they get:
+ *   - the ring: the watchdog takes it whole (tel__runq_take_all, one CAS,
+ *     as a steal) into the global queue, which every scheduler draws from
+ *     (at least one pick in 61 when busy, at once when idle), and wakes a
+ *     parked scheduler;
+ *   - the priority queues (locked): moved to a scheduler that is not
+ *     stuck;
+ *   - its timers: every other scheduler fires the stuck wheels' due
+ *     timers too (help_stuck) (under the wheel lock, as the owner would; a
+ *     woken task goes to the helper's own wake lane), and the watchdog
+ *     wakes a parked one when such a timer is due;
+ *   - new wake-ups from other threads (inject) go to a scheduler that is
+ *     not stuck. Wake-ups from scheduler threads never went to the woken
+ *     task's home: they run on the waker's scheduler.
+ * What only the owner may touch (runnext, the wake lane, the backlog, the
+ * injection queue's consumer side) would need a read-modify-write on the
+ * pick path to be taken from another thread (as Go's runnext CAS). Instead
+ * the owner's own thread sheds them: tel__sched_shed, from the preemption
+ * signal's handler, when it interrupted the process's own code and no
+ * Telar lock is held, so nothing on that thread is in the middle of using
+ * them. Without that signal they wait until the stuck task switches out.
+ *
+ * When every scheduler is stuck (or there is one), nobody takes the work:
+ * see the spare scheduler (not built yet).
+ */
+
+/* Any thread: a scheduler other than s that is not stuck, or s if none. */
+static struct sched *not_stuck(struct sched *s)
+{
+    for (unsigned k = 1; k < sys.n; k++) {
+        struct sched *o = sys.s[(s->index + k) % sys.n];
+        if (!atomic_load_explicit(&o->stuck, memory_order_relaxed))
+            return o;
+    }
+    return s;
+}
+
+void tel__sched_set_stuck(struct sched *s, bool stuck)
+{
+    uint32_t on = stuck ? 1u : 0u;
+    if (atomic_exchange_explicit(&s->stuck, on, memory_order_seq_cst) == on)
+        return;
+    if (stuck) {
+        atomic_fetch_add_explicit(&sys.n_stuck, 1, memory_order_relaxed);
+        atomic_fetch_or_explicit(&sys.mode, MODE_STUCK, memory_order_seq_cst);
+    } else if (atomic_fetch_sub_explicit(&sys.n_stuck, 1,
+                                         memory_order_relaxed) == 1) {
+        /* The watchdog alone marks and unmarks: no race with a new mark. */
+        atomic_fetch_and_explicit(&sys.mode, ~MODE_STUCK,
+                                  memory_order_seq_cst);
+    }
+}
+
+void tel__sched_hand_off(struct sched *s, uint64_t due_ns)
+{
+    bool moved = false;
+    struct task *ring[RUNQ_CAP];
+    uint32_t n = tel__runq_take_all(&s->runq, ring);
+    if (n) {
+        push_global_batch(ring, n);
+        moved = true;
+    }
+    struct sched *to = not_stuck(s);
+    if (to != s && (atomic_load_explicit(&s->prio.mask, memory_order_relaxed) &
+                    PRIO_Q_BITS)) {
+        struct task *head[4];
+        tel__spin_lock(&s->prio.lock);
+        for (unsigned p = 0; p < 4; p++) {
+            head[p] = s->prio.head[p];
+            s->prio.head[p] = s->prio.tail[p] = NULL;
+        }
+        atomic_fetch_and_explicit(&s->prio.mask, ~PRIO_Q_BITS,
+                                  memory_order_relaxed);
+        tel__spin_unlock(&s->prio.lock);
+        /* One lock at a time (rank 1): s's, then to's for each task. */
+        for (unsigned p = 0; p < 4; p++) {
+            for (struct task *t = head[p], *next; t; t = next) {
+                next = t->gnext;
+                prio_push(to, t, p);
+                moved = true;
+            }
+        }
+    }
+    if (!tel__tw_empty(&s->wheel) && tel__tw_next_ns(&s->wheel) <= due_ns)
+        moved = true; /* someone must run it (run_timers, help_stuck) */
+    if (moved)
+        wake_idle();
+}
+
+/* Owner: fire the due timers of the stuck schedulers' wheels (their
+ * woken tasks come here), and deliver TW_HANDLE ones. */
+static TEL_NOINLINE void help_stuck(struct sched *s)
+{
+    uint64_t now = 0;
+    for (unsigned i = 0; i < sys.n; i++) {
+        struct sched *v = sys.s[i];
+        if (v == s || !atomic_load_explicit(&v->stuck, memory_order_relaxed) ||
+            tel__tw_empty(&v->wheel))
+            continue;
+        if (!now)
+            now = tel__now_ns();
+        tel__tw_expire(&v->wheel, now, fire_timer, s);
+    }
+    while (s->fired_handles) {
+        struct tw_node *n = s->fired_handles;
+        s->fired_handles = n->next;
+        sys.hooks.timer_fire(n);
+    }
+}
+
+void tel__sched_shed(struct sched *s)
+{
+    struct task *first = NULL, *last = NULL, *t;
+    uint32_t n = 0;
+#define SHED_ADD(x)                                                           \
+    do {                                                                      \
+        struct task *x_ = (x);                                                \
+        if (last)                                                             \
+            last->gnext = x_;                                                 \
+        else                                                                  \
+            first = x_;                                                       \
+        last = x_;                                                            \
+        n++;                                                                  \
+    } while (0)
+    if ((t = s->runnext)) {
+        s->runnext = NULL;
+        SHED_ADD(t);
+    }
+    while ((t = pop_wake(s)))
+        SHED_ADD(t);
+    while ((t = tel__runq_pop(&s->runq)))
+        SHED_ADD(t);
+    while ((t = backlog_pop(s)))
+        SHED_ADD(t);
+    struct tel__mpsc_node *q;
+    while ((q = tel__mpsc_pop(&s->inject))) /* popped: qnode is ours */
+        SHED_ADD(tel_container_of(q, struct task, qnode));
+#undef SHED_ADD
+    if (!n)
+        return;
+    push_global_chain(first, last, n);
+    wake_idle();
+}
+
+/* ------------------------------------------------------------------ */
 /* Waking and spawning                                                 */
 /* ------------------------------------------------------------------ */
 
+static struct sched *not_stuck(struct sched *s);
+
 static void inject(struct sched *target, struct task *t)
 {
+    /* A stuck scheduler would not see it for a while: queue it elsewhere.
+     * (One that gets stuck right after this test has it until it runs
+     * again, or sheds it from the preemption signal.) */
+    if (TEL_UNLIKELY(atomic_load_explicit(&target->stuck,
+                                          memory_order_relaxed)))
+        target = not_stuck(target);
     if (TEL_UNLIKELY(prio_of(t) != TEL_PRIO_NORMAL))
         prio_push(target, t, prio_of(t)); /* seq_cst on its mask */
     else
@@ -1300,7 +1542,7 @@ static struct task *steal_ring(struct sched *s, const unsigned *ring,
         unsigned vi = ring ? ring[k] : (s->index + 1 + k) % sys.n;
         struct task *t = steal_from(s, sys.s[vi], what);
         if (t) {
-            s->n_steals++;
+            tel__stat_inc(&s->n_steals);
             return t;
         }
     }
@@ -1364,12 +1606,14 @@ static bool work_visible(struct sched *s)
         tel__mpsc_nonempty(&s->inject) ||
         tel__runq_len(&s->runq) ||
         atomic_load_explicit(&sys.glen, memory_order_seq_cst) ||
-        atomic_load_explicit(&s->prio.mask, memory_order_seq_cst))
+        (atomic_load_explicit(&s->prio.mask, memory_order_seq_cst) &
+         PRIO_Q_BITS))
         return true;
     for (unsigned i = 0; i < sys.n; i++)
         if (sys.s[i] != s &&
             (tel__runq_len(&sys.s[i]->runq) > 0 ||
-             atomic_load_explicit(&sys.s[i]->prio.mask, memory_order_seq_cst)))
+             (atomic_load_explicit(&sys.s[i]->prio.mask,
+                                   memory_order_seq_cst) & PRIO_Q_BITS)))
             return true;
     return false;
 }
@@ -1381,6 +1625,7 @@ static struct task *look_once(struct sched *s)
     if (s->ep.head)
         (void)tel__epoch_collect(&s->ep, sys.eps, sys.n);
     do {
+        help_if_stuck(s);
         run_timers(s);
         /* A timer or a wake from this thread may have filled runnext. */
         if ((t = prio_pop_hi(s))) {
@@ -1398,7 +1643,7 @@ static struct task *look_once(struct sched *s)
 }
 
 /* The loop context: find work, spin, park. NULL means "stop". */
-static struct task *find_work(struct sched *s)
+static struct task *find_work_idle(struct sched *s)
 {
     struct task *t;
     for (;;) {
@@ -1430,9 +1675,10 @@ static struct task *find_work(struct sched *s)
             (atomic_load_explicit(&sys.mode, memory_order_seq_cst) &
              MODE_STOP)) {
             tel__park_cancel(&s->park, &sys.idle);
+            tel__sysmon_unparked();
             continue;
         }
-        s->n_parks++;
+        tel__stat_inc(&s->n_parks);
         /* Parked, we hold nothing: do not hold the epoch back. What we
          * retired waits until we run again (or until teardown). */
         tel__epoch_offline(&s->ep);
@@ -1440,8 +1686,19 @@ static struct task *find_work(struct sched *s)
         if (due != UINT64_MAX && due > SCHED_TIMER_EARLY_NS)
             due -= SCHED_TIMER_EARLY_NS;
         tel__park_sleep(&s->park, &sys.idle, seq, due);
+        tel__sysmon_unparked();
         tel__epoch_online(&s->ep);
     }
+}
+
+/* The loop context: find_work_idle, flagged for the watchdog. */
+static struct task *find_work(struct sched *s)
+{
+    /* Looking for work, not running a task: the watchdog leaves us be. */
+    atomic_store_explicit(&s->wd_idle, 1, memory_order_relaxed);
+    struct task *t = find_work_idle(s);
+    atomic_store_explicit(&s->wd_idle, 0, memory_order_relaxed);
+    return t;
 }
 
 static void sched_loop(struct sched *s)
@@ -1537,6 +1794,23 @@ struct sched *tel__sched_get(unsigned i)
     return i < sys.n ? sys.s[i] : NULL;
 }
 
+unsigned tel__sched_n_parked(void)
+{
+    /* seq_cst: the watchdog's side of the Dekker pair in sysmon.c. */
+    return atomic_load_explicit(&sys.idle.n_parked, memory_order_seq_cst);
+}
+
+void tel__sched_n_parked_sync(void)
+{
+    (void)atomic_fetch_add_explicit(&sys.idle.n_parked, 0,
+                                    memory_order_seq_cst);
+}
+
+const struct tel__sched_hooks *tel__sched_hooks(void)
+{
+    return &sys.hooks;
+}
+
 static void free_scheds(unsigned n)
 {
     for (unsigned i = 0; i < n; i++)
@@ -1591,12 +1865,17 @@ int tel__sched_run(const struct tel__sched_config *cfg,
     atomic_store_explicit(&first->home, sys.s[0], memory_order_relaxed);
     tel__runq_push(&sys.s[0]->runq, first);
 
+    int rc = tel__sysmon_start(cfg->watchdog, cfg->async_preempt, cfg->n,
+                               cfg->watchdog_ns);
+    if (rc) {
+        free_scheds(cfg->n);
+        return rc;
+    }
     /* Not fatal: without it an overflow kills the program, as before. */
     (void)tel__fault_install();
     void *saved = tel__topo_save_binding();
     thread_setup(sys.s[0]);
     unsigned started = 1;
-    int rc = 0;
     for (; started < cfg->n; started++) {
         if (pthread_create(&sys.s[started]->thread, NULL, thread_main,
                            sys.s[started]) != 0) {
@@ -1610,6 +1889,7 @@ int tel__sched_run(const struct tel__sched_config *cfg,
         tel__sched_stop();
     for (unsigned i = 1; i < started; i++)
         pthread_join(sys.s[i]->thread, NULL);
+    tel__sysmon_stop();
     thread_teardown();
     tel__fault_uninstall();
     tel__topo_restore_binding(saved);
@@ -1632,5 +1912,6 @@ void tel__sched_fini(void)
             tel__mem_free(sys.s[i]->bl, sizeof(struct task *) * sys.s[i]->bl_cap);
     for (unsigned i = 0; i < sys.n; i++)
         tel__tw_fini(&sys.s[i]->wheel, drop_timer, NULL);
+    tel__sysmon_fini();
     free_scheds(sys.n);
 }

@@ -12,6 +12,7 @@
 #define TEL_SCHED_SCHEDULER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,6 +45,14 @@ struct tel__sched_hooks {
     void (*timer_fire)(struct tw_node *n);
     /* At teardown, for every TW_HANDLE timer that never fired. */
     void (*timer_drop)(struct tw_node *n);
+    /* The id the watchdog reports t by (core: its pid). Owner thread, at
+     * the end of a run the watchdog asked about (t is alive). */
+    uint64_t (*task_id)(struct task *t);
+    /* The watchdog saw a run of the task with that id last at least ns on
+     * scheduler index, no shorter than the run's long_schedule threshold
+     * (tel__sysmon_set_long). The watchdog's thread, which is no
+     * scheduler; at most once per run. May be NULL. */
+    void (*long_run)(unsigned index, uint64_t id, uint64_t ns);
 };
 
 struct tel__sched_config {
@@ -79,7 +88,23 @@ struct sched {
     size_t loop_stack_size;
     void *tsan_loop_fiber;
     struct fault_altstack alt; /* for the overflow handler (fault.c) */
-    uint64_t n_switches, n_steals, n_parks, n_preempts; /* statistics */
+    /* Statistics: owner thread writes (tel__stat_inc: load + store, no
+     * read-modify-write), anyone reads (tel_sched_stats, the watchdog).
+     * n_renews: slices renewed for a task that went on alone (yield or
+     * preemption with nothing else to run). n_switches + n_renews is the
+     * run sequence the watchdog samples (sysmon.c): it moves whenever a run
+     * of one task ends. */
+    _Atomic uint64_t n_switches, n_steals, n_parks, n_preempts, n_renews;
+    /* The watchdog (sysmon.c) asks the owner who ran the run with this
+     * sequence (tel__sched_wd_ask; a bit of prio.mask, which every pick
+     * tests, says a question waits). The owner answers at the end of that
+     * run in wd_run_id, then wd_run_seq (release). */
+    _Atomic uint64_t wd_ask;
+    _Atomic uint64_t wd_run_seq, wd_run_id;
+    /* Owner: 1 while its thread is on the loop context looking for work
+     * (find_work: spinning or parked), 0 while it runs tasks. Written only
+     * on the way into and out of find_work, never at a switch. */
+    _Atomic uint32_t wd_idle;
     /* Preemptions the watchdog caused: the task was told to yield at its
      * next reduction point (a signal found it where it could not be
      * switched out at once), or was switched out by the signal itself
@@ -91,6 +116,10 @@ struct sched {
     struct runq runq;
     struct tel__mpsc inject TEL_ALIGNED_CL; /* wake-ups from other threads */
     struct park park TEL_ALIGNED_CL;
+    /* 1 while the watchdog finds s stuck in one task (sysmon.c): wakers
+     * on other threads queue elsewhere, other schedulers run its timers.
+     * The watchdog writes; wakers read it beside park.state. */
+    _Atomic uint32_t stuck;
     struct timerwheel wheel TEL_ALIGNED_CL;
     struct epoch_local ep TEL_ALIGNED_CL; /* see epoch.h */
     /* Tasks of priority other than normal (tel_priority_t), one FIFO per
@@ -104,6 +133,31 @@ struct sched {
         struct task *head[4], *tail[4];
     } prio TEL_ALIGNED_CL;
 };
+
+/* Owner thread: count one (a relaxed load and store: the owner is the only
+ * writer, so no read-modify-write is needed, and readers on other threads
+ * see whole values). */
+static inline void tel__stat_inc(_Atomic uint64_t *c)
+{
+#if defined(__x86_64__) && !defined(TEL_TSAN)
+    /* The same, in one instruction instead of three: an increment without
+     * a lock prefix is no read-modify-write for other threads, but an
+     * aligned 8-byte store is single-copy atomic on x86-64, so a reader's
+     * relaxed load sees a whole value (what the C below guarantees, and
+     * what TSan builds use, since TSan cannot see into asm). */
+    __asm__ volatile("incq %0" : "+m"(*(uint64_t *)c));
+#else
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+#endif
+}
+
+/* Any thread: s's run sequence (see n_renews). */
+static inline uint64_t tel__sched_run_seq(struct sched *s)
+{
+    return atomic_load_explicit(&s->n_switches, memory_order_relaxed) +
+           atomic_load_explicit(&s->n_renews, memory_order_relaxed);
+}
 
 extern __thread struct sched *tel__tls_sched
     __attribute__((tls_model("initial-exec")));
@@ -142,6 +196,38 @@ bool tel__sched_stopping(void);
 /* The schedulers of the current run (valid between run and fini). */
 unsigned tel__sched_count(void);
 struct sched *tel__sched_get(unsigned i);
+
+/* Any thread: how many schedulers are parked or about to park (a hint). */
+unsigned tel__sched_n_parked(void);
+/* A scheduler that left its park: a seq_cst read-modify-write of the
+ * parked count (sysmon.c's Dekker pair; no fence: TSan has none). */
+void tel__sched_n_parked_sync(void);
+
+/* The hooks of the current run (valid between run and fini). */
+const struct tel__sched_hooks *tel__sched_hooks(void);
+
+/*
+ * The watchdog's hand-off of a stuck scheduler (sysmon.c; the essay
+ * "Stuck schedulers" in scheduler.c).
+ *   set_stuck: any thread (the watchdog only): mark s stuck in one task,
+ *     or no longer.
+ *   hand_off: any thread (the watchdog), while s is stuck: move the work
+ *     others may take (its ring, its priority queues) to them, and wake a
+ *     parked scheduler if s's wheel has a timer due by due_ns.
+ *   shed: s's own thread, from the preemption signal's handler when the
+ *     interrupted code is the process's own (outside Telar) and the thread
+ *     holds no Telar lock (tel__locks_held == 0): move s's owner-only
+ *     runnable work (runnext, the wake lane, the backlog, the injection
+ *     queue, the ring) to the global queue and wake an idle scheduler.
+ *     Async-signal-safe: no allocation, only the global queue's spinlock
+ *     and futex wakes.
+ */
+void tel__sched_set_stuck(struct sched *s, bool stuck);
+/* Any thread (the watchdog): ask s's owner who runs the run with sequence
+ * seq; it answers when that run ends (wd_run_seq, wd_run_id). */
+void tel__sched_wd_ask(struct sched *s, uint64_t seq);
+void tel__sched_hand_off(struct sched *s, uint64_t due_ns);
+void tel__sched_shed(struct sched *s);
 
 /*
  * Prepare a fresh task. Its stack is taken from the pool when it first runs

@@ -1,0 +1,396 @@
+/*
+ * sched/sysmon.c: the watchdog. A thread that watches the schedulers, as
+ * Go's sysmon does, but with a bound of a millisecond or two instead of
+ * 10 ms.
+ *
+ * Owns: the watchdog thread, its view of each scheduler (struct wd_sched),
+ * the longest run each scheduler was seen to make, and the long_schedule
+ * threshold and rate limit.
+ *
+ * The problem. A process that computes in C without calling Telar, or
+ * blocks its thread in a plain system call, keeps its scheduler from
+ * everything else queued there. Someone must notice, without making the
+ * switch path read the clock (a clock read costs about as much as a
+ * switch).
+ *
+ * The design. Each scheduler's statistics give a run sequence for free:
+ * n_switches + n_renews (scheduler.h) moves whenever a run of one task ends,
+ * and the owner writes them with a plain load and store (no
+ * read-modify-write, nothing more than the counter it always kept). The
+ * owner also says whether it is looking for work (wd_idle, written only on
+ * the way into and out of find_work). The watchdog samples every period
+ * (bound / 2): a scheduler that is busy with the same sequence at two
+ * samples has run one task for at least the time between them. The length
+ * of a run is measured from the first sample that saw it, so it is a lower
+ * bound, short by less than a period, and a run shorter than a period may
+ * go unseen. That is the resolution of tel_sched_stats's longest run and
+ * of long_schedule reports.
+ *
+ * Who ran it. The watchdog cannot safely look at the task (it may exit
+ * and be freed at any moment), so it asks the owner: it stores the run's
+ * sequence in s->wd_ask and sets a bit of the priority mask, a word the
+ * owner tests at every pick anyway (so asking costs the pick nothing), and
+ * at the end of that run
+ * (the pick that ends it, or a renewed slice) the owner writes the task's
+ * id (hooks->task_id: core's pid) and the sequence back. A long_schedule
+ * report therefore goes out when the run has ended (as in Erlang, whose
+ * monitor message names the process after it was scheduled out), with the
+ * length the watchdog saw. A run that never ends is visible in
+ * tel_sched_stats as the current run.
+ *
+ * Acting on a long run. At bound, the watchdog asks for the task's
+ * preemption (tel__preempt_request: a signal to the thread, preempt.c),
+ * once per run. A period later, if the run still goes on, the scheduler
+ * is marked stuck and its work handed to the others (tel__sched_set_stuck,
+ * tel__sched_hand_off; the essay "Stuck schedulers" in scheduler.c), again
+ * at every sample until the run ends, when the mark is taken off.
+ *
+ * No CPU when idle. When every scheduler is parked, the watchdog sleeps on
+ * a futex with no timeout. A scheduler that leaves its park (find_work,
+ * after its futex sleep or a cancelled park) calls tel__sysmon_unparked:
+ * a Dekker pair, the watchdog stores `sleeping` and then loads the parked
+ * count; the scheduler's count went down before its seq_cst
+ * read-modify-write of the count and its load of `sleeping`; all seq_cst,
+ * so one of them sees the other. The futex
+ * word, read before the check, closes the gap between the check and the
+ * sleep. Nothing of this is on the switch, send or receive paths.
+ *
+ * Concurrency: struct wd_sched belongs to the watchdog thread, except the
+ * record fields (longest, current), which readers take under `lock` (a
+ * leaf spinlock). long_ns is atomic (any thread sets it). on, n, ws are
+ * written before the schedulers start and after they stopped.
+ */
+#define _GNU_SOURCE 1
+#include "sched/sysmon.h"
+
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc/lock.h"
+#include "alloc/numa.h"
+#include "include/telar.h"
+#include "sched/park.h"
+#include "sched/preempt.h"
+#include "sched/scheduler.h"
+
+/* long_schedule reports per second at most (the rest are dropped). */
+#define SYSMON_LS_PER_S 100u
+/* The shortest sampling period (a bound of 100 us samples every 50 us). */
+#define SYSMON_MIN_PERIOD_NS 50000u
+
+struct wd_sched {
+    /* The watchdog thread only. */
+    uint64_t seq;      /* the run sequence at the last sample */
+    uint64_t since_ns; /* the first sample that saw this run */
+    uint64_t answered; /* the last answer taken (a run sequence) */
+    uint64_t ans_id;   /* and the id it gave */
+    uint64_t ls_seq, ls_ns; /* a long run not reported yet, its length */
+    bool asked, preempted, stuck;
+    /* Under wd.lock (the watchdog writes, readers read). */
+    uint64_t longest_ns, longest_id, longest_seq;
+    uint64_t cur_ns;
+};
+
+static struct {
+    _Atomic bool on; /* release: n, ws and the rest are set */
+    unsigned n;
+    uint64_t bound_ns, period_ns;
+    struct wd_sched *ws;
+    pthread_t thread;
+    tel__spin_t lock;
+    _Atomic uint32_t word;     /* futex: bumped by every wake */
+    _Atomic uint32_t sleeping; /* the watchdog sleeps with no timeout */
+    _Atomic uint32_t stop;
+    _Atomic uint64_t long_ns;  /* long_schedule threshold; 0: off */
+    _Atomic uint64_t n_ticks;  /* samples taken (white-box tests) */
+    uint64_t win_start;        /* the rate limit's second */
+    uint32_t win_sent;
+} wd;
+
+static void futex_wait(_Atomic uint32_t *w, uint32_t seen, uint64_t ns)
+{
+    struct timespec ts, *tsp = NULL;
+    if (ns) {
+        ts.tv_sec = (time_t)(ns / 1000000000ull);
+        ts.tv_nsec = (long)(ns % 1000000000ull);
+        tsp = &ts;
+    }
+    /* EINTR, EAGAIN, ETIMEDOUT: the loop looks again. */
+    (void)syscall(SYS_futex, w, FUTEX_WAIT_PRIVATE, seen, tsp, NULL, 0);
+}
+
+static void wake(void)
+{
+    atomic_fetch_add_explicit(&wd.word, 1, memory_order_release);
+    (void)syscall(SYS_futex, &wd.word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void report(unsigned i, uint64_t id, uint64_t ns, uint64_t now)
+{
+    const struct tel__sched_hooks *h = tel__sched_hooks();
+    if (!h->long_run || id == 0)
+        return;
+    if (now - wd.win_start >= 1000000000ull) {
+        wd.win_start = now;
+        wd.win_sent = 0;
+    }
+    if (wd.win_sent >= SYSMON_LS_PER_S)
+        return;
+    wd.win_sent++;
+    h->long_run(i, id, ns);
+}
+
+/* The owner's answer to our last question, if it came: the run has
+ * ended; name it in the record and report it if it was long. */
+static void take_answer(struct sched *s, struct wd_sched *w, uint64_t now)
+{
+    /* acquire: pairs with the owner's release store (wd_answer). */
+    uint64_t rs = atomic_load_explicit(&s->wd_run_seq, memory_order_acquire);
+    if (rs == 0 || rs == w->answered)
+        return;
+    /* acquire: the re-read of the sequence below stays after it. */
+    uint64_t id = atomic_load_explicit(&s->wd_run_id, memory_order_acquire);
+    if (atomic_load_explicit(&s->wd_run_seq, memory_order_relaxed) != rs)
+        return; /* a newer answer is being written: take it next time */
+    w->answered = rs;
+    w->ans_id = id;
+    tel__spin_lock(&wd.lock);
+    if (w->longest_seq == rs)
+        w->longest_id = id;
+    tel__spin_unlock(&wd.lock);
+    if (w->ls_seq == rs) {
+        report(s->index, id, w->ls_ns, now);
+        w->ls_seq = w->ls_ns = 0;
+    }
+}
+
+static void sample(unsigned i, uint64_t now, uint64_t thr)
+{
+    struct sched *s = tel__sched_get(i);
+    struct wd_sched *w = &wd.ws[i];
+    take_answer(s, w, now);
+    uint64_t seq = tel__sched_run_seq(s);
+    bool busy = !atomic_load_explicit(&s->wd_idle, memory_order_relaxed);
+    if (!busy || seq != w->seq || seq == 0) {
+        /* A new run (or none): measure it from now. */
+        if (w->ls_seq && w->ls_seq == w->answered) {
+            /* Named before it ended (a run that went on after a renewed
+             * slice the watchdog did not see as an end): report now. */
+            report(s->index, w->ans_id, w->ls_ns, now);
+            w->ls_seq = w->ls_ns = 0;
+        }
+        w->seq = busy ? seq : 0;
+        w->since_ns = now;
+        w->asked = w->preempted = false;
+        if (w->stuck) { /* it switched: free again */
+            w->stuck = false;
+            tel__sched_set_stuck(s, false);
+        }
+        if (w->cur_ns) {
+            tel__spin_lock(&wd.lock);
+            w->cur_ns = 0;
+            tel__spin_unlock(&wd.lock);
+        }
+        return;
+    }
+    uint64_t d = now - w->since_ns;
+    tel__spin_lock(&wd.lock);
+    w->cur_ns = d;
+    if (d > w->longest_ns) {
+        w->longest_ns = d;
+        if (w->longest_seq != seq) {
+            w->longest_seq = seq;
+            /* Named when the run ends, unless the owner answered already. */
+            w->longest_id = w->answered == seq ? w->ans_id : 0;
+        }
+    }
+    tel__spin_unlock(&wd.lock);
+    if (!w->asked) {
+        /* Who is it? The owner answers when the run ends. */
+        tel__sched_wd_ask(s, seq);
+        w->asked = true;
+    }
+    if (thr && d >= thr) {
+        w->ls_seq = seq;
+        w->ls_ns = d;
+    }
+    if (d >= wd.bound_ns && !w->preempted) {
+        w->preempted = true;
+        (void)tel__preempt_request(s);
+    }
+    /* A period after the request, the run still goes on: stuck. Its work
+     * goes to the others, now and at every sample while it stays stuck
+     * (scheduler.c, "Stuck schedulers"). */
+    if (d >= wd.bound_ns + wd.period_ns) {
+        if (!w->stuck) {
+            w->stuck = true;
+            tel__sched_set_stuck(s, true);
+        }
+        tel__sched_hand_off(s, now + wd.period_ns);
+    }
+}
+
+static bool all_parked(void)
+{
+    return tel__sched_n_parked() >= wd.n;
+}
+
+static void *wd_main(void *arg)
+{
+    (void)arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    (void)prctl(PR_SET_NAME, "tel-sysmon", 0, 0, 0);
+    (void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+    while (!atomic_load_explicit(&wd.stop, memory_order_acquire)) {
+        uint32_t seen = atomic_load_explicit(&wd.word, memory_order_acquire);
+        /* Parked count first: a scheduler's answer precedes its park (a
+         * seq_cst increment), so once we see it parked we see the answer. */
+        bool idle = all_parked();
+        uint64_t now = tel__now_ns();
+        uint64_t thr = atomic_load_explicit(&wd.long_ns, memory_order_relaxed);
+        atomic_store_explicit(&wd.n_ticks,
+                              atomic_load_explicit(&wd.n_ticks,
+                                                   memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        for (unsigned i = 0; i < wd.n; i++)
+            sample(i, now, thr);
+        if (!idle) {
+            futex_wait(&wd.word, seen, wd.period_ns);
+            continue;
+        }
+        /* Every scheduler parked: sleep until one leaves its park (the
+         * Dekker pair with tel__sysmon_unparked, top of file). */
+        atomic_store_explicit(&wd.sleeping, 1, memory_order_seq_cst);
+        if (all_parked() &&
+            !atomic_load_explicit(&wd.stop, memory_order_seq_cst))
+            futex_wait(&wd.word, seen, 0);
+        atomic_store_explicit(&wd.sleeping, 0, memory_order_relaxed);
+    }
+    for (unsigned i = 0; i < wd.n; i++)
+        if (wd.ws[i].stuck)
+            tel__sched_set_stuck(tel__sched_get(i), false);
+    return NULL;
+}
+
+int tel__sysmon_start(bool enabled, bool async_preempt, unsigned n,
+                      uint64_t bound_ns)
+{
+    atomic_store_explicit(&wd.on, false, memory_order_relaxed);
+    wd.n = 0;
+    wd.ws = NULL;
+    atomic_store_explicit(&wd.long_ns, 0, memory_order_relaxed);
+    if (!enabled)
+        return 0;
+    wd.ws = tel__mem_zalloc(sizeof(*wd.ws) * n);
+    if (!wd.ws)
+        return TEL_ENOMEM;
+    wd.n = n;
+    wd.bound_ns = bound_ns;
+    wd.period_ns = bound_ns / 2 > SYSMON_MIN_PERIOD_NS ? bound_ns / 2
+                                                       : SYSMON_MIN_PERIOD_NS;
+    wd.win_start = 0;
+    wd.win_sent = 0;
+    tel__spin_init(&wd.lock);
+    atomic_store_explicit(&wd.stop, 0, memory_order_relaxed);
+    atomic_store_explicit(&wd.n_ticks, 0, memory_order_relaxed);
+    atomic_store_explicit(&wd.sleeping, 0, memory_order_relaxed);
+    int rc = tel__preempt_install(async_preempt);
+    if (rc)
+        goto fail;
+    if (pthread_create(&wd.thread, NULL, wd_main, NULL) != 0) {
+        tel__preempt_uninstall();
+        rc = TEL_ESYS;
+        goto fail;
+    }
+    atomic_store_explicit(&wd.on, true, memory_order_release);
+    return 0;
+fail:
+    tel__mem_free(wd.ws, sizeof(*wd.ws) * n);
+    wd.ws = NULL;
+    wd.n = 0;
+    return rc;
+}
+
+static bool on(void)
+{
+    return atomic_load_explicit(&wd.on, memory_order_acquire);
+}
+
+void tel__sysmon_stop(void)
+{
+    if (!on())
+        return;
+    atomic_store_explicit(&wd.stop, 1, memory_order_seq_cst);
+    wake();
+    pthread_join(wd.thread, NULL);
+    tel__preempt_uninstall();
+}
+
+void tel__sysmon_fini(void)
+{
+    if (wd.ws)
+        tel__mem_free(wd.ws, sizeof(*wd.ws) * wd.n);
+    wd.ws = NULL;
+    wd.n = 0;
+    atomic_store_explicit(&wd.on, false, memory_order_relaxed);
+}
+
+void tel__sysmon_unparked(void)
+{
+    if (!on())
+        return;
+    /* Our parked count went down before this; a seq_cst read-modify-write
+     * of the count orders that before our seq_cst load of `sleeping` (the
+     * Dekker pair with wd_main's store of `sleeping` and load of the
+     * count). The idle path only. */
+    tel__sched_n_parked_sync();
+    if (atomic_load_explicit(&wd.sleeping, memory_order_seq_cst) &&
+        atomic_exchange_explicit(&wd.sleeping, 0, memory_order_acq_rel))
+        wake();
+}
+
+bool tel__sysmon_set_long(uint64_t ns)
+{
+    if (!on())
+        return false;
+    atomic_store_explicit(&wd.long_ns, ns, memory_order_relaxed);
+    return true;
+}
+
+bool tel__sysmon_enabled(void)
+{
+    return on();
+}
+
+uint64_t tel__sysmon_n_ticks(void)
+{
+    return atomic_load_explicit(&wd.n_ticks, memory_order_relaxed);
+}
+
+uint64_t tel__sysmon_period_ns(void)
+{
+    return on() ? wd.period_ns : 0;
+}
+
+void tel__sysmon_record(unsigned i, uint64_t *longest_ns, uint64_t *id,
+                        uint64_t *current_ns)
+{
+    *longest_ns = *id = *current_ns = 0;
+    if (!on() || i >= wd.n)
+        return;
+    struct wd_sched *w = &wd.ws[i];
+    tel__spin_lock(&wd.lock);
+    *longest_ns = w->longest_ns;
+    *id = w->longest_id;
+    *current_ns = w->cur_ns;
+    tel__spin_unlock(&wd.lock);
+}
