@@ -76,6 +76,7 @@
 #include "alloc/stack.h"
 #include "alloc/topo.h"
 #include "include/telar.h"
+#include "sched/preempt.h"
 
 #ifdef TEL_ASAN
 #include <sanitizer/common_interface_defs.h>
@@ -1061,9 +1062,24 @@ struct sched *tel__sched_yield(struct sched *s)
     return switch_out(s, s->cur, ACT_YIELD);
 }
 
+/* Owner: count one relaxed counter (the owner is its only writer). */
+static inline void count(_Atomic uint64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
 struct sched *tel__sched_preempt(struct sched *s)
 {
     s->n_preempts++;
+    /* The preemption signal's handler zeroed the slice of this very task
+     * (it could not switch it out where it was): that request is done.
+     * Only once per slice, so no cost on the switch path. */
+    if (TEL_UNLIKELY(atomic_load_explicit(&s->preempt_want,
+                                          memory_order_relaxed) == s->cur)) {
+        atomic_store_explicit(&s->preempt_want, NULL, memory_order_relaxed);
+        count(&s->n_preempt_watchdog);
+    }
     /* A whole slice has passed since the last pick: a timer may be due. The
      * clock read is cheap next to a slice; every pick would not be (a
      * ping-pong switch costs about as much). */
@@ -1083,6 +1099,16 @@ struct sched *tel__sched_preempt(struct sched *s)
     }
     s->reds = 0;
     return switch_out(s, s->cur, ACT_YIELD_WAKE);
+}
+
+struct sched *tel__sched_preempt_async(struct sched *s)
+{
+    /* Not also a watchdog preemption (a handler may have zeroed the slice
+     * before, where it could not switch). */
+    if (atomic_load_explicit(&s->preempt_want, memory_order_relaxed) == s->cur)
+        atomic_store_explicit(&s->preempt_want, NULL, memory_order_relaxed);
+    count(&s->n_preempt_signal);
+    return tel__sched_preempt(s);
 }
 
 struct sched *tel__sched_park(struct sched *s, uint32_t kind)
@@ -1574,6 +1600,10 @@ int tel__sched_run(const struct tel__sched_config *cfg,
 
     /* Not fatal: without it an overflow kills the program, as before. */
     (void)tel__fault_install();
+    /* Not fatal either: without it the watchdog's requests fail and it
+     * falls back to its other means. */
+    sys.s[0]->thread = pthread_self();
+    (void)tel__preempt_install(cfg->async_preempt);
     void *saved = tel__topo_save_binding();
     thread_setup(sys.s[0]);
     unsigned started = 1;
@@ -1592,6 +1622,7 @@ int tel__sched_run(const struct tel__sched_config *cfg,
     for (unsigned i = 1; i < started; i++)
         pthread_join(sys.s[i]->thread, NULL);
     thread_teardown();
+    tel__preempt_uninstall();
     tel__fault_uninstall();
     tel__topo_restore_binding(saved);
     return rc;

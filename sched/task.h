@@ -62,6 +62,11 @@ enum {
      * Set before it first runs. */
     TASK_STK_SHIFT = 8,
     TASK_STK_MASK = 31u << 8,
+    /* tel_preempt_disable's nesting depth in bits 13-15 (at most 7): while
+     * nonzero the preemption signal never switches the task out where it
+     * interrupted it (sched/preempt.c). Written by the task itself. */
+    TASK_NOPRE_SHIFT = 13,
+    TASK_NOPRE_MASK = 7u << 13,
 };
 
 /*
