@@ -62,8 +62,9 @@
  * tel__sched_preempt_async (counts n_preempt_signal, then yields as at a
  * spent slice). When the task runs again, on this thread or another, the
  * trampoline restores everything and returns to the interrupted
- * instruction. The handler writes only the task's stack and the
- * ucontext, both of which this thread owns.
+ * instruction, with the errno it had (other processes ran on the thread
+ * meanwhile). The handler writes only the task's stack and the ucontext,
+ * both of which this thread owns, and leaves errno as it found it.
  *
  * Not safe: the handler zeroes s->reds, so the task yields at its next
  * reduction point (its next Telar call, or the end of the runtime call it
@@ -381,10 +382,16 @@ static void on_preempt(int sig, siginfo_t *si, void *ucv)
     errno = saved_errno;
 }
 
-/* The trampoline's C half, on the task's stack, every register saved. */
+/* The trampoline's C half, on the task's stack, every register saved.
+ * errno is the thread's, and other processes run on this thread (and on
+ * the one the task resumes on) meanwhile: the interrupted code may be
+ * between a call that set errno and its test of it, so its value goes
+ * with the task. */
 void tel__preempt_resume(void)
 {
+    int e = errno;
     (void)tel__sched_preempt_async(tel__sched_self());
+    errno = e;
 }
 
 #endif /* PREEMPT_ASYNC */

@@ -279,7 +279,9 @@ static void spinner_fn(void *arg)
 {
     struct spin_arg *a = arg;
     bool ok = false;
+    errno = 4242; /* must survive: others run on this thread meanwhile */
     uint64_t n = spin_until_stop(&ok);
+    TT_CHECK(errno == 4242, "errno changed across preemptions: %d", errno);
     TT_CHECK(ok, "the spinner's registers changed across preemptions "
                  "(%" PRIu64 " iterations)", n);
     if (a->avx)
@@ -291,6 +293,16 @@ static void spinner_fn(void *arg)
 /* ------------------------------------------------------------------------ */
 /* 1. A spinner does not stop a ping-pong pair on its scheduler              */
 /* ------------------------------------------------------------------------ */
+
+/* Sets errno on the spinner's thread whenever it runs. */
+static void clobber_fn(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&spin_stop)) {
+        errno = 1;
+        TT_CHECK_RC(tel_yield(), 0, "tel_yield");
+    }
+}
 
 static void spin_pp_main(void *arg)
 {
@@ -305,6 +317,7 @@ static void spin_pp_main(void *arg)
     sa.avx = __builtin_cpu_supports("avx");
     TT_CHECK_RC(tel_spawn(NULL, spinner_fn, &sa), 0, "spawn spinner");
     tel_yield(); /* the spinner runs first, and spins */
+    TT_CHECK_RC(tel_spawn(NULL, clobber_fn, NULL), 0, "spawn clobber");
     static struct ping_arg pa;
     unsigned rounds = (unsigned)tel_test_scaled(2000, 200);
     pingpong_start(&pa, rounds);
