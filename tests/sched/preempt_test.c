@@ -279,13 +279,16 @@ static void spinner_fn(void *arg)
 {
     struct spin_arg *a = arg;
     bool ok = false;
+    uint64_t n = 1;
     errno = 4242; /* must survive: others run on this thread meanwhile */
-    uint64_t n = spin_until_stop(&ok);
-    TT_CHECK(errno == 4242, "errno changed across preemptions: %d", errno);
-    TT_CHECK(ok, "the spinner's registers changed across preemptions "
-                 "(%" PRIu64 " iterations)", n);
-    if (a->avx)
+    if (a->avx) {
         TT_CHECK(spin_avx_until_stop(), "the spinner's AVX state changed");
+    } else {
+        n = spin_until_stop(&ok);
+        TT_CHECK(ok, "the spinner's registers changed across preemptions "
+                     "(%" PRIu64 " iterations)", n);
+    }
+    TT_CHECK(errno == 4242, "errno changed across preemptions: %d", errno);
     uint64_t v = n;
     TT_CHECK_RC(tel_send(a->report, TAG_SPIN, &v, sizeof v), 0, "tel_send");
 }
@@ -294,12 +297,46 @@ static void spinner_fn(void *arg)
 /* 1. A spinner does not stop a ping-pong pair on its scheduler              */
 /* ------------------------------------------------------------------------ */
 
-/* Sets errno on the spinner's thread whenever it runs. */
+/* Fill every vector register with ones (NaNs as doubles). */
+static void clobber_xmm(void)
+{
+    __asm__ volatile("pcmpeqd %%xmm0, %%xmm0\n\tpcmpeqd %%xmm1, %%xmm1\n\t"
+                     "pcmpeqd %%xmm2, %%xmm2\n\tpcmpeqd %%xmm3, %%xmm3\n\t"
+                     "pcmpeqd %%xmm4, %%xmm4\n\tpcmpeqd %%xmm5, %%xmm5\n\t"
+                     "pcmpeqd %%xmm6, %%xmm6\n\tpcmpeqd %%xmm7, %%xmm7\n\t"
+                     "pcmpeqd %%xmm8, %%xmm8\n\tpcmpeqd %%xmm9, %%xmm9\n\t"
+                     "pcmpeqd %%xmm10, %%xmm10\n\tpcmpeqd %%xmm11, %%xmm11\n\t"
+                     "pcmpeqd %%xmm12, %%xmm12\n\tpcmpeqd %%xmm13, %%xmm13\n\t"
+                     "pcmpeqd %%xmm14, %%xmm14\n\tpcmpeqd %%xmm15, %%xmm15"
+                     ::: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5",
+                       "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+                       "xmm12", "xmm13", "xmm14", "xmm15");
+}
+
+__attribute__((target("avx"))) static void clobber_ymm(void)
+{
+    __asm__ volatile("vcmpps $15, %%ymm0, %%ymm0, %%ymm0\n\t"
+                     "vcmpps $15, %%ymm1, %%ymm1, %%ymm1\n\t"
+                     "vcmpps $15, %%ymm2, %%ymm2, %%ymm2\n\t"
+                     "vcmpps $15, %%ymm3, %%ymm3, %%ymm3\n\t"
+                     "vcmpps $15, %%ymm4, %%ymm4, %%ymm4\n\t"
+                     "vcmpps $15, %%ymm5, %%ymm5, %%ymm5\n\t"
+                     "vcmpps $15, %%ymm6, %%ymm6, %%ymm6\n\t"
+                     "vcmpps $15, %%ymm7, %%ymm7, %%ymm7"
+                     ::: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5",
+                       "xmm6", "xmm7");
+}
+
+/* Runs beside the spinner on its thread: sets errno and fills the vector
+ * registers whenever it runs, so a preemption that lost either shows. */
 static void clobber_fn(void *arg)
 {
-    (void)arg;
+    bool avx = (bool)(uintptr_t)arg;
     while (!atomic_load(&spin_stop)) {
         errno = 1;
+        clobber_xmm();
+        if (avx)
+            clobber_ymm();
         TT_CHECK_RC(tel_yield(), 0, "tel_yield");
     }
 }
@@ -312,12 +349,17 @@ static void spin_pp_main(void *arg)
         return;
     }
     rain_start(1000);
-    static struct spin_arg sa;
-    sa.report = tel_self();
-    sa.avx = __builtin_cpu_supports("avx");
+    static struct spin_arg sa, sa_avx;
+    sa.report = sa_avx.report = tel_self();
+    sa.avx = false;
+    sa_avx.avx = true;
+    bool avx = __builtin_cpu_supports("avx");
     TT_CHECK_RC(tel_spawn(NULL, spinner_fn, &sa), 0, "spawn spinner");
     tel_yield(); /* the spinner runs first, and spins */
-    TT_CHECK_RC(tel_spawn(NULL, clobber_fn, NULL), 0, "spawn clobber");
+    if (avx)
+        TT_CHECK_RC(tel_spawn(NULL, spinner_fn, &sa_avx), 0, "spawn spinner");
+    TT_CHECK_RC(tel_spawn(NULL, clobber_fn, (void *)(uintptr_t)avx), 0,
+                "spawn clobber");
     static struct ping_arg pa;
     unsigned rounds = (unsigned)tel_test_scaled(2000, 200);
     pingpong_start(&pa, rounds);
@@ -327,6 +369,8 @@ static void spin_pp_main(void *arg)
     atomic_store(&spin_stop, true);
     uint64_t iters = await_tag(TAG_SPIN, 60000);
     TT_CHECK(iters > 0, "the spinner never ran");
+    if (avx)
+        (void)await_tag(TAG_SPIN, 60000);
     TT_CHECK(n_signal() > 0, "no process was switched out by a signal");
     rain_end();
 }
