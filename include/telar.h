@@ -214,8 +214,10 @@ typedef struct tel_config {
  *   stdio) leaves that call's locks held, and what it had allocated and
  *   not freed (memory, received messages) is lost. A SIGABRT another
  *   thread sends a scheduler thread with pthread_kill looks like abort()
- *   and ends the process running there. The previous handlers and signal
- *   stacks are restored before tel_run returns.
+ *   and ends the process running there. Unless turned off, SIGURG is
+ *   handled too, for asynchronous preemption (see "Preemption"). The
+ *   previous handlers and signal stacks are restored before tel_run
+ *   returns.
  * Context: any thread that is not a Telar process; blocks until main_fn's
  *   process exits.
  * Returns: 0 when main_fn's process exited (whatever its reason).
@@ -302,7 +304,9 @@ TEL_API int tel_reduce(uint32_t n);
  * section with tel_preempt_disable / tel_preempt_enable, or another process
  * of the same scheduler may block its thread on the lock forever. A
  * process resumed on another thread sees that thread's thread-local
- * variables, as after any call that may yield. Exit signals (tel_kill)
+ * variables, as after any call that may yield (errno's value is carried
+ * over to the new thread, but code the compiler made keep the address of
+ * a thread-local, errno's included, uses the old thread's). Exit signals (tel_kill)
  * still take effect at the next Telar call only.
  * Signals and system calls: the handler is installed with SA_RESTART and
  * SA_ONSTACK for the length of tel_run (the previous action is restored

@@ -273,6 +273,10 @@ __attribute__((target("avx"))) static bool spin_avx_until_stop(void)
 struct spin_arg {
     tel_pid_t report;
     bool avx;
+    /* Only with one scheduler: the compiler keeps errno's address (its
+     * function is const), so after a resume on another thread the check
+     * would read the old thread's errno. */
+    bool check_errno;
 };
 
 static void spinner_fn(void *arg)
@@ -288,7 +292,9 @@ static void spinner_fn(void *arg)
         TT_CHECK(ok, "the spinner's registers changed across preemptions "
                      "(%" PRIu64 " iterations)", n);
     }
-    TT_CHECK(errno == 4242, "errno changed across preemptions: %d", errno);
+    if (a->check_errno)
+        TT_CHECK(errno == 4242, "errno changed across preemptions: %d",
+                 errno);
     uint64_t v = n;
     TT_CHECK_RC(tel_send(a->report, TAG_SPIN, &v, sizeof v), 0, "tel_send");
 }
@@ -353,6 +359,7 @@ static void spin_pp_main(void *arg)
     sa.report = sa_avx.report = tel_self();
     sa.avx = false;
     sa_avx.avx = true;
+    sa.check_errno = sa_avx.check_errno = true; /* one scheduler */
     bool avx = __builtin_cpu_supports("avx");
     TT_CHECK_RC(tel_spawn(NULL, spinner_fn, &sa), 0, "spawn spinner");
     tel_yield(); /* the spinner runs first, and spins */
