@@ -24,7 +24,17 @@
  * The rule: where the interrupted task is switched out at once. All of:
  *   (a) the thread is a scheduler running a task (s->cur) with a stack;
  *   (b) the thread holds none of Telar's locks (tel__locks_held);
- *   (c) the task has not raised tel_preempt_disable (TASK_NOPRE_MASK);
+ *   (c) the task has not raised tel_preempt_disable (TASK_NOPRE_MASK),
+ *       and is not in a callback Telar makes in the middle of its own
+ *       work (TASK_F_NOASYNC: a selective receive's match function, which
+ *       runs mid-scan with the scheduler cached). Every other callback
+ *       into the program runs in the process's own context, where a yield
+ *       is as safe as a tel_yield: the process's main function, a
+ *       server's init, handle_call, handle_cast, handle_info and terminate
+ *       (core/server.c reads its scheduler afresh after each). Callbacks
+ *       Telar runs off the process's stack (exit cleanups, timer hooks)
+ *       are Telar's own code. A new callback that runs mid-operation must
+ *       set the flag;
  *   (d) the interrupted pc is the program's own code: inside an
  *       executable segment of the main executable, and outside Telar's
  *       code. Telar's code in the static library is one linker section,
@@ -314,7 +324,8 @@ static void chain(int sig, siginfo_t *si, void *uc)
 static uintptr_t safe_entry(struct sched *s, struct task *t, uintptr_t pc,
                             uintptr_t sp)
 {
-    if (!t->stack || tel__locks_held != 0 || (t->flags & TASK_NOPRE_MASK))
+    if (!t->stack || tel__locks_held != 0 ||
+        (t->flags & (TASK_NOPRE_MASK | TASK_F_NOASYNC)))
         return 0;
     if (!in_ranges(pc))
         return 0;

@@ -600,6 +600,49 @@ Test(preempt, disable_holds_off_preemption_until_enable, .timeout = 120)
         TT_SKIP("asynchronous preemption is off in this build");
 }
 
+/* A match function that spins until signals came, and checks it was not
+ * switched out meanwhile (it runs mid-scan inside tel_recv_match). */
+static atomic_int match_calls;
+
+static bool slow_match(const tel_msg_t *m, void *ctx)
+{
+    (void)ctx;
+    uint64_t sig0 = n_signal();
+    spin_for_signals(5);
+    TT_CHECK(n_signal() == sig0, "switched out inside a match function");
+    atomic_fetch_add(&match_calls, 1);
+    return m->tag == TAG_GO;
+}
+
+static void match_main(void *arg)
+{
+    (void)arg;
+    if (!tel__preempt_active()) {
+        atomic_store(&skipped, true);
+        return;
+    }
+    rain_start(500);
+    for (uint64_t tag = TAG_PING; tag <= TAG_GO; tag += 4)
+        TT_CHECK_RC(tel_send(tel_self(), tag, NULL, 0), 0, "tel_send");
+    tel_msg_t *m = NULL;
+    int rc = tel_recv_match(&m, slow_match, NULL, 60000);
+    if (TT_CHECK_RC(rc, 0, "tel_recv_match"))
+        tel_msg_free(m);
+    TT_CHECK(atomic_load(&match_calls) == 2, "match ran %d times",
+             atomic_load(&match_calls));
+    rc = tel_recv(&m, 0);
+    if (TT_CHECK_RC(rc, 0, "tel_recv (the skipped message)"))
+        tel_msg_free(m);
+    rain_end();
+}
+
+Test(preempt, match_function_is_never_switched_out, .timeout = 120)
+{
+    TT_RUN(&one_sched, match_main, NULL);
+    if (atomic_load(&skipped))
+        TT_SKIP("asynchronous preemption is off in this build");
+}
+
 /* ------------------------------------------------------------------------ */
 /* 5. TEL_CFG_NO_ASYNC_PREEMPT: nothing installed, requests fail             */
 /* ------------------------------------------------------------------------ */
