@@ -12,9 +12,10 @@
  * The signal. SIGURG, as Go chose it: glibc uses none of it, debuggers
  * pass it quietly, and its default action is to ignore it, so a request
  * that lands after the run (or on a thread that is no scheduler) is
- * harmless. A request sets s->preempt_sig and sends the signal with
- * pthread_kill only if no request was already on its way; the handler
- * clears the flag. A SIGURG the handler finds without the flag set is not
+ * harmless. A request counts itself in s->preempt_sig and sends the
+ * signal with pthread_kill only if no request was already on its way (or
+ * 8 requests found one pending: a signal that reached the thread before
+ * it was a scheduler is never matched); the handler zeroes the count. A SIGURG the handler finds without the flag set is not
  * ours (a socket's out-of-band data, another library's): it goes to the
  * action that was there before the run. SA_RESTART, so the system calls
  * that can be restarted are (see "EINTR" below); SA_ONSTACK, so the handler
@@ -457,8 +458,13 @@ bool tel__preempt_request(struct sched *s)
 {
     if (!atomic_load_explicit(&active, memory_order_acquire))
         return false;
-    /* One signal on its way at a time; the handler clears the flag. */
-    if (atomic_exchange_explicit(&s->preempt_sig, 1, memory_order_acq_rel))
+    /* One signal on its way at a time: the handler zeroes the count. A
+     * signal the handler could not match to this scheduler (the thread
+     * had not set tel__tls_sched yet, or no longer has) leaves it
+     * nonzero, so every 8th request sends again. */
+    uint32_t prev = atomic_fetch_add_explicit(&s->preempt_sig, 1,
+                                              memory_order_acq_rel);
+    if (prev != 0 && (prev & 7) != 0)
         return true;
     if (pthread_kill(s->thread, PREEMPT_SIG) != 0) {
         atomic_store_explicit(&s->preempt_sig, 0, memory_order_relaxed);

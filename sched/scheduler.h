@@ -85,9 +85,9 @@ struct sched {
      * switched out at once), or was switched out by the signal itself
      * (preempt.c). Owner thread writes (load + store), anyone reads. */
     _Atomic uint64_t n_preempt_watchdog, n_preempt_signal;
-    /* Asynchronous preemption (preempt.c). preempt_sig: a request's signal
-     * is on its way (any thread sets it, this thread's handler clears it),
-     * so requests never pile up. preempt_want: the task the handler told
+    /* Asynchronous preemption (preempt.c). preempt_sig: requests since
+     * the last signal was handled (any thread adds, this thread's handler
+     * zeroes), so requests never pile up signals. preempt_want: the task the handler told
      * to yield at its next reduction point (written by the handler, on
      * this thread; read and cleared when that preemption happens). */
     _Atomic uint32_t preempt_sig;
