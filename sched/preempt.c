@@ -355,7 +355,8 @@ __attribute__((no_sanitize("address")))
 #endif
 static void put_slot(uintptr_t at, uintptr_t pc)
 {
-    *(uint64_t *)at = pc;
+    uint64_t v = pc;
+    __builtin_memcpy((void *)at, &v, sizeof v); /* sp may be unaligned */
 }
 
 static void on_preempt(int sig, siginfo_t *si, void *ucv)
