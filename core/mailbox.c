@@ -135,6 +135,25 @@ int tel_send(tel_pid_t to, uint64_t tag, const void *data, size_t size)
     return rc;
 }
 
+/*
+ * Call the process's match function. It runs in the middle of the scan,
+ * with this scheduler cached in receive(): the preemption signal must not
+ * switch the process out (and maybe to another thread) inside it, so it
+ * runs with TASK_F_NOASYNC (sched/preempt.c; match may not call Telar, so
+ * it never nests). The signal fences keep the call inside the flag.
+ */
+static inline bool call_match(struct proc *p,
+                              bool (*match)(const tel_msg_t *, void *),
+                              const tel_msg_t *m, void *ctx)
+{
+    p->task.flags |= TASK_F_NOASYNC;
+    atomic_signal_fence(memory_order_seq_cst);
+    bool r = match(m, ctx);
+    atomic_signal_fence(memory_order_seq_cst);
+    p->task.flags &= ~(uint32_t)TASK_F_NOASYNC;
+    return r;
+}
+
 static int receive(tel_msg_t **out, bool (*match)(const tel_msg_t *, void *),
                    void *ctx, int64_t timeout_ms)
 {
@@ -152,7 +171,7 @@ static int receive(tel_msg_t **out, bool (*match)(const tel_msg_t *, void *),
     /* 1. The saved list, oldest first. */
     for (m = mb->saved; m; prev = m, m = tel__msg_next(m)) {
         seen++;
-        if (!match || match(&m->pub, ctx)) {
+        if (!match || call_match(p, match, &m->pub, ctx)) {
             if (prev)
                 tel__msg_set_next(prev, tel__msg_next(m));
             else
@@ -174,7 +193,7 @@ static int receive(tel_msg_t **out, bool (*match)(const tel_msg_t *, void *),
             if (TEL_UNLIKELY(tel__msg_needs_filter(m)) &&
                 !tel__sig_filter(p, m))
                 continue; /* a signal acted on, or a stale reply */
-            if (!match || match(&m->pub, ctx))
+            if (!match || call_match(p, match, &m->pub, ctx))
                 goto found_armed;
             tel__mbox_save(mb, m);
         }

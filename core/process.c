@@ -305,6 +305,37 @@ int tel_set_cpu_heavy(bool heavy)
     return old;
 }
 
+int tel_preempt_disable(void)
+{
+    struct proc *p = tel__proc_current(tel__sched_self());
+    if (!p)
+        return TEL_ENOTPROC;
+    uint32_t f = p->task.flags;
+    if ((f & TASK_NOPRE_MASK) == TASK_NOPRE_MASK)
+        return TEL_ELIMIT;
+    p->task.flags = f + (1u << TASK_NOPRE_SHIFT);
+    return 0;
+}
+
+int tel_preempt_enable(void)
+{
+    struct sched *s = tel__sched_self();
+    struct proc *p = tel__proc_current(s);
+    if (!p)
+        return TEL_ENOTPROC;
+    uint32_t f = p->task.flags;
+    if (!(f & TASK_NOPRE_MASK))
+        return TEL_EINVAL;
+    f -= 1u << TASK_NOPRE_SHIFT;
+    p->task.flags = f;
+    if (!(f & TASK_NOPRE_MASK)) {
+        /* A preemption asked for meanwhile zeroed the slice: yield now. */
+        s = tel__sched_charge(s, 1);
+        tel__sig_poll(tel__proc_current(s));
+    }
+    return 0;
+}
+
 tel_pid_t tel_self(void)
 {
     struct proc *p = tel__proc_current(tel__sched_self());

@@ -214,8 +214,10 @@ typedef struct tel_config {
  *   stdio) leaves that call's locks held, and what it had allocated and
  *   not freed (memory, received messages) is lost. A SIGABRT another
  *   thread sends a scheduler thread with pthread_kill looks like abort()
- *   and ends the process running there. The previous handlers and signal
- *   stacks are restored before tel_run returns.
+ *   and ends the process running there. Unless turned off, SIGURG is
+ *   handled too, for asynchronous preemption (see "Preemption"). The
+ *   previous handlers and signal stacks are restored before tel_run
+ *   returns.
  * Context: any thread that is not a Telar process; blocks until main_fn's
  *   process exits.
  * Returns: 0 when main_fn's process exited (whatever its reason).
@@ -270,6 +272,68 @@ TEL_API int tel_yield(void);
  * Errors: TEL_ENOTPROC outside a process.
  */
 TEL_API int tel_reduce(uint32_t n);
+
+/*
+ * Preemption. A process is switched out at a reduction point (any Telar
+ * call that costs reductions, tel_reduce) once its slice is spent. A
+ * process that runs long without reaching one (a pure C loop) is also
+ * interrupted asynchronously: when the watchdog sees a scheduler run one
+ * process longer than watchdog_us (tel_config_t), it sends that scheduler
+ * thread SIGURG. The handler switches the process out right where it was
+ * interrupted (every register, the FP/SIMD state included, is saved on its
+ * stack and restored when it resumes, possibly on another scheduler
+ * thread) only if all of these hold:
+ *   - the interrupted instruction is in the program's own code: the main
+ *     executable, not Telar, and not any shared library (the C library, so
+ *     never inside malloc, stdio or a pthread call; libstdc++, libm, the
+ *     vDSO, the dynamic loader, sanitizer runtimes, nor code of no object,
+ *     such as JIT code);
+ *   - Telar holds none of its locks on that thread;
+ *   - the process has not called tel_preempt_disable (or has called
+ *     tel_preempt_enable as many times since);
+ *   - its stack has room for the save area (about 9 KiB plus 1-3 KiB of
+ *     FP/SIMD state below the stack pointer).
+ * Otherwise the process yields at its next reduction point instead. Code
+ * in a shared library the program loads is never interrupted there. If
+ * the program's code cannot be told apart (Telar linked statically without
+ * its renamed code section, libc linked statically, or malloc defined by
+ * the executable itself), no process is interrupted in this run.
+ * What user code must do: a process that holds a lock of its own (a
+ * pthread mutex, a spinlock, anything another process on the same thread
+ * could wait for) across code that may be interrupted brackets that
+ * section with tel_preempt_disable / tel_preempt_enable, or another process
+ * of the same scheduler may block its thread on the lock forever. A
+ * process resumed on another thread sees that thread's thread-local
+ * variables, as after any call that may yield (errno's value is carried
+ * over to the new thread, but code the compiler made keep the address of
+ * a thread-local, errno's included, uses the old thread's). Exit signals (tel_kill)
+ * still take effect at the next Telar call only.
+ * Signals and system calls: the handler is installed with SA_RESTART and
+ * SA_ONSTACK for the length of tel_run (the previous action is restored
+ * when it returns; a SIGURG not sent by Telar goes to it). Telar's own
+ * calls never fail with EINTR because of it. A raw system call the kernel
+ * never restarts (nanosleep, poll, epoll_wait, a timed futex wait) made
+ * directly on a scheduler thread may return EINTR, and only while its
+ * process has run longer than watchdog_us: use tel_blocking to block.
+ * Embedders must not use SIGURG on Telar's threads while tel_run runs.
+ * Turned off by TEL_CFG_NO_ASYNC_PREEMPT or TEL_CFG_NO_WATCHDOG (then the
+ * handler is not installed), and always in ThreadSanitizer builds.
+ */
+
+/*
+ * tel_preempt_disable / tel_preempt_enable: bracket a section in which the
+ * calling process must not be interrupted asynchronously (see
+ * "Preemption"); they nest up to 7 deep. Reduction points still preempt
+ * as usual in between: a section that calls Telar may yield there. When
+ * the last enable ends the section and a preemption was asked for
+ * meanwhile, the process yields in tel_preempt_enable.
+ * Context: inside a process; tel_preempt_disable never yields,
+ *   tel_preempt_enable may yield.
+ * Errors: TEL_ENOTPROC outside a process; TEL_ELIMIT (disable) if already
+ *   7 deep; TEL_EINVAL (enable) without a matching disable.
+ */
+TEL_API int tel_preempt_disable(void);
+TEL_API int tel_preempt_enable(void);
 
 /*
  * tel_exit: end the calling process with reason. Its stack and control block

@@ -9,6 +9,7 @@
 #define TEL_SCHED_PREEMPT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct sched;
 
@@ -22,10 +23,23 @@ int tel__preempt_install(bool enabled);
 void tel__preempt_uninstall(void);
 
 /*
- * Any thread (the watchdog): ask s's thread to preempt the task it runs.
- * Returns whether a request was sent (false when asynchronous preemption
- * is off or unsupported in this build).
+ * Any thread (the watchdog), at any time between the start of the run's
+ * scheduler threads and their join, whatever s is doing (running, parked,
+ * switching): ask s's thread to preempt the task it runs. Returns whether
+ * a request was sent or is already on its way (false when asynchronous
+ * preemption is off or unsupported in this build). Never blocks; one
+ * pthread_kill at most.
  */
 bool tel__preempt_request(struct sched *s);
+
+/* Any thread: whether this run interrupts processes with the signal (the
+ * handler is installed and the program's code could be told apart). */
+bool tel__preempt_active(void);
+
+/* Any thread, for tests and statistics: since this run's install, how
+ * many of our signals found a task running (handled), and how many of
+ * those could not switch it out where it was (deferred to its next
+ * reduction point). */
+void tel__preempt_stats(uint64_t *handled, uint64_t *deferred);
 
 #endif /* TEL_SCHED_PREEMPT_H */

@@ -80,6 +80,7 @@
 #include "alloc/stack.h"
 #include "alloc/topo.h"
 #include "include/telar.h"
+#include "sched/preempt.h"
 #include "sched/sysmon.h"
 
 #ifdef TEL_ASAN
@@ -1155,6 +1156,14 @@ struct sched *tel__sched_yield(struct sched *s)
 struct sched *tel__sched_preempt(struct sched *s)
 {
     tel__stat_inc(&s->n_preempts);
+    /* The preemption signal's handler zeroed the slice of this very task
+     * (it could not switch it out where it was): that request is done.
+     * Only once per slice, so no cost on the switch path. */
+    if (TEL_UNLIKELY(atomic_load_explicit(&s->preempt_want,
+                                          memory_order_relaxed) == s->cur)) {
+        atomic_store_explicit(&s->preempt_want, NULL, memory_order_relaxed);
+        tel__stat_inc(&s->n_preempt_watchdog);
+    }
     /* A whole slice has passed since the last pick: a timer may be due. The
      * clock read is cheap next to a slice; every pick would not be (a
      * ping-pong switch costs about as much). */
@@ -1175,6 +1184,16 @@ struct sched *tel__sched_preempt(struct sched *s)
     }
     s->reds = 0;
     return switch_out(s, s->cur, ACT_YIELD_WAKE);
+}
+
+struct sched *tel__sched_preempt_async(struct sched *s)
+{
+    /* Not also a watchdog preemption (a handler may have zeroed the slice
+     * before, where it could not switch). */
+    if (atomic_load_explicit(&s->preempt_want, memory_order_relaxed) == s->cur)
+        atomic_store_explicit(&s->preempt_want, NULL, memory_order_relaxed);
+    tel__stat_inc(&s->n_preempt_signal);
+    return tel__sched_preempt(s);
 }
 
 struct sched *tel__sched_park(struct sched *s, uint32_t kind)
@@ -1865,9 +1884,15 @@ int tel__sched_run(const struct tel__sched_config *cfg,
     atomic_store_explicit(&first->home, sys.s[0], memory_order_relaxed);
     tel__runq_push(&sys.s[0]->runq, first);
 
+    /* Before the watchdog, which sends the requests. Not fatal: without
+     * it the watchdog's requests fail and it falls back to its other
+     * means. */
+    sys.s[0]->thread = pthread_self();
+    (void)tel__preempt_install(cfg->async_preempt);
     int rc = tel__sysmon_start(cfg->watchdog, cfg->async_preempt, cfg->n,
                                cfg->watchdog_ns);
     if (rc) {
+        tel__preempt_uninstall();
         free_scheds(cfg->n);
         return rc;
     }
@@ -1891,6 +1916,7 @@ int tel__sched_run(const struct tel__sched_config *cfg,
         pthread_join(sys.s[i]->thread, NULL);
     tel__sysmon_stop();
     thread_teardown();
+    tel__preempt_uninstall();
     tel__fault_uninstall();
     tel__topo_restore_binding(saved);
     return rc;

@@ -110,6 +110,13 @@ struct sched {
      * switched out at once), or was switched out by the signal itself
      * (preempt.c). Owner thread writes (load + store), anyone reads. */
     _Atomic uint64_t n_preempt_watchdog, n_preempt_signal;
+    /* Asynchronous preemption (preempt.c). preempt_sig: requests since
+     * the last signal was handled (any thread adds, this thread's handler
+     * zeroes), so requests never pile up signals. preempt_want: the task the handler told
+     * to yield at its next reduction point (written by the handler, on
+     * this thread; read and cleared when that preemption happens). */
+    _Atomic uint32_t preempt_sig;
+    _Atomic(struct task *) preempt_want;
     pthread_t thread;
 
     /* Cross-thread; each group starts its own cache line. */
@@ -270,6 +277,14 @@ void tel__sched_wake_parked(struct task *t);
 struct sched *tel__sched_yield(struct sched *s);
 struct sched *tel__sched_park(struct sched *s, uint32_t kind);
 struct sched *tel__sched_preempt(struct sched *s);
+
+/*
+ * The preemption trampoline (preempt.c), on the running task's own stack,
+ * after the preemption signal interrupted it in its own code: counts
+ * n_preempt_signal and preempts as at a spent slice. Returns the
+ * scheduler the task resumed on.
+ */
+struct sched *tel__sched_preempt_async(struct sched *s);
 
 /* Inside a process: leave for good; hooks->task_exit frees it. */
 _Noreturn void tel__sched_exit(struct sched *s);

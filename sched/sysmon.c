@@ -303,14 +303,10 @@ int tel__sysmon_start(bool enabled, bool async_preempt, unsigned n,
     atomic_store_explicit(&wd.stop, 0, memory_order_relaxed);
     atomic_store_explicit(&wd.n_ticks, 0, memory_order_relaxed);
     atomic_store_explicit(&wd.sleeping, 0, memory_order_relaxed);
-    int rc = tel__preempt_install(async_preempt);
-    if (rc)
+    (void)async_preempt; /* installed by tel__sched_run (preempt.c) */
+    int rc = TEL_ESYS;
+    if (pthread_create(&wd.thread, NULL, wd_main, NULL) != 0)
         goto fail;
-    if (pthread_create(&wd.thread, NULL, wd_main, NULL) != 0) {
-        tel__preempt_uninstall();
-        rc = TEL_ESYS;
-        goto fail;
-    }
     atomic_store_explicit(&wd.on, true, memory_order_release);
     return 0;
 fail:
@@ -332,7 +328,6 @@ void tel__sysmon_stop(void)
     atomic_store_explicit(&wd.stop, 1, memory_order_seq_cst);
     wake();
     pthread_join(wd.thread, NULL);
-    tel__preempt_uninstall();
 }
 
 void tel__sysmon_fini(void)

@@ -53,6 +53,10 @@ enum {
     TASK_F_OVERFLOW = 1u << 1,
     /* A fault in its own code (sched/fault.c): core's TEL_CRASHED. */
     TASK_F_CRASHED = 1u << 2,
+    /* Running a callback Telar called in the middle of its own work (a
+     * selective receive's match function): the preemption signal must not
+     * switch it out there (sched/preempt.c). Set and cleared by the task. */
+    TASK_F_NOASYNC = 1u << 3,
     /* Its priority (tel_priority_t) in bits 4-5; set before it is first
      * queued, or by the task itself while it runs. */
     TASK_PRIO_SHIFT = 4,
@@ -62,6 +66,11 @@ enum {
      * Set before it first runs. */
     TASK_STK_SHIFT = 8,
     TASK_STK_MASK = 31u << 8,
+    /* tel_preempt_disable's nesting depth in bits 13-15 (at most 7): while
+     * nonzero the preemption signal never switches the task out where it
+     * interrupted it (sched/preempt.c). Written by the task itself. */
+    TASK_NOPRE_SHIFT = 13,
+    TASK_NOPRE_MASK = 7u << 13,
 };
 
 /*
