@@ -35,7 +35,11 @@ struct spin_arg {
 static void spinner_fn(void *arg)
 {
     struct spin_arg *a = arg;
+    /* A run the signal may not cut short (as a long libc call): these
+     * tests are about what the watchdog sees of long runs. */
+    TT_CHECK_RC(tel_preempt_disable(), 0, "tel_preempt_disable");
     spin_c(a->ms);
+    TT_CHECK_RC(tel_preempt_enable(), 0, "tel_preempt_enable");
     if (a->parent)
         (void)tt_send_tag(a->parent, 1);
 }
