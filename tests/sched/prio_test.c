@@ -251,7 +251,16 @@ static void low_share_main(void *arg)
                 low, N_HOGS, normal, low / (low + normal));
     /* One pick in 9 while normal work waits (BEAM's 8 normal picks per
      * low one): a share of about 0.11, far above a hog's 1/101. */
-    TT_CHECK(low > 0, "the low process never ran");
+    tel_sched_stats_t st = {0};
+    (void)tel_sched_stats(0, &st);
+    TT_CHECK(low > 0,
+             "the low process never ran (switches %llu, preempt: reductions "
+             "%llu watchdog %llu signal %llu, longest run %llu ns)",
+             (unsigned long long)st.switches,
+             (unsigned long long)st.preempt_reductions,
+             (unsigned long long)st.preempt_watchdog,
+             (unsigned long long)st.preempt_signal,
+             (unsigned long long)st.longest_run_ns);
     TT_CHECK(low / (low + normal) >= 0.08,
              "low share %.3f, want about 1/9 (low %.0f, normal %.0f)",
              low / (low + normal), low, normal);
