@@ -429,7 +429,7 @@ static inline void free_slot(tel_pid_t pid, int ci);
 static inline int self_ci(void)
 {
     struct sched *s = tel__sched_self();
-    return s ? (int)s->index : -1;
+    return s ? s->cache : -1;
 }
 
 void tel__pid_unref(struct proc *p)

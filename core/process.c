@@ -231,7 +231,7 @@ spawn(tel_pid_t *out, tel_fn fn, void *arg, const tel_spawn_opts_t *o,
     if (!s && !tel__rt_enter())
         return TEL_ESHUTDOWN;
     struct proc *p;
-    int rc = tel__proc_create(s ? (int)s->index : -1, fn, arg, &p);
+    int rc = tel__proc_create(s ? s->cache : -1, fn, arg, &p);
     if (rc == 0 && (o || owned_size)) {
         struct proc_ext *ce = owned_size ? tel__ext_get(p) : NULL;
         if (owned_size && !ce)

@@ -103,7 +103,7 @@ int tel_cancel_timer(uint64_t timer)
     if (!s && !tel__rt_enter())
         return TEL_ESHUTDOWN;
     int rc = TEL_ENOENT;
-    struct sched *owner = tel__sched_get(tel__tw_id_wheel(timer));
+    struct sched *owner = tel__sched_wheel_owner(tel__tw_id_wheel(timer));
     if (owner) {
         struct tw_node *n = tel__tw_cancel_id(&owner->wheel, timer);
         if (n) {

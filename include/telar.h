@@ -318,6 +318,18 @@ TEL_API int tel_reduce(uint32_t n);
  * Embedders must not use SIGURG on Telar's threads while tel_run runs.
  * Turned off by TEL_CFG_NO_ASYNC_PREEMPT or TEL_CFG_NO_WATCHDOG (then the
  * handler is not installed), and always in ThreadSanitizer builds.
+ *
+ * Stuck schedulers. A process the signal cannot switch out (blocked in a
+ * system call not made through tel_blocking, inside a library, or in a
+ * tel_preempt_disable section) keeps its scheduler thread: about
+ * watchdog_us * 1.5 into such a run the scheduler is marked stuck and
+ * what is queued there goes to the other schedulers (its timers fire
+ * there too). When every scheduler is stuck, a spare scheduler thread
+ * (started the first time it is needed, not pinned) runs the other
+ * processes until a scheduler is free again, then hands them back and
+ * sleeps. There is one spare: a process that gets stuck on the spare
+ * too waits for a scheduler to come free. No spare with
+ * TEL_CFG_NO_WATCHDOG.
  */
 
 /*
@@ -1066,7 +1078,9 @@ TEL_API int tel_sched_stats(unsigned index, tel_sched_stats_t *out);
  *   pid:       the process that ran long.
  *   run_us:    how long it ran without a switch, as the watchdog saw it (a
  *              lower bound, short by less than its sampling period).
- *   scheduler: the index of the scheduler it ran on.
+ *   scheduler: the index of the scheduler it ran on; tel_scheduler_count()
+ *              for the spare scheduler, which runs processes while every
+ *              scheduler is stuck (see tel_config_t.watchdog_us).
  */
 typedef struct tel_long_schedule_info {
     tel_pid_t pid;

@@ -64,16 +64,19 @@
  * ring and priority queues are handed to the others, its timers run
  * elsewhere, wake-ups from other threads go elsewhere, and its owner-only
  * lanes are shed from its own thread by the preemption signal; see "Stuck
- * schedulers" below. Not here yet: a spare scheduler thread for when every
- * scheduler is stuck (or there is one).
+ * schedulers" below. When every scheduler is stuck (or there is one), a
+ * spare scheduler thread runs their work until one is free again ("The
+ * spare scheduler").
  */
 #define _GNU_SOURCE 1
 #include "sched/scheduler.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <unistd.h>
 
 #include "alloc/numa.h"
 #include "alloc/pool.h"
@@ -126,7 +129,10 @@ _Static_assert(SCHED_TIMER_EARLY_NS < SCHED_SPIN_NS,
 
 /* sys.mode. MODE_STUCK: some scheduler is stuck in one task (the
  * watchdog says so): others run its timers (run_timers). */
-enum { MODE_STOP = 1u, MODE_CANARY = 2u, MODE_STUCK = 4u };
+enum { MODE_STOP = 1u, MODE_CANARY = 2u, MODE_STUCK = 4u, MODE_SPARE = 8u };
+/* MODE_SPARE: the spare scheduler is asked to hand its work back (the
+ * watchdog sets it, the spare clears it): every switch-out takes the slow
+ * path meanwhile, where the spare sees it. */
 
 enum handoff_act {
     ACT_NONE = 0,
@@ -156,6 +162,17 @@ static struct {
     struct park_counts idle;
     _Atomic unsigned rr; /* round-robin for foreign spawns */
     _Atomic unsigned n_stuck; /* schedulers marked stuck (the watchdog's) */
+    unsigned n_eps; /* entries of eps: n, plus the spare's */
+    /* The spare scheduler ("The spare scheduler" below); NULL without a
+     * watchdog. spare_want: it should run the stuck schedulers' work (the
+     * watchdog writes, seq_cst). spare_live: its thread was started (the
+     * watchdog writes, release). Its park is counted apart (spare_idle),
+     * so that it is never taken for an idle scheduler. */
+    struct sched *spare;
+    _Atomic uint32_t spare_want, spare_live;
+    _Atomic uint64_t spare_runs;
+    struct park_counts spare_idle;
+    sigset_t sigmask; /* tel_run's thread's signal mask (the spare's) */
     /* The global run queue. */
     tel__spin_t glock TEL_ALIGNED_CL;
     struct task *ghead, *gtail;
@@ -260,7 +277,8 @@ static void wake_idle(void)
         return;
     struct sched *s = tel__sched_self();
     const unsigned *vic, *ends;
-    unsigned n_rings = s ? tel__topo_rings(s->index, sys.n, &vic, &ends) : 0;
+    unsigned n_rings =
+        s && !s->spare ? tel__topo_rings(s->index, sys.n, &vic, &ends) : 0;
     for (unsigned r = 0, lo = 0; r < n_rings; lo = ends[r++]) {
         unsigned len = ends[r] - lo;
         unsigned k = len > 1 ? (unsigned)(next_rand(s) % len) : 0;
@@ -692,7 +710,7 @@ static struct task *take_inject(struct sched *s)
 static inline void collect(struct sched *s)
 {
     if (s->tick % SCHED_COLLECT_EVERY == 0 && s->ep.head)
-        (void)tel__epoch_collect(&s->ep, sys.eps, sys.n);
+        (void)tel__epoch_collect(&s->ep, sys.eps, sys.n_eps);
 }
 
 static inline uint32_t room(struct sched *s)
@@ -920,7 +938,7 @@ static void finish_handoff(struct sched *s)
          * the next pick materializes a fresh stack and starts task_main
          * there. The park is ACT_PARK_MSG's, with no timer to look at. A
          * stack it ran deep on loses its deep pages on the way back. */
-        tel__stack_free_trim_class((int)s->index, stack_class(t), t->stack,
+        tel__stack_free_trim_class(s->cache, stack_class(t), t->stack,
                                    low_sp(t));
         t->stack = NULL;
         if (s->handoff_act == ACT_HIBERNATE) {
@@ -933,7 +951,7 @@ static void finish_handoff(struct sched *s)
         push_tail(s, t, false);
         break;
     case ACT_EXIT:
-        tel__stack_free_trim_class((int)s->index, stack_class(t), t->stack,
+        tel__stack_free_trim_class(s->cache, stack_class(t), t->stack,
                                    low_sp(t));
         t->stack = NULL;
         sys.hooks.task_exit(s, t);
@@ -952,7 +970,7 @@ static void finish_handoff(struct sched *s)
 static inline bool materialize(struct sched *s, struct task *t)
 {
     size_t size = task_stack_size(t);
-    void *stack = tel__stack_alloc_class((int)s->index, stack_class(t));
+    void *stack = tel__stack_alloc_class(s->cache, stack_class(t));
     if (TEL_UNLIKELY(!stack)) {
         t->flags |= TASK_F_NOSTACK;
         atomic_store_explicit(&t->state, TASK_EXITED, memory_order_release);
@@ -992,6 +1010,17 @@ static inline uint32_t overflowed(struct task *prev)
 
 static struct sched *switch_away(struct sched *s, struct task *prev,
                                  uint32_t act);
+
+static TEL_NOINLINE bool must_leave_slow(struct sched *s, uint32_t mode);
+
+/* Owner: whether s must go back to its loop instead of running a task: a
+ * stop, or s is the spare and was sent back (MODE_SPARE). One load. */
+static inline bool must_leave(struct sched *s)
+{
+    uint32_t m = atomic_load_explicit(&sys.mode, memory_order_relaxed) &
+                 (MODE_STOP | MODE_SPARE);
+    return TEL_UNLIKELY(m != 0) && must_leave_slow(s, m);
+}
 
 /*
  * The stack checks, on the task's own stack, at every switch-out and at a
@@ -1060,8 +1089,7 @@ static struct sched *switch_away(struct sched *s, struct task *prev,
                                  uint32_t act)
 {
     struct task *next = NULL;
-    if (TEL_LIKELY(!(atomic_load_explicit(&sys.mode, memory_order_relaxed) &
-                     MODE_STOP)))
+    if (TEL_LIKELY(!must_leave(s)))
         next = pick_next(s);
     return switch_to(s, prev, act, next);
 }
@@ -1104,7 +1132,7 @@ static inline bool nothing_ahead(struct sched *s)
 {
     uint32_t pm = atomic_load_explicit(&s->prio.mask, memory_order_relaxed) &
                   PRIO_Q_BITS;
-    if (atomic_load_explicit(&sys.mode, memory_order_relaxed) & MODE_STOP)
+    if (must_leave(s))
         return false;
     switch (prio_of(s->cur)) {
     case TEL_PRIO_NORMAL:
@@ -1288,19 +1316,29 @@ void tel__sched_timer_disarm(struct task *t)
  * Telar lock is held, so nothing on that thread is in the middle of using
  * them. Without that signal they wait until the stuck task switches out.
  *
- * When every scheduler is stuck (or there is one), nobody takes the work:
- * see the spare scheduler (not built yet).
+ * When every scheduler is stuck (or there is one), the others are the
+ * spare scheduler: see "The spare scheduler" below.
  */
 
-/* Any thread: a scheduler other than s that is not stuck, or s if none. */
+static bool spare_at_work(void);
+
+/* Any thread: a scheduler other than s that is not stuck (the next one
+ * after s), else the spare if it is at work, else s. */
 static struct sched *not_stuck(struct sched *s)
 {
-    for (unsigned k = 1; k < sys.n; k++) {
-        struct sched *o = sys.s[(s->index + k) % sys.n];
-        if (!atomic_load_explicit(&o->stuck, memory_order_relaxed))
+    unsigned base = s->spare ? 0 : s->index + 1;
+    for (unsigned k = 0; k < sys.n; k++) {
+        struct sched *o = sys.s[(base + k) % sys.n];
+        if (o != s && !atomic_load_explicit(&o->stuck, memory_order_relaxed))
             return o;
     }
-    return s;
+    return spare_at_work() ? sys.spare : s;
+}
+
+/* The park counts s's park belongs to. */
+static inline struct park_counts *idle_of(struct sched *s)
+{
+    return TEL_UNLIKELY(s->spare) ? &sys.spare_idle : &sys.idle;
 }
 
 void tel__sched_set_stuck(struct sched *s, bool stuck)
@@ -1351,8 +1389,11 @@ void tel__sched_hand_off(struct sched *s, uint64_t due_ns)
     }
     if (!tel__tw_empty(&s->wheel) && tel__tw_next_ns(&s->wheel) <= due_ns)
         moved = true; /* someone must run it (run_timers, help_stuck) */
-    if (moved)
+    if (moved) {
         wake_idle();
+        if (spare_at_work())
+            tel__park_wake(&sys.spare->park, &sys.spare_idle);
+    }
 }
 
 /* Owner: fire the due timers of the stuck schedulers' wheels (their
@@ -1428,7 +1469,7 @@ static void inject(struct sched *target, struct task *t)
         prio_push(target, t, prio_of(t)); /* seq_cst on its mask */
     else
         tel__mpsc_push(&target->inject, &t->qnode); /* seq_cst exchange */
-    tel__park_wake(&target->park, &sys.idle);
+    tel__park_wake(&target->park, idle_of(target));
 }
 
 void tel__sched_wake_parked(struct task *t)
@@ -1606,7 +1647,7 @@ static bool others_have(struct sched *s, uint32_t bits)
 
 static struct task *steal(struct sched *s)
 {
-    if (sys.n < 2)
+    if (sys.n < 2 || s->spare) /* the spare takes only what it is given */
         return NULL;
     struct task *t;
     if (TEL_UNLIKELY(others_have(s, PRIO_HI_BITS)) &&
@@ -1642,7 +1683,7 @@ static struct task *look_once(struct sched *s)
     struct task *t;
     tel__epoch_quiescent(&s->ep);
     if (s->ep.head)
-        (void)tel__epoch_collect(&s->ep, sys.eps, sys.n);
+        (void)tel__epoch_collect(&s->ep, sys.eps, sys.n_eps);
     do {
         help_if_stuck(s);
         run_timers(s);
@@ -1687,7 +1728,7 @@ static struct task *find_work_idle(struct sched *s)
             return t;
         /* About to sleep: trim the node's surplus free stacks now, when
          * nobody waits for this thread (alloc/stack.c). */
-        tel__stack_trim_idle((int)s->index);
+        tel__stack_trim_idle(s->cache);
         /* Park: announce, look again, sleep until woken or the next timer. */
         uint32_t seq = tel__park_prepare(&s->park, &sys.idle);
         if (work_visible(s) ||
@@ -1742,10 +1783,11 @@ static void sched_loop(struct sched *s)
 static void thread_setup(struct sched *s)
 {
     tel__tls_sched = s;
+    atomic_store_explicit(&s->tid, (int32_t)gettid(), memory_order_relaxed);
     tel__epoch_online(&s->ep);
-    tel__mem_bind_thread((int)s->index);
-    tel__pool_bind_thread((int)s->index);
-    if (sys.pin)
+    tel__mem_bind_thread(s->cache);
+    tel__pool_bind_thread(s->cache);
+    if (sys.pin && !s->spare) /* the spare runs where the kernel puts it */
         (void)tel__topo_bind_thread(s->index);
     /* Timer wake-ups as precise as the kernel allows (default slack 50 us). */
     (void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
@@ -1782,6 +1824,246 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
+
+/* ------------------------------------------------------------------ */
+/* The spare scheduler                                                 */
+/* ------------------------------------------------------------------ */
+
+/*
+ * When every scheduler is stuck (one process computes where it cannot be
+ * preempted, or blocks its thread in a system call not made through
+ * tel_blocking), handing work to "the others" finds nobody: with one
+ * scheduler that is any stuck run. Go hands the stuck M's P to a new M.
+ * Here a scheduler and its thread are one, so the replacement is a spare
+ * scheduler: a struct sched of its own (index sys.n, no alloc cache of its
+ * own, not pinned), whose thread the watchdog starts the first time every
+ * scheduler is stuck and wakes every later time (tel__sched_spare).
+ *
+ * At work (spare_want), it runs what the stuck schedulers hand off: the
+ * watchdog moves their rings to the global queue and their priority
+ * queues to the spare (not_stuck), wake-ups from other threads go to it
+ * (inject), it fires the stuck wheels' due timers (help_stuck), and the
+ * tasks it runs wake others onto its own queues as any scheduler does. It
+ * steals from nobody and nobody steals from it; it is never counted as an
+ * idle scheduler (its park has counts of its own), so wake_idle never
+ * wakes it and the watchdog's "all parked" ignores it.
+ *
+ * As soon as one scheduler is free again the watchdog sends it back
+ * (spare_want = 0, and MODE_SPARE so that its next switch-out takes the
+ * slow path, where must_leave sees it): its running task is switched out
+ * at its next switch or spent slice, and everything queued on it goes
+ * back (spare_hand_back: runnable work to the global queue, priority
+ * queues to a scheduler that is not stuck). Dormant, it keeps only its
+ * timer wheel: it sleeps until the next of those timers (or a wake-up
+ * from another thread for a task last run there) and hands what they wake
+ * straight back. It runs nothing itself while dormant, so it never
+ * competes with the schedulers for a core.
+ *
+ * MODE_SPARE costs the switch path nothing while clear: it is in the word
+ * every switch-out reads. The spare clears it, then reads spare_want (both
+ * seq_cst; the watchdog writes them in the other order), so a new request
+ * is never lost.
+ *
+ * Limits: one spare. If a task on the spare gets stuck in turn, nobody
+ * replaces it (the schedulers that are free again take the handed-off work
+ * as before); MODE_SPARE then stays set until that task switches out.
+ * None with the watchdog off, or at TW_MAX_WHEELS schedulers.
+ */
+
+static bool spare_at_work(void)
+{
+    return sys.spare &&
+           atomic_load_explicit(&sys.spare_live, memory_order_acquire) &&
+           atomic_load_explicit(&sys.spare_want, memory_order_seq_cst);
+}
+
+static TEL_NOINLINE bool must_leave_slow(struct sched *s, uint32_t mode)
+{
+    if (mode & MODE_STOP)
+        return true;
+    if (!s->spare)
+        return false; /* MODE_SPARE is the spare's business */
+    /* Sent back: the bit stays set (the caller's switch-out must take the
+     * slow path too) until the spare's loop clears it. Put to work again
+     * meanwhile: clear it, then look again (the watchdog stores want,
+     * then sets the bit: a new request is never lost). */
+    if (atomic_load_explicit(&sys.spare_want, memory_order_seq_cst)) {
+        atomic_fetch_and_explicit(&sys.mode, ~MODE_SPARE,
+                                  memory_order_seq_cst);
+        if (atomic_load_explicit(&sys.spare_want, memory_order_seq_cst))
+            return false;
+        atomic_fetch_or_explicit(&sys.mode, MODE_SPARE, memory_order_seq_cst);
+    }
+    return true;
+}
+
+/* The spare's thread: whether it has work it must run or hand back. */
+static bool spare_has_work(struct sched *s)
+{
+    return s->runnext || s->wk_head || !backlog_empty(s) ||
+           tel__mpsc_nonempty(&s->inject) || tel__runq_len(&s->runq) ||
+           (atomic_load_explicit(&s->prio.mask, memory_order_seq_cst) &
+            PRIO_Q_BITS) ||
+           (atomic_load_explicit(&sys.spare_want, memory_order_seq_cst) &&
+            atomic_load_explicit(&sys.glen, memory_order_seq_cst));
+}
+
+/* The spare's thread, sent back: fire its due timers and give everything
+ * runnable it holds to the schedulers. */
+static void spare_hand_back(struct sched *s)
+{
+    run_timers(s);
+    tel__sched_shed(s); /* runnext, lanes, ring, backlog, inject: global */
+    if (atomic_load_explicit(&s->prio.mask, memory_order_relaxed) &
+        PRIO_Q_BITS) {
+        struct task *head[4];
+        tel__spin_lock(&s->prio.lock);
+        for (unsigned p = 0; p < 4; p++) {
+            head[p] = s->prio.head[p];
+            s->prio.head[p] = s->prio.tail[p] = NULL;
+        }
+        atomic_fetch_and_explicit(&s->prio.mask, ~PRIO_Q_BITS,
+                                  memory_order_relaxed);
+        tel__spin_unlock(&s->prio.lock);
+        struct sched *to = not_stuck(s);
+        if (to == s)
+            to = sys.s[0];
+        for (unsigned p = 0; p < 4; p++)
+            for (struct task *t = head[p], *next; t; t = next) {
+                next = t->gnext;
+                prio_push(to, t, p);
+            }
+        tel__park_wake(&to->park, &sys.idle);
+        wake_idle();
+    }
+}
+
+/* The spare's thread: sleep until woken, its own next timer, or (at
+ * work) the next due timer of a stuck scheduler. */
+static void spare_sleep(struct sched *s, bool want)
+{
+    uint32_t seq = tel__park_prepare(&s->park, &sys.spare_idle);
+    if (spare_has_work(s) ||
+        atomic_load_explicit(&sys.spare_want, memory_order_seq_cst) !=
+            (uint32_t)want ||
+        (atomic_load_explicit(&sys.mode, memory_order_seq_cst) &
+         (MODE_STOP | MODE_SPARE))) {
+        tel__park_cancel(&s->park, &sys.spare_idle);
+        return;
+    }
+    uint64_t due = tel__tw_next_ns(&s->wheel);
+    if (want)
+        for (unsigned i = 0; i < sys.n; i++) {
+            struct sched *v = sys.s[i];
+            if (atomic_load_explicit(&v->stuck, memory_order_relaxed) &&
+                !tel__tw_empty(&v->wheel)) {
+                uint64_t d = tel__tw_next_ns(&v->wheel);
+                if (d < due)
+                    due = d;
+            }
+        }
+    tel__epoch_offline(&s->ep);
+    tel__park_sleep(&s->park, &sys.spare_idle, seq, due);
+    tel__epoch_online(&s->ep);
+}
+
+static void spare_loop(struct sched *s)
+{
+    for (;;) {
+        uint32_t mode = atomic_load_explicit(&sys.mode, memory_order_acquire);
+        if (mode & MODE_STOP)
+            return;
+        if (mode & MODE_SPARE)
+            atomic_fetch_and_explicit(&sys.mode, ~MODE_SPARE,
+                                      memory_order_seq_cst);
+        bool want = atomic_load_explicit(&sys.spare_want, memory_order_seq_cst);
+        struct task *t = NULL;
+        if (want && !((t = pick_next(s))))
+            t = look_once(s);
+        if (!t) {
+            /* Not running a task: the watchdog leaves us be. */
+            atomic_store_explicit(&s->wd_idle, 1, memory_order_relaxed);
+            if (!want)
+                spare_hand_back(s);
+            spare_sleep(s, want);
+            continue;
+        }
+        if (atomic_load_explicit(&s->wd_idle, memory_order_relaxed)) {
+            /* Busy again: a watchdog asleep must watch us (its "all
+             * parked" counts us; the Dekker pair of tel__sysmon_unparked,
+             * seq_cst on both sides). */
+            atomic_store_explicit(&s->wd_idle, 0, memory_order_seq_cst);
+            tel__sysmon_unparked();
+        }
+        start_running(s, t);
+        s->handoff = NULL;
+        (void)do_switch(s, &s->loop_sp, t->sp, t, false);
+        finish_handoff(s);
+    }
+}
+
+static void *spare_main(void *arg)
+{
+    struct sched *s = arg;
+    /* Started by the watchdog, which blocks every signal: take tel_run's
+     * mask instead (the fault and preemption handlers need theirs). */
+    pthread_sigmask(SIG_SETMASK, &sys.sigmask, NULL);
+    (void)prctl(PR_SET_NAME, "tel-spare", 0, 0, 0);
+    thread_setup(s);
+    spare_loop(s);
+    /* Stopping: what it holds is torn down with every other task. */
+    thread_teardown();
+    return NULL;
+}
+
+bool tel__sched_spare(bool want)
+{
+    struct sched *sp = sys.spare;
+    if (!sp)
+        return !want;
+    bool was = atomic_load_explicit(&sys.spare_want, memory_order_relaxed);
+    if (want) {
+        if (!was)
+            atomic_store_explicit(&sys.spare_want, 1, memory_order_seq_cst);
+        if (!atomic_load_explicit(&sys.spare_live, memory_order_relaxed)) {
+            if (pthread_create(&sp->thread, NULL, spare_main, sp) != 0) {
+                atomic_store_explicit(&sys.spare_want, 0,
+                                      memory_order_seq_cst);
+                return false;
+            }
+            atomic_store_explicit(&sys.spare_live, 1, memory_order_release);
+        }
+        if (!was)
+            atomic_fetch_add_explicit(&sys.spare_runs, 1,
+                                      memory_order_relaxed);
+        tel__park_wake(&sp->park, &sys.spare_idle);
+        return true;
+    }
+    if (was) {
+        atomic_store_explicit(&sys.spare_want, 0, memory_order_seq_cst);
+        atomic_fetch_or_explicit(&sys.mode, MODE_SPARE, memory_order_seq_cst);
+        tel__park_wake(&sp->park, &sys.spare_idle);
+    }
+    return true;
+}
+
+bool tel__sched_spare_at_work(void)
+{
+    return spare_at_work();
+}
+
+uint64_t tel__sched_spare_runs(void)
+{
+    return atomic_load_explicit(&sys.spare_runs, memory_order_relaxed);
+}
+
+struct sched *tel__sched_wheel_owner(unsigned i)
+{
+    if (i < sys.n)
+        return sys.s[i];
+    return i == sys.n ? sys.spare : NULL;
+}
+
 /* ------------------------------------------------------------------ */
 /* Start and stop                                                      */
 /* ------------------------------------------------------------------ */
@@ -1791,11 +2073,13 @@ void tel__sched_stop(void)
     atomic_fetch_or_explicit(&sys.mode, MODE_STOP, memory_order_seq_cst);
     for (unsigned i = 0; i < sys.n; i++)
         tel__park_wake(&sys.s[i]->park, &sys.idle);
+    if (sys.spare)
+        tel__park_wake(&sys.spare->park, &sys.spare_idle);
 }
 
 void tel__sched_kick(struct sched *s)
 {
-    tel__park_wake(&s->park, &sys.idle);
+    tel__park_wake(&s->park, idle_of(s));
 }
 
 bool tel__sched_stopping(void)
@@ -1834,12 +2118,37 @@ static void free_scheds(unsigned n)
 {
     for (unsigned i = 0; i < n; i++)
         tel__mem_free_cl(sys.s[i], sizeof(struct sched));
+    if (sys.spare)
+        tel__mem_free_cl(sys.spare, sizeof(struct sched));
     tel__mem_free(sys.s, sizeof(struct sched *) * sys.n);
     if (sys.eps)
-        tel__mem_free(sys.eps, sizeof(struct epoch_local *) * sys.n);
+        tel__mem_free(sys.eps, sizeof(struct epoch_local *) * (sys.n + 1));
     sys.s = NULL;
     sys.eps = NULL;
-    sys.n = 0;
+    sys.spare = NULL;
+    sys.n = sys.n_eps = 0;
+}
+
+/* A zeroed scheduler with index i, ready to start (NULL: no memory). */
+static struct sched *new_sched(const struct tel__sched_config *cfg,
+                               unsigned i, uint64_t now)
+{
+    struct sched *s = tel__mem_zalloc_cl(sizeof(struct sched));
+    if (!s)
+        return NULL;
+    s->index = i;
+    s->cache = i < cfg->n ? (int32_t)i : -1;
+    s->spare = i >= cfg->n;
+    atomic_store_explicit(&s->wd_idle, s->spare, memory_order_relaxed);
+    s->slice = cfg->slice;
+    s->reds = (int32_t)cfg->slice;
+    s->rng = 0x9e3779b97f4a7c15ull * (i + 1);
+    tel__runq_init(&s->runq);
+    tel__mpsc_init(&s->inject);
+    tel__spin_init(&s->prio.lock);
+    tel__park_init(&s->park);
+    tel__tw_init(&s->wheel, i, now);
+    return s;
 }
 
 int tel__sched_run(const struct tel__sched_config *cfg,
@@ -1857,30 +2166,33 @@ int tel__sched_run(const struct tel__sched_config *cfg,
     if (!sys.s)
         return TEL_ENOMEM; /* sys.n stays 0: tel__sched_fini has nothing to do */
     sys.n = cfg->n;
-    sys.eps = tel__mem_zalloc(sizeof(struct epoch_local *) * cfg->n);
+    sys.eps = tel__mem_zalloc(sizeof(struct epoch_local *) * (cfg->n + 1));
     if (!sys.eps) {
         free_scheds(0);
         return TEL_ENOMEM;
     }
     uint64_t now = tel__now_ns();
     for (unsigned i = 0; i < cfg->n; i++) {
-        struct sched *s = tel__mem_zalloc_cl(sizeof(struct sched));
+        struct sched *s = new_sched(cfg, i, now);
         if (!s) {
             free_scheds(i);
             return TEL_ENOMEM;
         }
-        s->index = i;
-        s->slice = cfg->slice;
-        s->reds = (int32_t)cfg->slice;
-        s->rng = 0x9e3779b97f4a7c15ull * (i + 1);
-        tel__runq_init(&s->runq);
-        tel__mpsc_init(&s->inject);
-        tel__spin_init(&s->prio.lock);
-        tel__park_init(&s->park);
-        tel__tw_init(&s->wheel, i, now);
         sys.s[i] = s;
         sys.eps[i] = &s->ep;
     }
+    sys.n_eps = cfg->n;
+    if (cfg->watchdog && cfg->n < TW_MAX_WHEELS) {
+        /* Its thread starts only if it is ever needed. */
+        sys.spare = new_sched(cfg, cfg->n, now);
+        if (!sys.spare) {
+            free_scheds(cfg->n);
+            return TEL_ENOMEM;
+        }
+        sys.eps[cfg->n] = &sys.spare->ep;
+        sys.n_eps = cfg->n + 1;
+    }
+    pthread_sigmask(SIG_SETMASK, NULL, &sys.sigmask);
     atomic_store_explicit(&first->home, sys.s[0], memory_order_relaxed);
     tel__runq_push(&sys.s[0]->runq, first);
 
@@ -1915,6 +2227,9 @@ int tel__sched_run(const struct tel__sched_config *cfg,
     for (unsigned i = 1; i < started; i++)
         pthread_join(sys.s[i]->thread, NULL);
     tel__sysmon_stop();
+    /* The watchdog alone starts the spare: it is stopped now. */
+    if (sys.spare && atomic_load_explicit(&sys.spare_live, memory_order_acquire))
+        pthread_join(sys.spare->thread, NULL);
     thread_teardown();
     tel__preempt_uninstall();
     tel__fault_uninstall();
@@ -1932,12 +2247,15 @@ void tel__sched_fini(void)
 {
     /* Every scheduler has stopped: nothing can hold a retired block. */
     if (sys.eps)
-        tel__epoch_drain(sys.eps, sys.n);
-    for (unsigned i = 0; i < sys.n; i++)
-        if (sys.s[i]->bl)
-            tel__mem_free(sys.s[i]->bl, sizeof(struct task *) * sys.s[i]->bl_cap);
-    for (unsigned i = 0; i < sys.n; i++)
-        tel__tw_fini(&sys.s[i]->wheel, drop_timer, NULL);
+        tel__epoch_drain(sys.eps, sys.n_eps);
+    for (unsigned i = 0; i <= sys.n; i++) {
+        struct sched *s = tel__sched_wheel_owner(i); /* the spare last */
+        if (!s)
+            continue;
+        if (s->bl)
+            tel__mem_free(s->bl, sizeof(struct task *) * s->bl_cap);
+        tel__tw_fini(&s->wheel, drop_timer, NULL);
+    }
     tel__sysmon_fini();
     free_scheds(sys.n);
 }

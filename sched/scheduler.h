@@ -77,7 +77,9 @@ struct sched {
     uint32_t bl_cap, bl_head, bl_tail;
     int32_t reds;         /* reductions left in the slice */
     uint32_t tick;        /* picks so far, for periodic checks */
-    uint32_t index;
+    uint32_t index;       /* sys.n for the spare (scheduler.c) */
+    int32_t cache;        /* alloc cache slot: index, or -1 (the spare) */
+    uint32_t spare;       /* 1: the spare scheduler (scheduler.c) */
     uint32_t slice;
     tel__ctx_t loop_sp;   /* the scheduler loop's saved context */
     struct task *handoff; /* the task the last switch left behind */
@@ -118,6 +120,7 @@ struct sched {
     _Atomic uint32_t preempt_sig;
     _Atomic(struct task *) preempt_want;
     pthread_t thread;
+    _Atomic int32_t tid; /* its thread's kernel id, 0 until it started */
 
     /* Cross-thread; each group starts its own cache line. */
     struct runq runq;
@@ -235,6 +238,23 @@ void tel__sched_set_stuck(struct sched *s, bool stuck);
 void tel__sched_wd_ask(struct sched *s, uint64_t seq);
 void tel__sched_hand_off(struct sched *s, uint64_t due_ns);
 void tel__sched_shed(struct sched *s);
+
+/*
+ * The spare scheduler (the essay "The spare scheduler" in scheduler.c).
+ *   spare: the watchdog only: want is whether every scheduler is stuck.
+ *     On: start the spare's thread (the first time) or wake it, so it
+ *     runs what the stuck ones handed off. Off: ask it to hand back what
+ *     it holds and go dormant. Returns false if its thread could not be
+ *     started (it is tried again at the next call).
+ *   spare_at_work: any thread: whether it is at work now (tests).
+ *   spare_runs: how many times the spare was put to work (tests).
+ *   wheel_owner: the scheduler (spare included) whose wheel has index i
+ *     (tel__tw_id_wheel), or NULL.
+ */
+bool tel__sched_spare(bool want);
+bool tel__sched_spare_at_work(void);
+uint64_t tel__sched_spare_runs(void);
+struct sched *tel__sched_wheel_owner(unsigned i);
 
 /*
  * Prepare a fresh task. Its stack is taken from the pool when it first runs

@@ -43,7 +43,10 @@
  * once per run. A period later, if the run still goes on, the scheduler
  * is marked stuck and its work handed to the others (tel__sched_set_stuck,
  * tel__sched_hand_off; the essay "Stuck schedulers" in scheduler.c), again
- * at every sample until the run ends, when the mark is taken off.
+ * at every sample until the run ends, when the mark is taken off. When
+ * every scheduler is stuck, the spare scheduler is put to work on what
+ * they hand off, and sent back once one is free ("The spare scheduler" in
+ * scheduler.c).
  *
  * No CPU when idle. When every scheduler is parked, the watchdog sleeps on
  * a futex with no timeout. A scheduler that leaves its park (find_work,
@@ -63,10 +66,12 @@
 #define _GNU_SOURCE 1
 #include "sched/sysmon.h"
 
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -93,6 +98,7 @@ struct wd_sched {
     uint64_t ans_id;   /* and the id it gave */
     uint64_t ls_seq, ls_ns; /* a long run not reported yet, its length */
     bool asked, preempted, stuck;
+    uint64_t cpu_ns, cpu_at; /* its thread's CPU time, when read (held) */
     /* Under wd.lock (the watchdog writes, readers read). */
     uint64_t longest_ns, longest_id, longest_seq;
     uint64_t cur_ns;
@@ -173,7 +179,9 @@ static void take_answer(struct sched *s, struct wd_sched *w, uint64_t now)
 
 static void sample(unsigned i, uint64_t now, uint64_t thr)
 {
-    struct sched *s = tel__sched_get(i);
+    struct sched *s = tel__sched_wheel_owner(i); /* i == wd.n: the spare */
+    if (!s)
+        return;
     struct wd_sched *w = &wd.ws[i];
     take_answer(s, w, now);
     uint64_t seq = tel__sched_run_seq(s);
@@ -225,21 +233,105 @@ static void sample(unsigned i, uint64_t now, uint64_t thr)
         w->preempted = true;
         (void)tel__preempt_request(s);
     }
+    if (s->spare) {
+        /* Sent back, it must leave its task: ask at every sample (one
+         * signal on its way at a time). Its queued work goes back to the
+         * schedulers while its task runs on. It is never marked stuck:
+         * there is nobody to replace it. */
+        if (!tel__sched_spare_at_work())
+            (void)tel__preempt_request(s);
+        if (d >= wd.bound_ns + wd.period_ns)
+            tel__sched_hand_off(s, now + wd.period_ns);
+        return;
+    }
     /* A period after the request, the run still goes on: stuck. Its work
      * goes to the others, now and at every sample while it stays stuck
      * (scheduler.c, "Stuck schedulers"). */
-    if (d >= wd.bound_ns + wd.period_ns) {
-        if (!w->stuck) {
-            w->stuck = true;
-            tel__sched_set_stuck(s, true);
-        }
-        tel__sched_hand_off(s, now + wd.period_ns);
+    if (d >= wd.bound_ns + wd.period_ns && !w->stuck) {
+        w->stuck = true;
+        tel__sched_set_stuck(s, true);
     }
+}
+
+/*
+ * Whether stuck scheduler s's thread is really held: blocked in the kernel
+ * (a system call), or running on a CPU for at least half of the time since
+ * the last look. A thread that is ready but waits for a CPU (the machine
+ * has more runnable threads than cores) is not: a spare thread would only
+ * add to the queue for the CPUs. The state comes from
+ * /proc/self/task/TID/stat, the CPU time from the thread's CPU clock; both
+ * are read only while every scheduler is stuck. If either cannot be read,
+ * the thread counts as held.
+ */
+static bool held(struct sched *s, struct wd_sched *w, uint64_t now)
+{
+    int tid = atomic_load_explicit(&s->tid, memory_order_relaxed);
+    if (tid <= 0)
+        return true;
+    clockid_t cid;
+    struct timespec ts;
+    if (pthread_getcpuclockid(s->thread, &cid) != 0 ||
+        clock_gettime(cid, &ts) != 0)
+        return true;
+    uint64_t cpu = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    bool fresh = w->cpu_at && now - w->cpu_at <= 3 * wd.period_ns;
+    bool running = fresh && (cpu - w->cpu_ns) * 2 >= now - w->cpu_at;
+    w->cpu_ns = cpu;
+    w->cpu_at = now;
+    if (running)
+        return true;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return true;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return true;
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the name may hold anything */
+    if (!p || p[1] != ' ' || !p[2])
+        return true;
+    return p[2] != 'R'; /* S, D: blocked in the kernel */
+}
+
+/* After a sample of every scheduler: when all of them are stuck, the
+ * spare scheduler runs their work ("The spare scheduler" in scheduler.c);
+ * once one is free, it is sent back. Then each stuck one hands its work
+ * off (to the spare, if it is at work), now and at every sample while it
+ * stays stuck. */
+static void act_on_stuck(uint64_t now)
+{
+    unsigned n_stuck = 0, n_held = 0;
+    for (unsigned i = 0; i < wd.n; i++)
+        n_stuck += wd.ws[i].stuck;
+    bool at_work = tel__sched_spare_at_work();
+    if (n_stuck == wd.n && !at_work)
+        for (unsigned i = 0; i < wd.n; i++)
+            n_held += held(tel__sched_get(i), &wd.ws[i], now);
+    else
+        for (unsigned i = 0; i < wd.n; i++)
+            wd.ws[i].cpu_at = 0;
+    /* Every one held: the spare, until one is free again. Stuck but
+     * waiting for a CPU: it keeps what it runs (it comes back) and hands
+     * off the rest. */
+    (void)tel__sched_spare(n_stuck == wd.n && (at_work || n_held == wd.n));
+    if (!n_stuck)
+        return;
+    for (unsigned i = 0; i < wd.n; i++)
+        if (wd.ws[i].stuck)
+            tel__sched_hand_off(tel__sched_get(i), now + wd.period_ns);
 }
 
 static bool all_parked(void)
 {
-    return tel__sched_n_parked() >= wd.n;
+    /* The spare is never counted as parked; it runs a task only after the
+     * watchdog (awake then) put it to work, and must be watched until it
+     * is back in its loop. */
+    struct sched *sp = tel__sched_wheel_owner(wd.n);
+    return tel__sched_n_parked() >= wd.n &&
+           (!sp || atomic_load_explicit(&sp->wd_idle, memory_order_seq_cst));
 }
 
 static void *wd_main(void *arg)
@@ -261,8 +353,9 @@ static void *wd_main(void *arg)
                               atomic_load_explicit(&wd.n_ticks,
                                                    memory_order_relaxed) + 1,
                               memory_order_relaxed);
-        for (unsigned i = 0; i < wd.n; i++)
+        for (unsigned i = 0; i <= wd.n; i++) /* the spare last */
             sample(i, now, thr);
+        act_on_stuck(now);
         if (!idle) {
             futex_wait(&wd.word, seen, wd.period_ns);
             continue;
@@ -290,7 +383,7 @@ int tel__sysmon_start(bool enabled, bool async_preempt, unsigned n,
     atomic_store_explicit(&wd.long_ns, 0, memory_order_relaxed);
     if (!enabled)
         return 0;
-    wd.ws = tel__mem_zalloc(sizeof(*wd.ws) * n);
+    wd.ws = tel__mem_zalloc(sizeof(*wd.ws) * (n + 1)); /* + the spare */
     if (!wd.ws)
         return TEL_ENOMEM;
     wd.n = n;
@@ -310,7 +403,7 @@ int tel__sysmon_start(bool enabled, bool async_preempt, unsigned n,
     atomic_store_explicit(&wd.on, true, memory_order_release);
     return 0;
 fail:
-    tel__mem_free(wd.ws, sizeof(*wd.ws) * n);
+    tel__mem_free(wd.ws, sizeof(*wd.ws) * (n + 1));
     wd.ws = NULL;
     wd.n = 0;
     return rc;
@@ -333,7 +426,7 @@ void tel__sysmon_stop(void)
 void tel__sysmon_fini(void)
 {
     if (wd.ws)
-        tel__mem_free(wd.ws, sizeof(*wd.ws) * wd.n);
+        tel__mem_free(wd.ws, sizeof(*wd.ws) * (wd.n + 1));
     wd.ws = NULL;
     wd.n = 0;
     atomic_store_explicit(&wd.on, false, memory_order_relaxed);

@@ -33,6 +33,7 @@
 
 #define HS_GEN_BITS 24
 #define HS_WHEEL_BITS 10
+_Static_assert((1u << HS_WHEEL_BITS) == TW_MAX_WHEELS, "timer ids");
 #define HS_SLOT_BITS 30
 #define HS_NONE UINT32_MAX
 

@@ -21,6 +21,8 @@
 #define TW_BITS 6
 #define TW_SLOTS (1u << TW_BITS)
 #define TW_LEVELS 8
+/* Wheel indices (tel__tw_init) are below this: a timer id holds 10 bits. */
+#define TW_MAX_WHEELS 1024u
 
 enum tw_kind {
     TW_WAIT = 0,   /* a task's wait timer, embedded in struct task */

@@ -603,7 +603,10 @@ static void alternation_main(void *arg)
 
 Test(process, yield_lets_a_peer_run_in_strict_alternation, .timeout = 30)
 {
-    tel_config_t cfg = {.schedulers = 1};
+    /* No watchdog: on a loaded machine it would see a long run (the thread
+     * waiting for a CPU) and switch a process out between its step and its
+     * yield, which is not what this is about. */
+    tel_config_t cfg = {.schedulers = 1, .flags = TEL_CFG_NO_WATCHDOG};
     TT_RUN(&cfg, alternation_main, NULL);
     int n = atomic_load(&alt_len);
     cr_assert_eq(n, 2 * ALTERNATIONS, "%d steps logged", n);

@@ -1,0 +1,387 @@
+/*
+ * tests/sched/spare_test.c: the spare scheduler ("The spare scheduler" in
+ * sched/scheduler.c). When every scheduler is stuck (here: its thread
+ * blocked in read() on a pipe, not through tel_blocking, or a process
+ * spinning in C with tel_preempt_disable), the rest of the processes keep
+ * running on a spare thread, and the spare goes back to sleep once a
+ * scheduler is free again.
+ *
+ * Every test would hang without the spare: what unblocks the stuck
+ * process is sent by processes that can only run elsewhere. A thread
+ * outside the runtime unblocks it anyway after 10 s and records that it
+ * had to, so a broken spare fails the test instead of hanging it.
+ */
+#include "common.h"
+
+#include "sched/preempt.h"
+#include "sched/scheduler.h"
+
+/* The blocked processes read from these; pp_done says the others ran. */
+static int pipes[2][2];
+static atomic_bool others_done, rescued;
+static atomic_int n_blocked;
+
+/* Outside the runtime: the safety net. Waits for others_done for up to
+ * 10 s, then writes every pipe (once). */
+static void *rescuer(void *arg)
+{
+    int n_pipes = (int)(intptr_t)arg;
+    for (int i = 0; i < 10000 && !atomic_load(&others_done); i++)
+        tt_os_sleep_ms(1);
+    if (!atomic_load(&others_done))
+        atomic_store(&rescued, true);
+    for (int k = 0; k < n_pipes; k++)
+        TT_CHECK(write(pipes[k][1], "x", 1) == 1, "write");
+    return NULL;
+}
+
+/* Blocks its scheduler's thread in read() on pipes[arg] (SA_RESTART
+ * restarts it across the watchdog's signal), then tells main (tag 5). */
+struct blocker_arg {
+    tel_pid_t main;
+    int pipe;
+};
+
+static void blocker_fn(void *arg)
+{
+    struct blocker_arg *a = arg;
+    atomic_fetch_add(&n_blocked, 1);
+    char c;
+    ssize_t r;
+    do
+        r = read(pipes[a->pipe][0], &c, 1);
+    while (r < 0 && errno == EINTR);
+    TT_CHECK(r == 1, "read: %zd", r);
+    (void)tt_send_tag(a->main, 5);
+}
+
+/* Spins in C, not preemptible, until others_done (or 10 s). */
+static void spinner_fn(void *arg)
+{
+    tel_pid_t main = (tel_pid_t)(uintptr_t)arg;
+    atomic_fetch_add(&n_blocked, 1);
+    TT_CHECK_RC(tel_preempt_disable(), 0, "tel_preempt_disable");
+    int64_t until = tt_now_ms() + 10000;
+    while (!atomic_load_explicit(&others_done, memory_order_relaxed) &&
+           tt_now_ms() < until)
+        ;
+    if (!atomic_load(&others_done))
+        atomic_store(&rescued, true);
+    TT_CHECK_RC(tel_preempt_enable(), 0, "tel_preempt_enable");
+    (void)tt_send_tag(main, 5);
+}
+
+/* A ping-pong pair: the pinger sends n pings, each answered, then tells
+ * main (tag 1). */
+#define PINGS 1000
+
+static void ponger_fn(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        tel_msg_t *m = NULL;
+        if (tel_recv(&m, 20000) != 0)
+            return;
+        uint64_t tag = m->tag;
+        tel_pid_t from = m->from;
+        tel_msg_free(m);
+        if (tag == 0)
+            return;
+        (void)tt_send_tag(from, 2);
+    }
+}
+
+static void pinger_fn(void *arg)
+{
+    tel_pid_t main = (tel_pid_t)(uintptr_t)arg;
+    tel_pid_t pong;
+    if (!TT_CHECK_RC(tel_spawn(&pong, ponger_fn, NULL), 0, "spawn ponger"))
+        return;
+    /* Once the stuck ones are stuck: that is what this is about. */
+    while (atomic_load(&n_blocked) == 0)
+        tel_sleep(1);
+    for (int i = 0; i < PINGS; i++) {
+        (void)tt_send_tag(pong, 1);
+        tel_msg_t *m = NULL;
+        if (!TT_CHECK_RC(tel_recv(&m, 20000), 0, "a pong"))
+            return;
+        tel_msg_free(m);
+    }
+    (void)tt_send_tag(pong, 0);
+    (void)tt_send_tag(main, 1);
+}
+
+/* Sleeps 50 ms (on the wheel of the scheduler it runs on, which is stuck
+ * by then), then tells main (tag 3). */
+static void sleeper_fn(void *arg)
+{
+    tel_sleep(50);
+    (void)tt_send_tag((tel_pid_t)(uintptr_t)arg, 3);
+}
+
+/* Inside a process: receive until `count` messages of each tag in `tags`
+ * (0-terminated; a tag may repeat) came, for up to 30 s in all; others are
+ * freed. Records a failure naming `what` if they did not all come. */
+static bool await_tags(const uint64_t *tags, const char *what)
+{
+    int want[16] = {0}, n = 0;
+    for (; tags[n]; n++)
+        want[tags[n] & 15]++;
+    int64_t until = tt_now_ms() + 30000;
+    int left = n;
+    while (left > 0) {
+        int64_t ms = until - tt_now_ms();
+        if (ms < 0)
+            break;
+        tel_msg_t *m = NULL;
+        if (tel_recv(&m, ms) != 0)
+            break;
+        if (m->tag < 16 && want[m->tag] > 0) {
+            want[m->tag]--;
+            left--;
+        }
+        tel_msg_free(m);
+    }
+    TT_CHECK(left == 0, "%d message(s) missing: %s", left, what);
+    return left == 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* One scheduler, blocked in read()                                          */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * On a timer armed while the process ran on the spare: a send_after to
+ * itself and a sleep, both on the spare's wheel, which fire once the spare
+ * went back to sleep (its dormant loop hands the woken process back).
+ * Also cancels a timer of the spare's wheel (tel_cancel_timer finds it).
+ */
+static atomic_bool late_on_spare;
+
+static void late_fn(void *arg)
+{
+    tel_pid_t main = (tel_pid_t)(uintptr_t)arg;
+    atomic_store(&late_on_spare, tel__sched_self()->spare != 0);
+    uint64_t id = 0, id2 = 0;
+    TT_CHECK_RC(tel_send_after(&id, 150, tel_self(), 8, NULL, 0), 0,
+                "send_after");
+    TT_CHECK_RC(tel_send_after(&id2, 60000, tel_self(), 9, NULL, 0), 0,
+                "send_after");
+    TT_CHECK_RC(tel_cancel_timer(id2), 0, "cancel a timer armed on the spare");
+    tel_sleep(100);
+    tel_msg_t *m = NULL;
+    if (TT_CHECK_RC(tel_recv(&m, 20000), 0,
+                    "receive the send_after armed on the spare")) {
+        TT_CHECK(m->tag == 8, "tag %" PRIu64 ", want 8 (9 was cancelled)",
+                 m->tag);
+        tel_msg_free(m);
+    }
+    (void)tt_send_tag(main, 6);
+}
+
+static void lone_main(void *arg)
+{
+    bool spin = arg != NULL;
+    tel_pid_t self = tel_self();
+    pthread_t th;
+    if (!TT_CHECK(pthread_create(&th, NULL, rescuer, (void *)(intptr_t)1) == 0,
+                  "pthread_create"))
+        return;
+    uint64_t runs0 = tel__sched_spare_runs();
+    /* The sleeper first: its timer is on the lone scheduler's wheel. */
+    TT_CHECK_RC(tel_spawn(NULL, sleeper_fn, (void *)(uintptr_t)self), 0,
+                "spawn sleeper");
+    tel_sleep(5);
+    TT_CHECK_RC(tel_spawn(NULL, pinger_fn, (void *)(uintptr_t)self), 0,
+                "spawn pinger");
+    struct blocker_arg ba = {.main = self, .pipe = 0};
+    if (spin)
+        TT_CHECK_RC(tel_spawn(NULL, spinner_fn, (void *)(uintptr_t)self), 0,
+                    "spawn spinner");
+    else
+        TT_CHECK_RC(tel_spawn(NULL, blocker_fn, &ba), 0, "spawn blocker");
+    /* The blocker runs next and blocks the only scheduler: all that
+     * follows runs on the spare. */
+    bool ok = await_tags((const uint64_t[]){3, 1, 0}, "sleeper, pinger");
+    TT_CHECK(tel__sched_self()->spare, "main did not run on the spare");
+    TT_CHECK_RC(tel_spawn(NULL, late_fn, (void *)(uintptr_t)self), 0,
+                "spawn late");
+    tel_sleep(10); /* late_fn arms its timers on the spare */
+    atomic_store(&others_done, ok);
+    if (!spin)
+        TT_CHECK(write(pipes[0][1], "y", 1) == 1, "write");
+    (void)await_tags((const uint64_t[]){5, 6, 0},
+                     "stuck process, process with timers on the spare");
+    TT_CHECK(atomic_load(&late_on_spare), "late_fn did not run on the spare");
+    TT_CHECK(tel__sched_spare_runs() > runs0, "the spare never ran");
+    /* Sent back once the scheduler was free. */
+    for (int i = 0; i < 5000 && tel__sched_spare_at_work(); i++)
+        tel_sleep(1);
+    TT_CHECK(!tel__sched_spare_at_work(), "the spare is still at work");
+    /* And the scheduler runs everything again. */
+    for (int i = 0; i < 50 && tel__sched_self()->spare; i++)
+        tel_sleep(2);
+    TT_CHECK(!tel__sched_self()->spare, "main still runs on the spare");
+    pthread_join(th, NULL);
+    TT_CHECK(!atomic_load(&rescued),
+             "the stuck process had to be rescued: the others never ran");
+}
+
+static void setup(void)
+{
+    cr_assert_eq(pipe(pipes[0]), 0);
+    cr_assert_eq(pipe(pipes[1]), 0);
+}
+
+static void teardown(void)
+{
+    for (int k = 0; k < 2; k++) {
+        close(pipes[k][0]);
+        close(pipes[k][1]);
+    }
+}
+
+Test(spare, a_lone_scheduler_blocked_in_read_does_not_stop_the_rest,
+     .init = setup, .fini = teardown, .timeout = 120)
+{
+    tel_config_t c = {.schedulers = 1};
+    TT_RUN(&c, lone_main, NULL);
+}
+
+Test(spare, a_lone_scheduler_in_an_unpreemptible_loop_does_not_stop_the_rest,
+     .init = setup, .fini = teardown, .timeout = 120)
+{
+    tel_config_t c = {.schedulers = 1};
+    TT_RUN(&c, lone_main, (void *)1);
+    /* The spinner wrote nothing: the pipe the rescuer wrote is unread. */
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sent back while it runs a loop that never calls Telar                     */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The spare runs a process that loops in plain C when the scheduler comes
+ * free again: the watchdog's signal switches it out there, so it goes back
+ * to the scheduler (it watches which thread runs it, reading the thread's
+ * scheduler, which calls nothing).
+ */
+static atomic_bool looper_on_spare, looper_back, looper_go;
+
+static void looper_fn(void *arg)
+{
+    tel_pid_t main = (tel_pid_t)(uintptr_t)arg;
+    atomic_store(&looper_on_spare, tel__sched_self()->spare != 0);
+    atomic_store(&looper_go, true);
+    int64_t until = tt_now_ms() + 10000;
+    volatile uint64_t n = 0;
+    while (!atomic_load(&looper_back) && tt_now_ms() < until)
+        /* Mostly here, where the signal may switch it out (not in the
+         * clock's vDSO code, where it may not). */
+        for (int i = 0; i < 100000; i++) {
+            n++;
+            if (!tel__tls_sched->spare) /* a plain read, no call */
+                atomic_store_explicit(&looper_back, true,
+                                      memory_order_relaxed);
+        }
+    (void)tt_send_tag(main, 7);
+}
+
+static void sent_back_main(void *arg)
+{
+    (void)arg;
+    if (!tel__preempt_active()) {
+        atomic_store(&others_done, true); /* nothing to rescue */
+        return;
+    }
+    tel_pid_t self = tel_self();
+    pthread_t th;
+    if (!TT_CHECK(pthread_create(&th, NULL, rescuer, (void *)(intptr_t)1) == 0,
+                  "pthread_create"))
+        return;
+    struct blocker_arg ba = {.main = self, .pipe = 0};
+    TT_CHECK_RC(tel_spawn(NULL, blocker_fn, &ba), 0, "spawn blocker");
+    /* We run again only on the spare (the blocker runs first). */
+    tel_sleep(1);
+    TT_CHECK(tel__sched_self()->spare, "main did not run on the spare");
+    TT_CHECK_RC(tel_spawn(NULL, looper_fn, (void *)(uintptr_t)self), 0,
+                "spawn looper");
+    while (!atomic_load(&looper_go))
+        tel_sleep(1);
+    atomic_store(&others_done, true);
+    TT_CHECK(write(pipes[0][1], "y", 1) == 1, "write");
+    (void)await_tags((const uint64_t[]){5, 7, 0}, "blocker, looper");
+    TT_CHECK(atomic_load(&looper_on_spare), "the looper did not start on the spare");
+    TT_CHECK(atomic_load(&looper_back),
+             "the looper was never moved back to the scheduler");
+    pthread_join(th, NULL);
+    TT_CHECK(!atomic_load(&rescued), "the blocker had to be rescued");
+}
+
+Test(spare, a_loop_on_the_spare_goes_back_when_the_scheduler_is_free,
+     .init = setup, .fini = teardown, .timeout = 120)
+{
+    tel_config_t c = {.schedulers = 1};
+    TT_RUN(&c, sent_back_main, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Two schedulers, both blocked                                              */
+/* ------------------------------------------------------------------------ */
+
+static void both_main(void *arg)
+{
+    (void)arg;
+    tel_pid_t self = tel_self();
+    pthread_t th;
+    if (!TT_CHECK(pthread_create(&th, NULL, rescuer, (void *)(intptr_t)2) == 0,
+                  "pthread_create"))
+        return;
+    struct blocker_arg ba[2] = {{.main = self, .pipe = 0},
+                                {.main = self, .pipe = 1}};
+    for (int k = 0; k < 2; k++)
+        TT_CHECK_RC(tel_spawn(NULL, blocker_fn, &ba[k]), 0, "spawn blocker");
+    /* Until both block (each on its own thread: one that waits behind the
+     * first is handed to the other scheduler, which it blocks in turn). */
+    while (atomic_load(&n_blocked) < 2)
+        tel_sleep(1);
+    TT_CHECK_RC(tel_spawn(NULL, pinger_fn, (void *)(uintptr_t)self), 0,
+                "spawn pinger");
+    bool ok = await_tags((const uint64_t[]){1, 0}, "pinger");
+    atomic_store(&others_done, ok);
+    for (int k = 0; k < 2; k++)
+        TT_CHECK(write(pipes[k][1], "y", 1) == 1, "write");
+    (void)await_tags((const uint64_t[]){5, 5, 0}, "blockers");
+    for (int i = 0; i < 5000 && tel__sched_spare_at_work(); i++)
+        tel_sleep(1);
+    TT_CHECK(!tel__sched_spare_at_work(), "the spare is still at work");
+    pthread_join(th, NULL);
+    TT_CHECK(!atomic_load(&rescued),
+             "the blockers had to be rescued: the others never ran");
+}
+
+Test(spare, two_schedulers_both_blocked_do_not_stop_the_rest, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+    tel_config_t c = {.schedulers = 2};
+    TT_RUN(&c, both_main, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Without a watchdog there is no spare                                      */
+/* ------------------------------------------------------------------------ */
+
+static void no_wd_main(void *arg)
+{
+    (void)arg;
+    TT_CHECK(!tel__sched_spare(true), "a spare without a watchdog");
+    TT_CHECK(!tel__sched_spare_at_work(), "at work without a watchdog");
+    TT_CHECK(tel__sched_wheel_owner(1) == NULL, "a spare's wheel");
+    TT_CHECK(tel__sched_wheel_owner(0) == tel__sched_self(), "wheel 0");
+}
+
+Test(spare, none_without_a_watchdog)
+{
+    tel_config_t c = {.schedulers = 1, .flags = TEL_CFG_NO_WATCHDOG};
+    TT_RUN(&c, no_wd_main, NULL);
+}
