@@ -158,7 +158,7 @@ static void proc_exit(struct sched *s, struct task *t)
          * threads hold references, and tel__pid_exit returned true only
          * when none was held (a later tel__pid_ref fails: ALIVE is clear).
          * This skips the retire, the collect and the epoch advance. */
-        if (tel__sched_count() == 1)
+        if (tel__sched_alone()) /* no spare thread either */
             tel__proc_release(p);
         else
             tel__proc_retire(p);

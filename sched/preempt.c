@@ -164,7 +164,7 @@ static bool installed;
 static _Atomic bool active; /* requests may send the signal */
 /* Statistics (tel__preempt_stats): our signals a running task got, and
  * how many of those found it where it could not be switched out. */
-static _Atomic uint64_t n_handled, n_deferred;
+static _Atomic uint64_t n_handled, n_deferred, n_shed;
 
 #ifdef PREEMPT_ASYNC
 
@@ -388,10 +388,20 @@ static void on_preempt(int sig, siginfo_t *si, void *ucv)
         atomic_fetch_add_explicit(&n_deferred, 1, memory_order_relaxed);
         atomic_store_explicit(&s->preempt_want, t, memory_order_relaxed);
         s->reds = 0;
-        /* Not wired yet: when the interrupted pc is outside Telar's code
-         * and no Telar lock is held, tel__sched_shed(s) (scheduler.c)
-         * could move this scheduler's owner-only queues away; the
-         * watchdog's hand-off covers the ring, timers and wake-ups. */
+        /* Stuck (the watchdog said so): what only this thread may take
+         * (runnext, the wake lane, the backlog, the injection queue) goes
+         * to the others now, when this thread is not in the middle of
+         * changing it: not in Telar's code, no Telar lock held, not
+         * growing its backlog (the one owner-only change that calls out
+         * to the allocator). Telar code interrupted in a library call
+         * reloads those fields after the call, as after any call. */
+        if (atomic_load_explicit(&s->stuck, memory_order_relaxed) &&
+            tel__locks_held == 0 && !s->no_shed &&
+            !(pc >= (uintptr_t)__start_tel_text &&
+              pc < (uintptr_t)__stop_tel_text)) {
+            atomic_fetch_add_explicit(&n_shed, 1, memory_order_relaxed);
+            tel__sched_shed(s);
+        }
     }
     errno = saved_errno;
 }
@@ -419,6 +429,7 @@ int tel__preempt_install(bool enabled)
     atomic_store_explicit(&active, false, memory_order_relaxed);
     atomic_store_explicit(&n_handled, 0, memory_order_relaxed);
     atomic_store_explicit(&n_deferred, 0, memory_order_relaxed);
+    atomic_store_explicit(&n_shed, 0, memory_order_relaxed);
     if (!enabled)
         return 0;
 #ifdef PREEMPT_ASYNC
@@ -479,4 +490,9 @@ void tel__preempt_stats(uint64_t *handled, uint64_t *deferred)
 {
     *handled = atomic_load_explicit(&n_handled, memory_order_relaxed);
     *deferred = atomic_load_explicit(&n_deferred, memory_order_relaxed);
+}
+
+uint64_t tel__preempt_n_shed(void)
+{
+    return atomic_load_explicit(&n_shed, memory_order_relaxed);
 }

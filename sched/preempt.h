@@ -41,5 +41,8 @@ bool tel__preempt_active(void);
  * those could not switch it out where it was (deferred to its next
  * reduction point). */
 void tel__preempt_stats(uint64_t *handled, uint64_t *deferred);
+/* Tests: times the handler shed a stuck scheduler's owner-only queues
+ * (tel__sched_shed) because it could not switch the task out. */
+uint64_t tel__preempt_n_shed(void);
 
 #endif /* TEL_SCHED_PREEMPT_H */

@@ -412,18 +412,22 @@ static bool backlog_grow(struct sched *s, uint32_t need)
         cap *= 2;
     if (cap == s->bl_cap)
         return true;
+    s->no_shed = 1; /* the preemption signal's shed would race this */
+    atomic_signal_fence(memory_order_seq_cst);
     struct task **nb = tel__mem_alloc(sizeof(*nb) * cap);
-    if (!nb)
-        return false;
-    for (uint32_t i = 0; i < len; i++)
-        nb[i] = s->bl[(s->bl_head + i) & (s->bl_cap - 1)];
-    if (s->bl)
-        tel__mem_free(s->bl, sizeof(*s->bl) * s->bl_cap);
-    s->bl = nb;
-    s->bl_cap = cap;
-    s->bl_head = 0;
-    s->bl_tail = len;
-    return true;
+    if (nb) {
+        for (uint32_t i = 0; i < len; i++)
+            nb[i] = s->bl[(s->bl_head + i) & (s->bl_cap - 1)];
+        if (s->bl)
+            tel__mem_free(s->bl, sizeof(*s->bl) * s->bl_cap);
+        s->bl = nb;
+        s->bl_cap = cap;
+        s->bl_head = 0;
+        s->bl_tail = len;
+    }
+    atomic_signal_fence(memory_order_seq_cst);
+    s->no_shed = 0;
+    return nb != NULL;
 }
 
 /* Owner: the ring is full; move its older half (and t) out of the way. */
@@ -1332,7 +1336,11 @@ static struct sched *not_stuck(struct sched *s)
         if (o != s && !atomic_load_explicit(&o->stuck, memory_order_relaxed))
             return o;
     }
-    return spare_at_work() ? sys.spare : s;
+    return spare_at_work() &&
+                   !atomic_load_explicit(&sys.spare->stuck,
+                                         memory_order_relaxed)
+               ? sys.spare
+               : s;
 }
 
 /* The park counts s's park belongs to. */
@@ -1401,9 +1409,10 @@ void tel__sched_hand_off(struct sched *s, uint64_t due_ns)
 static TEL_NOINLINE void help_stuck(struct sched *s)
 {
     uint64_t now = 0;
-    for (unsigned i = 0; i < sys.n; i++) {
-        struct sched *v = sys.s[i];
-        if (v == s || !atomic_load_explicit(&v->stuck, memory_order_relaxed) ||
+    for (unsigned i = 0; i <= sys.n; i++) { /* the spare last */
+        struct sched *v = i < sys.n ? sys.s[i] : sys.spare;
+        if (!v || v == s ||
+            !atomic_load_explicit(&v->stuck, memory_order_relaxed) ||
             tel__tw_empty(&v->wheel))
             continue;
         if (!now)
@@ -1757,7 +1766,8 @@ static struct task *find_work(struct sched *s)
     /* Looking for work, not running a task: the watchdog leaves us be. */
     atomic_store_explicit(&s->wd_idle, 1, memory_order_relaxed);
     struct task *t = find_work_idle(s);
-    atomic_store_explicit(&s->wd_idle, 0, memory_order_relaxed);
+    if (t) /* NULL: stopping, and idle for good */
+        atomic_store_explicit(&s->wd_idle, 0, memory_order_relaxed);
     return t;
 }
 
@@ -2026,12 +2036,17 @@ bool tel__sched_spare(bool want)
         if (!was)
             atomic_store_explicit(&sys.spare_want, 1, memory_order_seq_cst);
         if (!atomic_load_explicit(&sys.spare_live, memory_order_relaxed)) {
+            /* Live before it exists: a process block freed at once
+             * because one scheduler seemed alone (tel__sched_alone) must
+             * be unreachable before the spare can look anything up. */
+            atomic_store_explicit(&sys.spare_live, 1, memory_order_seq_cst);
             if (pthread_create(&sp->thread, NULL, spare_main, sp) != 0) {
+                atomic_store_explicit(&sys.spare_live, 0,
+                                      memory_order_seq_cst);
                 atomic_store_explicit(&sys.spare_want, 0,
                                       memory_order_seq_cst);
                 return false;
             }
-            atomic_store_explicit(&sys.spare_live, 1, memory_order_release);
         }
         if (!was)
             atomic_fetch_add_explicit(&sys.spare_runs, 1,
@@ -2045,6 +2060,12 @@ bool tel__sched_spare(bool want)
         tel__park_wake(&sp->park, &sys.spare_idle);
     }
     return true;
+}
+
+bool tel__sched_alone(void)
+{
+    return sys.n == 1 &&
+           !atomic_load_explicit(&sys.spare_live, memory_order_seq_cst);
 }
 
 bool tel__sched_spare_at_work(void)

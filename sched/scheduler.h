@@ -80,6 +80,10 @@ struct sched {
     uint32_t index;       /* sys.n for the spare (scheduler.c) */
     int32_t cache;        /* alloc cache slot: index, or -1 (the spare) */
     uint32_t spare;       /* 1: the spare scheduler (scheduler.c) */
+    /* Owner: 1 while it grows its backlog (a call out to the allocator in
+     * the middle of an owner-only change): the preemption signal must
+     * not shed then (preempt.c). */
+    volatile uint32_t no_shed;
     uint32_t slice;
     tel__ctx_t loop_sp;   /* the scheduler loop's saved context */
     struct task *handoff; /* the task the last switch left behind */
@@ -247,12 +251,16 @@ void tel__sched_shed(struct sched *s);
  *     it holds and go dormant. Returns false if its thread could not be
  *     started (it is tried again at the next call).
  *   spare_at_work: any thread: whether it is at work now (tests).
+ *   alone: any thread: one scheduler and no spare thread ever started, so
+ *     no other scheduler thread can hold an unreferenced pointer (core's
+ *     shortcut for freeing an exited process at once). seq_cst.
  *   spare_runs: how many times the spare was put to work (tests).
  *   wheel_owner: the scheduler (spare included) whose wheel has index i
  *     (tel__tw_id_wheel), or NULL.
  */
 bool tel__sched_spare(bool want);
 bool tel__sched_spare_at_work(void);
+bool tel__sched_alone(void);
 uint64_t tel__sched_spare_runs(void);
 struct sched *tel__sched_wheel_owner(unsigned i);
 

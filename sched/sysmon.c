@@ -233,24 +233,23 @@ static void sample(unsigned i, uint64_t now, uint64_t thr)
         w->preempted = true;
         (void)tel__preempt_request(s);
     }
-    if (s->spare) {
-        /* Sent back, it must leave its task: ask at every sample (one
-         * signal on its way at a time). Its queued work goes back to the
-         * schedulers while its task runs on. It is never marked stuck:
-         * there is nobody to replace it. */
-        if (!tel__sched_spare_at_work())
-            (void)tel__preempt_request(s);
-        if (d >= wd.bound_ns + wd.period_ns)
-            tel__sched_hand_off(s, now + wd.period_ns);
-        return;
-    }
+    /* Sent back, the spare must leave its task: ask at every sample (one
+     * signal on its way at a time). */
+    if (s->spare && !tel__sched_spare_at_work())
+        (void)tel__preempt_request(s);
     /* A period after the request, the run still goes on: stuck. Its work
      * goes to the others, now and at every sample while it stays stuck
-     * (scheduler.c, "Stuck schedulers"). */
+     * (act_on_stuck; scheduler.c, "Stuck schedulers"), and one more
+     * signal lets the thread shed what only it may take (preempt.c). The
+     * spare is marked too (others fire its timers, wake-ups go
+     * elsewhere), though nobody replaces it. */
     if (d >= wd.bound_ns + wd.period_ns && !w->stuck) {
         w->stuck = true;
         tel__sched_set_stuck(s, true);
+        (void)tel__preempt_request(s);
     }
+    if (s->spare && w->stuck)
+        tel__sched_hand_off(s, now + wd.period_ns);
 }
 
 /*
@@ -303,6 +302,8 @@ static bool held(struct sched *s, struct wd_sched *w, uint64_t now)
  * stays stuck. */
 static void act_on_stuck(uint64_t now)
 {
+    if (tel__sched_stopping())
+        return; /* threads may be gone: nothing to act on */
     unsigned n_stuck = 0, n_held = 0;
     for (unsigned i = 0; i < wd.n; i++)
         n_stuck += wd.ws[i].stuck;
@@ -368,9 +369,9 @@ static void *wd_main(void *arg)
             futex_wait(&wd.word, seen, 0);
         atomic_store_explicit(&wd.sleeping, 0, memory_order_relaxed);
     }
-    for (unsigned i = 0; i < wd.n; i++)
+    for (unsigned i = 0; i <= wd.n; i++) /* the spare too */
         if (wd.ws[i].stuck)
-            tel__sched_set_stuck(tel__sched_get(i), false);
+            tel__sched_set_stuck(tel__sched_wheel_owner(i), false);
     return NULL;
 }
 

@@ -326,6 +326,65 @@ Test(spare, a_loop_on_the_spare_goes_back_when_the_scheduler_is_free,
 }
 
 /* ------------------------------------------------------------------------ */
+/* Work only the stuck thread may take                                       */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * The parent spawns the writer (it waits in the runnext slot, which only
+ * the scheduler's own thread takes), then blocks its thread in read() on
+ * the pipe the writer writes. The watchdog's second signal finds the
+ * thread in read() and sheds the slot to the global queue, where the spare
+ * takes it.
+ */
+static void writer_fn(void *arg)
+{
+    (void)arg;
+    atomic_store(&others_done, true);
+    TT_CHECK(write(pipes[0][1], "w", 1) == 1, "write");
+}
+
+static void parent_fn(void *arg)
+{
+    tel_pid_t main = (tel_pid_t)(uintptr_t)arg;
+    TT_CHECK_RC(tel_spawn(NULL, writer_fn, NULL), 0, "spawn writer");
+    char c;
+    ssize_t r;
+    do
+        r = read(pipes[0][0], &c, 1); /* the writer is in our runnext */
+    while (r < 0 && errno == EINTR);
+    TT_CHECK(r == 1, "read: %zd", r);
+    (void)tt_send_tag(main, 5);
+}
+
+static void runnext_main(void *arg)
+{
+    (void)arg;
+    if (!tel__preempt_active()) {
+        atomic_store(&others_done, true); /* nothing to rescue */
+        return;
+    }
+    uint64_t shed0 = tel__preempt_n_shed();
+    pthread_t th;
+    if (!TT_CHECK(pthread_create(&th, NULL, rescuer, (void *)(intptr_t)1) == 0,
+                  "pthread_create"))
+        return;
+    TT_CHECK_RC(tel_spawn(NULL, parent_fn, (void *)(uintptr_t)tel_self()), 0,
+                "spawn parent");
+    (void)await_tags((const uint64_t[]){5, 0}, "parent");
+    pthread_join(th, NULL);
+    TT_CHECK(!atomic_load(&rescued),
+             "the parent had to be rescued: its child never ran");
+    TT_CHECK(tel__preempt_n_shed() > shed0, "no shed");
+}
+
+Test(spare, a_child_in_the_blocked_threads_runnext_slot_still_runs,
+     .init = setup, .fini = teardown, .timeout = 120)
+{
+    tel_config_t c = {.schedulers = 1};
+    TT_RUN(&c, runnext_main, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Two schedulers, both blocked                                              */
 /* ------------------------------------------------------------------------ */
 
