@@ -1874,10 +1874,20 @@ static void *thread_main(void *arg)
  * seq_cst; the watchdog writes them in the other order), so a new request
  * is never lost.
  *
- * Limits: one spare. If a task on the spare gets stuck in turn, nobody
- * replaces it (the schedulers that are free again take the handed-off work
- * as before); MODE_SPARE then stays set until that task switches out.
- * None with the watchdog off, or at TW_MAX_WHEELS schedulers.
+ * When it is put to work: only if every stuck thread is really held
+ * (sysmon.c's held: blocked in the kernel, or running on a CPU). A thread
+ * that only waits for a CPU (more runnable threads than cores) gets no
+ * spare, which would only add to the queue for the CPUs.
+ *
+ * Limits: one spare. If a task on the spare gets stuck in turn, it is
+ * marked stuck like a scheduler (its ring goes to the global queue, others
+ * fire its timers, foreign wake-ups go elsewhere), but nobody replaces it;
+ * MODE_SPARE then stays set until that task switches out. While any
+ * scheduler is stuck the epoch cannot advance (a stuck thread is online
+ * and passes no quiescent point), so blocks retired meanwhile wait for it.
+ * With one scheduler, once the spare has run, exited processes are
+ * retired instead of freed at once (tel__sched_alone). None with the
+ * watchdog off, or at TW_MAX_WHEELS schedulers.
  */
 
 static bool spare_at_work(void)
