@@ -103,7 +103,8 @@ static inline void tel__proc_set_level(struct proc *p, uint32_t prio,
 {
     uint32_t level = heavy && prio == TEL_PRIO_NORMAL ? TEL_PRIO_LOW : prio;
     uint32_t f = p->task.flags & ~(uint32_t)(TASK_PRIO_MASK | PROC_HEAVY |
-                                             PROC_NOMINAL_MASK);
+                                             PROC_NOMINAL_MASK |
+                                             TASK_F_DEMOTED);
     f |= level << TASK_PRIO_SHIFT | prio << PROC_NOMINAL_SHIFT;
     if (heavy)
         f |= PROC_HEAVY;

@@ -294,7 +294,13 @@ TEL_API int tel_reduce(uint32_t n);
  *   - its stack has room for the save area (about 9 KiB plus 1-3 KiB of
  *     FP/SIMD state below the stack pointer).
  * Otherwise the process yields at its next reduction point instead. Code
- * in a shared library the program loads is never interrupted there. If
+ * in a shared library the program loads is never interrupted there.
+ * A normal process stopped either way (it ran past watchdog_us without a
+ * reduction point) is demoted: it runs at the low level (one pick in nine
+ * while normal processes wait) until it next waits (a receive, a sleep)
+ * or ends a slice by its own reductions, so C loops that run for
+ * milliseconds never keep cooperative processes waiting behind them.
+ * tel_set_priority and tel_set_cpu_heavy end a demotion. If
  * the program's code cannot be told apart (Telar linked statically without
  * its renamed code section, libc linked statically, or malloc defined by
  * the executable itself), no process is interrupted in this run.

@@ -1185,6 +1185,34 @@ struct sched *tel__sched_yield(struct sched *s)
     return switch_out(s, s->cur, ACT_YIELD);
 }
 
+/*
+ * Long runners. A normal task the watchdog had to stop (it ran past the
+ * bound without a reduction point: a C loop, a long library call) is
+ * demoted: its level bits say low (TASK_F_DEMOTED remembers it was
+ * normal) until it parks, or until a slice ends by its reductions alone.
+ * So processes that compute in C for milliseconds at a time take one pick
+ * in nine while normal work waits, as low processes do, and never keep a
+ * process that spawns, sends or serves waiting behind a ring of them
+ * (each would hold the thread for a watchdog bound). A process that runs
+ * cooperatively again is normal again at its next slice. A high or max
+ * task is never demoted; a CPU-heavy one is low already.
+ */
+static inline void demote(struct task *t)
+{
+    if (prio_of(t) == TEL_PRIO_NORMAL)
+        t->flags = (t->flags & ~(uint32_t)TASK_PRIO_MASK) |
+                   (uint32_t)TEL_PRIO_LOW << TASK_PRIO_SHIFT | TASK_F_DEMOTED;
+}
+
+static inline void undemote(struct task *t)
+{
+    if (TEL_UNLIKELY(t->flags & TASK_F_DEMOTED))
+        t->flags = (t->flags & ~(uint32_t)(TASK_PRIO_MASK | TASK_F_DEMOTED)) |
+                   (uint32_t)TEL_PRIO_NORMAL << TASK_PRIO_SHIFT;
+}
+
+static struct sched *preempt_turn(struct sched *s);
+
 struct sched *tel__sched_preempt(struct sched *s)
 {
     tel__stat_inc(&s->n_preempts);
@@ -1195,7 +1223,17 @@ struct sched *tel__sched_preempt(struct sched *s)
                                           memory_order_relaxed) == s->cur)) {
         atomic_store_explicit(&s->preempt_want, NULL, memory_order_relaxed);
         tel__stat_inc(&s->n_preempt_watchdog);
+        demote(s->cur);
+    } else {
+        undemote(s->cur);
     }
+    return preempt_turn(s);
+}
+
+/* Owner, the running task's slice is over (its reductions, the watchdog or
+ * the signal): someone else's turn, if anyone's. */
+static struct sched *preempt_turn(struct sched *s)
+{
     /* A whole slice has passed since the last pick: a timer may be due. The
      * clock read is cheap next to a slice; every pick would not be (a
      * ping-pong switch costs about as much). */
@@ -1224,12 +1262,15 @@ struct sched *tel__sched_preempt_async(struct sched *s)
      * before, where it could not switch). */
     if (atomic_load_explicit(&s->preempt_want, memory_order_relaxed) == s->cur)
         atomic_store_explicit(&s->preempt_want, NULL, memory_order_relaxed);
+    tel__stat_inc(&s->n_preempts);
     tel__stat_inc(&s->n_preempt_signal);
-    return tel__sched_preempt(s);
+    demote(s->cur);
+    return preempt_turn(s);
 }
 
 struct sched *tel__sched_park(struct sched *s, uint32_t kind)
 {
+    undemote(s->cur); /* it waits: normal again when woken */
     return switch_out(s, s->cur,
                       kind == TASK_WAIT_MSG ? ACT_PARK_MSG : ACT_PARK_TIMER);
 }
@@ -2070,6 +2111,14 @@ bool tel__sched_spare(bool want)
         tel__park_wake(&sp->park, &sys.spare_idle);
     }
     return true;
+}
+
+bool tel__sched_has_waiting(struct sched *s, uint64_t now)
+{
+    return (atomic_load_explicit(&s->prio.mask, memory_order_relaxed) &
+            PRIO_HI_BITS) ||
+           tel__mpsc_nonempty(&s->inject) ||
+           (!tel__tw_empty(&s->wheel) && tel__tw_next_ns(&s->wheel) <= now);
 }
 
 bool tel__sched_alone(void)

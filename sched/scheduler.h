@@ -261,6 +261,10 @@ void tel__sched_shed(struct sched *s);
 bool tel__sched_spare(bool want);
 bool tel__sched_spare_at_work(void);
 bool tel__sched_alone(void);
+/* Any thread (the watchdog): whether s has work waiting that should not
+ * wait for a long run to end: a max or high task, a wake-up from another
+ * thread, or a timer due by now. */
+bool tel__sched_has_waiting(struct sched *s, uint64_t now);
 uint64_t tel__sched_spare_runs(void);
 struct sched *tel__sched_wheel_owner(unsigned i);
 

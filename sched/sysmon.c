@@ -229,7 +229,13 @@ static void sample(unsigned i, uint64_t now, uint64_t thr)
         w->ls_seq = seq;
         w->ls_ns = d;
     }
-    if (d >= wd.bound_ns && !w->preempted) {
+    /* At the bound; or a period into the run if something waits that
+     * should not (a due timer, a high task, a foreign wake-up): a process
+     * woken by its timer then waits at most about a period for a long
+     * runner, not a bound. */
+    if (!w->preempted &&
+        (d >= wd.bound_ns ||
+         (d >= wd.period_ns && tel__sched_has_waiting(s, now)))) {
         w->preempted = true;
         (void)tel__preempt_request(s);
     }

@@ -61,6 +61,12 @@ enum {
      * queued, or by the task itself while it runs. */
     TASK_PRIO_SHIFT = 4,
     TASK_PRIO_MASK = 3u << 4,
+    /* A normal task that ran past the watchdog's bound without a
+     * reduction point (the signal, or the watchdog's request, switched it
+     * out): its level bits say low until it parks or is preempted by its
+     * reductions again (scheduler.c, "Long runners"). Written by the
+     * scheduler running it; core's tel__proc_set_level clears it. */
+    TASK_F_DEMOTED = 1u << 6,
     /* Its stack size class in bits 8-12: 0 is the run's stack size, k > 0
      * is a stack of 2^(k-1) * TEL_MIN_STACK_SIZE bytes (alloc/stack.h).
      * Set before it first runs. */

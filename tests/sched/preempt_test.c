@@ -801,3 +801,75 @@ Test(preempt, teardown_restores_the_handler_and_frees_preempted_stacks,
     TT_RUN(&one_sched, teardown_main, NULL);
     cr_assert(urg_is_user());
 }
+
+/* ------------------------------------------------------------------------ */
+/* Long runners are demoted                                                  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A normal process switched out by the signal is demoted to the low level
+ * until it parks (scheduler.c, "Long runners"): a normal process beside 20
+ * C loops on one scheduler then takes 8 picks in 9 instead of waiting
+ * behind all 20 loops (a watchdog bound each) at every yield. Counted, not
+ * timed: over 90 yields of the normal process the loops are switched out
+ * by the signal about 90 / 8 times; without demotion, 20 times per yield.
+ */
+#define DEMOTE_HOGS 20
+static atomic_bool demote_stop;
+static atomic_int demote_started, demoted_seen, normal_after_park;
+
+static void demote_hog(void *arg)
+{
+    (void)arg;
+    struct task *t = tel__sched_self()->cur; /* reads, no call */
+    atomic_fetch_add(&demote_started, 1);
+    volatile uint64_t n = 0;
+    while (!atomic_load_explicit(&demote_stop, memory_order_relaxed))
+        n++;
+    if (t->flags & TASK_F_DEMOTED)
+        atomic_fetch_add(&demoted_seen, 1);
+    (void)tel_sleep(1); /* parks: normal again */
+    t = tel__sched_self()->cur;
+    if (!(t->flags & TASK_F_DEMOTED) &&
+        ((t->flags & TASK_PRIO_MASK) >> TASK_PRIO_SHIFT) == TEL_PRIO_NORMAL)
+        atomic_fetch_add(&normal_after_park, 1);
+}
+
+static void demote_main(void *arg)
+{
+    (void)arg;
+    if (!tel__preempt_active()) {
+        atomic_store(&skipped, true);
+        return;
+    }
+    for (int i = 0; i < DEMOTE_HOGS; i++)
+        TT_CHECK_RC(tel_spawn(NULL, demote_hog, NULL), 0, "spawn hog");
+    /* Once every hog has started and we run again (one scheduler), each
+     * was switched out by the signal: it never yields. */
+    bool ok = false;
+    TT_AWAIT(ok, atomic_load(&demote_started) == DEMOTE_HOGS, 30000);
+    TT_CHECK(ok, "%d of %d hogs started", atomic_load(&demote_started),
+             DEMOTE_HOGS);
+    uint64_t before = n_signal();
+    for (int i = 0; i < 90; i++)
+        TT_CHECK_RC(tel_yield(), 0, "tel_yield");
+    uint64_t during = n_signal() - before;
+    cr_log_info("signal preemptions during 90 yields: %" PRIu64, during);
+    TT_CHECK(during < 90, "%" PRIu64 " signal preemptions during 90 yields: "
+                          "the normal process waited behind the loops",
+             during);
+    atomic_store(&demote_stop, true);
+    TT_AWAIT(ok, atomic_load(&normal_after_park) == DEMOTE_HOGS, 30000);
+    TT_CHECK(ok, "%d of %d hogs normal again after parking",
+             atomic_load(&normal_after_park), DEMOTE_HOGS);
+    TT_CHECK(atomic_load(&demoted_seen) == DEMOTE_HOGS,
+             "%d of %d hogs were demoted", atomic_load(&demoted_seen),
+             DEMOTE_HOGS);
+}
+
+Test(preempt, long_runners_are_demoted_until_they_park, .timeout = 120)
+{
+    TT_RUN(&one_sched, demote_main, NULL);
+    if (atomic_load(&skipped))
+        TT_SKIP("asynchronous preemption is off in this build");
+}
