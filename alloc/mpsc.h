@@ -146,4 +146,14 @@ static inline bool tel__mpsc_nonempty(struct tel__mpsc *q)
            atomic_load_explicit(&q->in, memory_order_seq_cst) != &q->stub;
 }
 
+/*
+ * Any thread: a hint that a node was pushed and not all were taken yet
+ * (`in` is not the stub). It can say empty while nodes still wait behind
+ * the consumer's end; only the consumer may know (tel__mpsc_nonempty).
+ */
+static inline bool tel__mpsc_hint_nonempty(struct tel__mpsc *q)
+{
+    return atomic_load_explicit(&q->in, memory_order_relaxed) != &q->stub;
+}
+
 #endif /* TEL_ALLOC_MPSC_H */

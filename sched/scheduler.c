@@ -2117,7 +2117,7 @@ bool tel__sched_has_waiting(struct sched *s, uint64_t now)
 {
     return (atomic_load_explicit(&s->prio.mask, memory_order_relaxed) &
             PRIO_HI_BITS) ||
-           tel__mpsc_nonempty(&s->inject) ||
+           tel__mpsc_hint_nonempty(&s->inject) ||
            (!tel__tw_empty(&s->wheel) && tel__tw_next_ns(&s->wheel) <= now);
 }
 
