@@ -1406,6 +1406,33 @@ void tel__sched_set_stuck(struct sched *s, bool stuck)
     }
 }
 
+/* Any thread: move every task of s's priority queues to to's (each on
+ * its level, in order). Returns whether there was any. */
+static bool move_prio(struct sched *s, struct sched *to)
+{
+    if (!(atomic_load_explicit(&s->prio.mask, memory_order_relaxed) &
+          PRIO_Q_BITS))
+        return false;
+    struct task *head[4];
+    tel__spin_lock(&s->prio.lock);
+    for (unsigned p = 0; p < 4; p++) {
+        head[p] = s->prio.head[p];
+        s->prio.head[p] = s->prio.tail[p] = NULL;
+    }
+    atomic_fetch_and_explicit(&s->prio.mask, ~PRIO_Q_BITS,
+                              memory_order_relaxed);
+    tel__spin_unlock(&s->prio.lock);
+    /* One lock at a time (rank 1): s's, then to's for each task. */
+    bool any = false;
+    for (unsigned p = 0; p < 4; p++)
+        for (struct task *t = head[p], *next; t; t = next) {
+            next = t->gnext;
+            prio_push(to, t, p);
+            any = true;
+        }
+    return any;
+}
+
 void tel__sched_hand_off(struct sched *s, uint64_t due_ns)
 {
     bool moved = false;
@@ -1416,26 +1443,8 @@ void tel__sched_hand_off(struct sched *s, uint64_t due_ns)
         moved = true;
     }
     struct sched *to = not_stuck(s);
-    if (to != s && (atomic_load_explicit(&s->prio.mask, memory_order_relaxed) &
-                    PRIO_Q_BITS)) {
-        struct task *head[4];
-        tel__spin_lock(&s->prio.lock);
-        for (unsigned p = 0; p < 4; p++) {
-            head[p] = s->prio.head[p];
-            s->prio.head[p] = s->prio.tail[p] = NULL;
-        }
-        atomic_fetch_and_explicit(&s->prio.mask, ~PRIO_Q_BITS,
-                                  memory_order_relaxed);
-        tel__spin_unlock(&s->prio.lock);
-        /* One lock at a time (rank 1): s's, then to's for each task. */
-        for (unsigned p = 0; p < 4; p++) {
-            for (struct task *t = head[p], *next; t; t = next) {
-                next = t->gnext;
-                prio_push(to, t, p);
-                moved = true;
-            }
-        }
-    }
+    if (to != s && move_prio(s, to))
+        moved = true;
     if (!tel__tw_empty(&s->wheel) && tel__tw_next_ns(&s->wheel) <= due_ns)
         moved = true; /* someone must run it (run_timers, help_stuck) */
     if (moved) {
@@ -1975,25 +1984,10 @@ static void spare_hand_back(struct sched *s)
 {
     run_timers(s);
     tel__sched_shed(s); /* runnext, lanes, ring, backlog, inject: global */
-    if (atomic_load_explicit(&s->prio.mask, memory_order_relaxed) &
-        PRIO_Q_BITS) {
-        struct task *head[4];
-        tel__spin_lock(&s->prio.lock);
-        for (unsigned p = 0; p < 4; p++) {
-            head[p] = s->prio.head[p];
-            s->prio.head[p] = s->prio.tail[p] = NULL;
-        }
-        atomic_fetch_and_explicit(&s->prio.mask, ~PRIO_Q_BITS,
-                                  memory_order_relaxed);
-        tel__spin_unlock(&s->prio.lock);
-        struct sched *to = not_stuck(s);
-        if (to == s)
-            to = sys.s[0];
-        for (unsigned p = 0; p < 4; p++)
-            for (struct task *t = head[p], *next; t; t = next) {
-                next = t->gnext;
-                prio_push(to, t, p);
-            }
+    struct sched *to = not_stuck(s);
+    if (to == s)
+        to = sys.s[0];
+    if (move_prio(s, to)) {
         tel__park_wake(&to->park, &sys.idle);
         wake_idle();
     }
