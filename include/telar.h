@@ -1044,14 +1044,17 @@ TEL_API unsigned tel_scheduler_count(void);
  *   preempt_signal: processes the watchdog's signal switched out at once.
  *   longest_run_ns: the longest the scheduler ran one process without a
  *              switch, as the watchdog saw it. The watchdog samples every
- *              sample_period_ns (half of tel_config_t.watchdog_us), so
- *              this is a lower bound, short by less than one period, and
- *              runs shorter than a period may go unseen. 0 if none was seen.
+ *              sample_period_ns (half of tel_config_t.watchdog_us) while
+ *              long runs are about, and up to 4 times less often after a
+ *              while without any, so this is a lower bound, short by less
+ *              than the interval, and runs shorter than it may go unseen.
+ *              0 if none was seen.
  *   longest_run_pid: the process that made that run; 0 while the run goes
  *              on (it is named when it ends) or when there was none.
  *   current_run_ns: how long the process running now has run (same
  *              resolution); 0 when the scheduler is idle.
- *   sample_period_ns: the watchdog's period; 0 without a watchdog
+ *   sample_period_ns: the watchdog's shortest sampling interval; 0
+ *              without a watchdog
  *              (TEL_CFG_NO_WATCHDOG: the three run fields stay 0).
  *   blocking_threads: threads of the blocking pool now (the whole
  *              runtime's, as tel_blocking_threads; the same for every index).
@@ -1104,7 +1107,8 @@ typedef struct tel_long_schedule_info {
  * run has ended (when the process switched out; a run that never ends is
  * seen in tel_sched_stats's current_run_ns). At most 100 reports a
  * second; the rest are dropped. Runs shorter than the watchdog's sampling
- * period (half of tel_config_t.watchdog_us) may go unseen. One monitor per
+ * interval (half of tel_config_t.watchdog_us, up to twice watchdog_us
+ * after a while without long runs) may go unseen. One monitor per
  * runtime: a new call replaces the old one; to = 0 stops the reports. If
  * `to` has exited, reports are dropped (as tel_send does). The monitor
  * lasts until the run ends.

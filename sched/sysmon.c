@@ -20,11 +20,17 @@
  * owner also says whether it is looking for work (wd_idle, written only on
  * the way into and out of find_work). The watchdog samples every period
  * (bound / 2): a scheduler that is busy with the same sequence at two
- * samples has run one task for at least the time between them. The length
- * of a run is measured from the first sample that saw it, so it is a lower
- * bound, short by less than a period, and a run shorter than a period may
- * go unseen. That is the resolution of tel_sched_stats's longest run and
- * of long_schedule reports.
+ * samples has run one task for at least the time between them. While no
+ * run spans two samples and no preemption it asked for takes effect, the
+ * interval doubles every SYSMON_QUIET_SAMPLES
+ * samples up to SYSMON_SLOW periods (2 bounds), and it is the period again
+ * at the first run that does: a busy runtime of short runs does not pay a
+ * wake-up per period, and the first long run after a quiet spell is seen
+ * up to 2 bounds late. The length of a run is measured from the first
+ * sample that saw it, so it is a lower bound, short by less than the
+ * interval, and a run shorter than the interval may go unseen. That is
+ * the resolution of tel_sched_stats's longest run and of long_schedule
+ * reports.
  *
  * Who ran it. The watchdog cannot safely look at the task (it may exit
  * and be freed at any moment), so it asks the owner: it stores the run's
@@ -87,6 +93,10 @@
 
 /* long_schedule reports per second at most (the rest are dropped). */
 #define SYSMON_LS_PER_S 100u
+/* Sampling backs off while no run spans two samples: after this many
+ * such samples the interval doubles, up to SYSMON_SLOW periods. */
+#define SYSMON_QUIET_SAMPLES 8u
+#define SYSMON_SLOW 4u
 /* The shortest sampling period (a bound of 100 us samples every 50 us). */
 #define SYSMON_MIN_PERIOD_NS 50000u
 
@@ -99,6 +109,7 @@ struct wd_sched {
     uint64_t ls_seq, ls_ns; /* a long run not reported yet, its length */
     bool asked, preempted, stuck;
     uint64_t cpu_ns, cpu_at; /* its thread's CPU time, when read (held) */
+    uint64_t n_pre;          /* its watchdog preemptions, at the last sample */
     /* Under wd.lock (the watchdog writes, readers read). */
     uint64_t longest_ns, longest_id, longest_seq;
     uint64_t cur_ns;
@@ -177,12 +188,20 @@ static void take_answer(struct sched *s, struct wd_sched *w, uint64_t now)
     }
 }
 
-static void sample(unsigned i, uint64_t now, uint64_t thr)
+/* Returns whether the scheduler runs the same task as at the last sample
+ * (a run spanning two samples), or a preemption the watchdog asked for
+ * took effect since: long runs are about. */
+static bool sample(unsigned i, uint64_t now, uint64_t thr)
 {
     struct sched *s = tel__sched_wheel_owner(i); /* i == wd.n: the spare */
     if (!s)
-        return;
+        return false;
     struct wd_sched *w = &wd.ws[i];
+    uint64_t n_pre =
+        atomic_load_explicit(&s->n_preempt_watchdog, memory_order_relaxed) +
+        atomic_load_explicit(&s->n_preempt_signal, memory_order_relaxed);
+    bool pre = n_pre != w->n_pre;
+    w->n_pre = n_pre;
     take_answer(s, w, now);
     uint64_t seq = tel__sched_run_seq(s);
     bool busy = !atomic_load_explicit(&s->wd_idle, memory_order_relaxed);
@@ -206,7 +225,7 @@ static void sample(unsigned i, uint64_t now, uint64_t thr)
             w->cur_ns = 0;
             tel__spin_unlock(&wd.lock);
         }
-        return;
+        return pre;
     }
     uint64_t d = now - w->since_ns;
     tel__spin_lock(&wd.lock);
@@ -256,6 +275,7 @@ static void sample(unsigned i, uint64_t now, uint64_t thr)
     }
     if (s->spare && w->stuck)
         tel__sched_hand_off(s, now + wd.period_ns);
+    return true;
 }
 
 /*
@@ -349,6 +369,8 @@ static void *wd_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     (void)prctl(PR_SET_NAME, "tel-sysmon", 0, 0, 0);
     (void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+    uint64_t sleep_ns = wd.period_ns;
+    unsigned quiet = 0;
     while (!atomic_load_explicit(&wd.stop, memory_order_acquire)) {
         uint32_t seen = atomic_load_explicit(&wd.word, memory_order_acquire);
         /* Parked count first: a scheduler's answer precedes its park (a
@@ -360,13 +382,28 @@ static void *wd_main(void *arg)
                               atomic_load_explicit(&wd.n_ticks,
                                                    memory_order_relaxed) + 1,
                               memory_order_relaxed);
+        bool long_run = false;
         for (unsigned i = 0; i <= wd.n; i++) /* the spare last */
-            sample(i, now, thr);
+            long_run |= sample(i, now, thr);
         act_on_stuck(now);
         if (!idle) {
-            futex_wait(&wd.word, seen, wd.period_ns);
+            /* Back off while every run is shorter than the interval (a
+             * busy runtime of short runs pays a wake-up per period, about
+             * 4% of a core on a VM); back to the period at the first run
+             * that spans two samples. */
+            if (long_run) {
+                sleep_ns = wd.period_ns;
+                quiet = 0;
+            } else if (++quiet >= SYSMON_QUIET_SAMPLES &&
+                       sleep_ns < SYSMON_SLOW * wd.period_ns) {
+                sleep_ns *= 2;
+                quiet = 0;
+            }
+            futex_wait(&wd.word, seen, sleep_ns);
             continue;
         }
+        sleep_ns = wd.period_ns;
+        quiet = 0;
         /* Every scheduler parked: sleep until one leaves its park (the
          * Dekker pair with tel__sysmon_unparked, top of file). */
         atomic_store_explicit(&wd.sleeping, 1, memory_order_seq_cst);
