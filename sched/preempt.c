@@ -359,6 +359,15 @@ static void put_slot(uintptr_t at, uintptr_t pc)
     __builtin_memcpy((void *)at, &v, sizeof v); /* sp may be unaligned */
 }
 
+/* Whether pc is a `syscall` instruction: a system call the signal
+ * interrupted and the kernel restarts (SA_RESTART) after the handler. Code
+ * pages are readable on x86-64. */
+static bool at_syscall(uintptr_t pc)
+{
+    const unsigned char *ip = (const unsigned char *)pc;
+    return ip[0] == 0x0f && ip[1] == 0x05;
+}
+
 static void on_preempt(int sig, siginfo_t *si, void *ucv)
 {
     int saved_errno = errno;
@@ -388,17 +397,20 @@ static void on_preempt(int sig, siginfo_t *si, void *ucv)
         atomic_fetch_add_explicit(&n_deferred, 1, memory_order_relaxed);
         atomic_store_explicit(&s->preempt_want, t, memory_order_relaxed);
         s->reds = 0;
-        /* Stuck (the watchdog said so): what only this thread may take
-         * (runnext, the wake lane, the backlog, the injection queue) goes
-         * to the others now, when this thread is not in the middle of
-         * changing it: not in Telar's code, no Telar lock held, not
-         * growing its backlog (the one owner-only change that calls out
-         * to the allocator). Telar code interrupted in a library call
-         * reloads those fields after the call, as after any call. */
+        /* Stuck (the watchdog said so) in a system call: what only this
+         * thread may take (runnext, the wake lane, the backlog, the
+         * injection queue) goes to the others now, when this thread is
+         * not in the middle of changing it: interrupted at a system call
+         * the kernel will restart (blocked in it), not in Telar's code,
+         * no Telar lock held, not growing its backlog (the one owner-only
+         * change that calls out, to the allocator). Only there: a thread
+         * stuck elsewhere (a long library call, a tel_preempt_disable
+         * section) runs and may be inside Telar's code further up. */
         if (atomic_load_explicit(&s->stuck, memory_order_relaxed) &&
             tel__locks_held == 0 && !s->no_shed &&
             !(pc >= (uintptr_t)__start_tel_text &&
-              pc < (uintptr_t)__stop_tel_text)) {
+              pc < (uintptr_t)__stop_tel_text) &&
+            at_syscall(pc)) {
             atomic_fetch_add_explicit(&n_shed, 1, memory_order_relaxed);
             tel__sched_shed(s);
         }
