@@ -121,6 +121,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
 #include <signal.h>
@@ -128,9 +129,11 @@
 #include <stdint.h>
 #include <string.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #include "alloc/base.h"
 #include "alloc/lock.h"
+#include "alloc/numa.h"
 #include "include/telar.h"
 #include "sched/scheduler.h"
 
@@ -215,6 +218,7 @@ struct scan {
     uintptr_t self;   /* an address inside Telar */
     bool first;
     bool telar_in_exe; /* Telar is part of the main executable */
+    uintptr_t exe_bias; /* the main executable's load address */
 };
 
 static int scan_one(struct dl_phdr_info *info, size_t size, void *arg)
@@ -223,6 +227,8 @@ static int scan_one(struct dl_phdr_info *info, size_t size, void *arg)
     struct scan *sc = arg;
     bool exe = sc->first;
     sc->first = false;
+    if (exe)
+        sc->exe_bias = info->dlpi_addr;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
@@ -273,6 +279,59 @@ static bool in_ranges(uintptr_t pc)
     return false;
 }
 
+/*
+ * Cut the main executable's PLT sections (.plt, .plt.got, .plt.sec,
+ * .iplt) from the ranges: their stubs are in the executable's code segment
+ * but are the way every call to a shared library goes, Telar's own calls
+ * included (memcpy, and in ASan builds the fiber-switch annotations in the
+ * middle of a context switch). A signal that lands on a stub has not
+ * interrupted the program's code. The section headers are read from
+ * /proc/self/exe; false if they cannot be.
+ */
+static bool cut_plt(uintptr_t bias)
+{
+    bool ok = false;
+    ElfW(Shdr) *sh = NULL;
+    char *names = NULL;
+    size_t sh_bytes = 0, names_bytes = 0;
+    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ElfW(Ehdr) eh;
+    if (pread(fd, &eh, sizeof eh, 0) != (ssize_t)sizeof eh ||
+        memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+        eh.e_shentsize != sizeof(ElfW(Shdr)) || eh.e_shnum == 0 ||
+        eh.e_shstrndx >= eh.e_shnum)
+        goto out;
+    sh_bytes = (size_t)eh.e_shnum * sizeof(ElfW(Shdr));
+    if (!(sh = tel__mem_alloc(sh_bytes)) ||
+        pread(fd, sh, sh_bytes, (off_t)eh.e_shoff) != (ssize_t)sh_bytes)
+        goto out;
+    const ElfW(Shdr) *st = &sh[eh.e_shstrndx];
+    names_bytes = st->sh_size;
+    if (names_bytes == 0 || names_bytes > (1u << 20) ||
+        !(names = tel__mem_alloc(names_bytes + 1)) ||
+        pread(fd, names, names_bytes, (off_t)st->sh_offset) !=
+            (ssize_t)names_bytes)
+        goto out;
+    names[names_bytes] = '\0';
+    ok = true;
+    for (unsigned i = 0; i < eh.e_shnum && ok; i++) {
+        if (!(sh[i].sh_flags & SHF_EXECINSTR) || sh[i].sh_name >= names_bytes)
+            continue;
+        const char *n = names + sh[i].sh_name;
+        if (strncmp(n, ".plt", 4) == 0 || strcmp(n, ".iplt") == 0)
+            ok = cut(bias + sh[i].sh_addr, bias + sh[i].sh_addr + sh[i].sh_size);
+    }
+out:
+    if (sh)
+        tel__mem_free(sh, sh_bytes);
+    if (names)
+        tel__mem_free(names, names_bytes + 1);
+    close(fd);
+    return ok;
+}
+
 /* The program's own code, or false if it cannot be told apart. */
 static bool ranges_init(void)
 {
@@ -291,6 +350,8 @@ static bool ranges_init(void)
         if (!cut(lo, hi))
             return false;
     }
+    if (!cut_plt(sc.exe_bias))
+        return false;
     /* malloc and the pthread locks must not be the program's own code. */
     static const char *const libc_fns[] = {"malloc", "free",
                                            "pthread_mutex_lock"};
