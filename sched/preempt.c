@@ -380,6 +380,15 @@ static void chain(int sig, siginfo_t *si, void *uc)
         old_act.sa_handler(sig);
 }
 
+/* Whether pc is a `syscall` instruction: a system call the signal
+ * interrupted and the kernel restarts (SA_RESTART) after the handler. Code
+ * pages are readable on x86-64. */
+static bool at_syscall(uintptr_t pc)
+{
+    const unsigned char *ip = (const unsigned char *)pc;
+    return ip[0] == 0x0f && ip[1] == 0x05;
+}
+
 /* The stack pointer the trampoline is entered with, if the task t,
  * interrupted at pc with stack pointer sp, may be switched out there;
  * else 0 (the rule at the top of the file). */
@@ -392,8 +401,7 @@ static uintptr_t safe_entry(struct sched *s, struct task *t, uintptr_t pc,
     if (!in_ranges(pc))
         return 0;
     /* A restarted raw system call: its restart is this thread's. */
-    const unsigned char *ip = (const unsigned char *)pc;
-    if (ip[0] == 0x0f && ip[1] == 0x05)
+    if (at_syscall(pc))
         return 0;
     uintptr_t base = (uintptr_t)t->stack;
     uintptr_t top = base + tel__task_stack_size(t);
@@ -418,15 +426,6 @@ static void put_slot(uintptr_t at, uintptr_t pc)
 {
     uint64_t v = pc;
     __builtin_memcpy((void *)at, &v, sizeof v); /* sp may be unaligned */
-}
-
-/* Whether pc is a `syscall` instruction: a system call the signal
- * interrupted and the kernel restarts (SA_RESTART) after the handler. Code
- * pages are readable on x86-64. */
-static bool at_syscall(uintptr_t pc)
-{
-    const unsigned char *ip = (const unsigned char *)pc;
-    return ip[0] == 0x0f && ip[1] == 0x05;
 }
 
 static void on_preempt(int sig, siginfo_t *si, void *ucv)

@@ -1719,14 +1719,19 @@ static struct task *steal(struct sched *s)
     return NULL;
 }
 
+/* Owner: whether anything is queued on s itself (seq_cst loads where a
+ * parking thread pairs with wakers). */
+static bool own_work(struct sched *s)
+{
+    return s->runnext || s->wk_head || !backlog_empty(s) ||
+           tel__mpsc_nonempty(&s->inject) || tel__runq_len(&s->runq) ||
+           (atomic_load_explicit(&s->prio.mask, memory_order_seq_cst) &
+            PRIO_Q_BITS);
+}
+
 static bool work_visible(struct sched *s)
 {
-    if (s->runnext || s->wk_head || !backlog_empty(s) ||
-        tel__mpsc_nonempty(&s->inject) ||
-        tel__runq_len(&s->runq) ||
-        atomic_load_explicit(&sys.glen, memory_order_seq_cst) ||
-        (atomic_load_explicit(&s->prio.mask, memory_order_seq_cst) &
-         PRIO_Q_BITS))
+    if (own_work(s) || atomic_load_explicit(&sys.glen, memory_order_seq_cst))
         return true;
     for (unsigned i = 0; i < sys.n; i++)
         if (sys.s[i] != s &&
@@ -1970,10 +1975,7 @@ static TEL_NOINLINE bool must_leave_slow(struct sched *s, uint32_t mode)
 /* The spare's thread: whether it has work it must run or hand back. */
 static bool spare_has_work(struct sched *s)
 {
-    return s->runnext || s->wk_head || !backlog_empty(s) ||
-           tel__mpsc_nonempty(&s->inject) || tel__runq_len(&s->runq) ||
-           (atomic_load_explicit(&s->prio.mask, memory_order_seq_cst) &
-            PRIO_Q_BITS) ||
+    return own_work(s) ||
            (atomic_load_explicit(&sys.spare_want, memory_order_seq_cst) &&
             atomic_load_explicit(&sys.glen, memory_order_seq_cst));
 }
