@@ -54,10 +54,14 @@
  * trim_at becomes max(pool_trim_min, twice what is left), so a list whose
  * blocks are scattered over slabs is not walked again before it doubles
  * (amortised O(1) per free). Taking the return stack never trims: the owner
- * is allocating then, and would carve the slabs again at once. So blocks
- * freed remotely to a pool that has stopped allocating wait on its stack
- * until it allocates again or the run ends (at most its own peak). The
- * count of a return stack comes with the exchange (POOL_TAG): a first
+ * is allocating then, and would carve the slabs again at once. Blocks
+ * freed remotely to a pool that has stopped allocating would wait on its
+ * stack until it allocates again or the run ends (its own peak: fanin's
+ * sender side held its whole peak of messages after the receiver freed
+ * them); so a scheduler about to sleep calls tel__pool_trim_idle, which
+ * takes a return stack longer than the list may grow and trims as a local
+ * free would (nobody waits for that thread then: the walk costs no
+ * latency). The count of a return stack comes with the exchange (POOL_TAG): a first
  * version walked each taken chain to count it, and fanin -s 2 spent 40% of
  * its time in that walk (each block a cache miss) and in trims after it.
  *
@@ -414,6 +418,43 @@ static TEL_NOINLINE void *refill(struct pool_cache *pc, unsigned c)
     pc->head[c] = *(void **)b;
     pc->n[c]--;
     return b;
+}
+
+/*
+ * Take pc's return stack for class c onto its list. Owner only. The chain
+ * is walked to its end (to link the list after it): callers are idle.
+ */
+static void take_returns(struct pool_cache *pc, unsigned c)
+{
+    uintptr_t v = atomic_exchange_explicit(&pc->ret[c], 0,
+                                           memory_order_acquire);
+    void *chain = POOL_PTR(v);
+    if (chain == NULL)
+        return;
+    uint32_t n = 1;
+    void *last = chain;
+    for (void *b; (b = link_get(last)) != NULL; last = b)
+        n++;
+    link_set(last, pc->head[c]);
+    pc->head[c] = chain;
+    pc->n[c] += n;
+}
+
+void tel__pool_trim_idle(void)
+{
+    struct pool_cache *pc = tls_cache;
+    if (pc == NULL)
+        return;
+    for (unsigned c = 0; c < POOL_CLASSES; c++) {
+        /* Relaxed load first: an empty or short stack costs one load and
+         * leaves the pushers' line alone. */
+        uintptr_t v = atomic_load_explicit(&pc->ret[c], memory_order_relaxed);
+        if (v == 0 || (uint64_t)POOL_COUNT(v) + pc->n[c] <= pc->trim_at[c])
+            continue;
+        take_returns(pc, c);
+        if (pc->n[c] > pc->trim_at[c])
+            trim(pc, c);
+    }
 }
 
 /* A thread that is not a scheduler: the shared pool, under its lock. */

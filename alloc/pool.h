@@ -37,6 +37,12 @@ void tel__pool_bind_thread(int slot);
  * runs when nothing is kept). Any thread. */
 size_t tel__pool_n_slabs(void);
 
+/* The calling scheduler is about to sleep: take back the blocks other
+ * threads returned to its pool while it stopped allocating, and give back
+ * the slabs that leaves all free (as a long local free list would). One
+ * relaxed load per class when there is nothing to do. Owner thread. */
+void tel__pool_trim_idle(void);
+
 /* Tests: whether b (a block tel__pool_alloc gave, not a large one) lies in
  * a slab the calling thread's pool holds for its class. Owner thread. */
 bool tel__pool_holds(const void *b);

@@ -1790,9 +1790,11 @@ static struct task *find_work_idle(struct sched *s)
                                   memory_order_seq_cst);
         if (t)
             return t;
-        /* About to sleep: trim the node's surplus free stacks now, when
-         * nobody waits for this thread (alloc/stack.c). */
+        /* About to sleep: trim the node's surplus free stacks, and the
+         * blocks other threads returned to our pool, now, when nobody
+         * waits for this thread (alloc/stack.c, alloc/pool.c). */
         tel__stack_trim_idle(s->cache);
+        tel__pool_trim_idle();
         /* Park: announce, look again, sleep until woken or the next timer. */
         uint32_t seq = tel__park_prepare(&s->park, &sys.idle);
         if (work_visible(s) ||
