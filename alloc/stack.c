@@ -105,6 +105,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "alloc/base.h"
@@ -226,6 +228,13 @@ void tel__stack_force_fallback(long mprotect_budget)
 void tel__stack_fake_nodes(unsigned n)
 {
     fake_nodes = n;
+}
+
+static atomic_bool vec_refused;
+
+void tel__stack_force_per_range_discard(bool on)
+{
+    atomic_store_explicit(&vec_refused, on, memory_order_relaxed);
 }
 
 /* Whether the kernel installs guard markers (one probe per run). */
@@ -360,6 +369,9 @@ static int class_init(struct stack_class *sc, size_t size, bool is_run,
     return 0;
 }
 
+static void discard_open(void);
+static void discard_close(void);
+
 int tel__stack_pool_init(size_t size, unsigned n)
 {
     long budget;
@@ -384,6 +396,7 @@ int tel__stack_pool_init(size_t size, unsigned n)
     int rc = class_init(&run_sc, size, true, nodes_of);
     if (rc)
         return rc;
+    discard_open();
     for (unsigned k = 0; k <= STACK_CLASS_MAX; k++)
         atomic_store_explicit(
             &by_class[k],
@@ -406,6 +419,7 @@ void tel__stack_pool_fini(void)
     atomic_store_explicit(&by_class[0], NULL, memory_order_relaxed);
     atomic_store_explicit(&n_other, 0, memory_order_relaxed);
     class_free(&run_sc);
+    discard_close();
     n_nodes = 0;
     n_caches = 0;
 }
@@ -477,13 +491,80 @@ static void release(const struct stack_class *sc, void *base, size_t keep)
 }
 
 /*
+ * Discarding many ranges. Every madvise(MADV_DONTNEED) ends with a TLB
+ * flush, and while another thread of ours runs on another CPU (the other
+ * schedulers) that flush is an interrupt to it that the caller waits for:
+ * 22-25 us per call on this VM beside one spinning thread, whatever the
+ * range's size, so spawn_idle's 1,000,000 exits at -s 2 spent 85% of their
+ * time (12 us an exit) in madvise's shootdowns although neighbours were
+ * merged. process_madvise(2) on our own pidfd takes a vector of ranges;
+ * Linux 6.13 accepts MADV_DONTNEED for the caller's own process there, and
+ * newer kernels flush once per call: 0.4-0.5 us a stack in the same test,
+ * 128 ranges a call. A kernel that refuses (ENOSYS, EINVAL; older ones
+ * take only MADV_COLD and kin there) is asked once; madvise per range then.
+ * The pidfd is opened at pool init (before any scheduler runs) and closed
+ * at fini; a forked child (another pid) does not use its parent's.
+ */
+#define DISCARD_VEC 128
+static int self_pidfd = -1;
+static pid_t self_pid;
+
+static void discard_open(void)
+{
+    if (self_pidfd >= 0 || atomic_load_explicit(&vec_refused,
+                                                memory_order_relaxed))
+        return;
+    self_pid = getpid();
+    long fd = syscall(SYS_pidfd_open, self_pid, 0);
+    if (fd < 0) {
+        atomic_store_explicit(&vec_refused, true, memory_order_relaxed);
+        return;
+    }
+    (void)fcntl((int)fd, F_SETFD, FD_CLOEXEC); /* pidfd_open sets it too */
+    self_pidfd = (int)fd;
+}
+
+static void discard_close(void)
+{
+    if (self_pidfd >= 0)
+        (void)close(self_pidfd);
+    self_pidfd = -1;
+}
+
+/* MADV_DONTNEED on n ranges (n <= DISCARD_VEC). */
+static void discard(const struct iovec *iov, unsigned n)
+{
+    unsigned done = 0;
+    if (n > 1 && self_pidfd >= 0 &&
+        !atomic_load_explicit(&vec_refused, memory_order_relaxed) &&
+        getpid() == self_pid) {
+        size_t want = 0;
+        for (unsigned i = 0; i < n; i++)
+            want += iov[i].iov_len;
+        long r = syscall(SYS_process_madvise, self_pidfd, iov, (size_t)n,
+                         MADV_DONTNEED, 0u);
+        if (r < 0 && (errno == ENOSYS || errno == EINVAL || errno == EPERM))
+            atomic_store_explicit(&vec_refused, true, memory_order_relaxed);
+        if (r > 0 && (size_t)r == want)
+            return;
+        /* Partly done (it stops at a range it could not advise): the
+         * ranges wholly advised are skipped, the rest go one by one. */
+        for (size_t left = r > 0 ? (size_t)r : 0;
+             done < n && left >= iov[done].iov_len; done++)
+            left -= iov[done].iov_len;
+    }
+    for (unsigned i = done; i < n; i++)
+        (void)madvise(iov[i].iov_base, iov[i].iov_len, MADV_DONTNEED);
+}
+
+/*
  * Trim k free stacks whole (b is reordered). Stacks carved one after the
  * other are neighbours in their reservation, and they tend to be freed
- * together (a batch of processes ends), so adjacent ones go in one madvise:
- * on this VM a madvise that drops one page cost about 10 us, and
- * spawn_idle's 50,000 exits spent 6 us each trimming one stack at a time.
+ * together (a batch of processes ends), so adjacent ones make one range,
+ * and the ranges go to the kernel DISCARD_VEC at a time (discard above).
  * The guard markers between them survive MADV_DONTNEED. With canaries
- * (the fallback) each stack is trimmed alone, to put its canary back.
+ * (the fallback) each stack's range takes its guard region too (an
+ * overflow may have filled it), and its canary is put back after.
  */
 static int cmp_base(const void *x, const void *y)
 {
@@ -494,21 +575,28 @@ static int cmp_base(const void *x, const void *y)
 
 static void release_many(const struct stack_class *sc, void **b, unsigned k)
 {
-    if (canary) {
-        for (unsigned i = 0; i < k; i++)
-            release(sc, b[i], 0);
-        return;
-    }
-    qsort(b, k, sizeof(*b), cmp_base);
+    struct iovec iov[DISCARD_VEC];
+    unsigned n = 0;
+    if (!canary)
+        qsort(b, k, sizeof(*b), cmp_base);
     for (unsigned i = 0; i < k;) {
         unsigned j = i;
-        while (j + 1 < k && (char *)b[j + 1] == (char *)b[j] + sc->slot)
+        while (!canary && j + 1 < k &&
+               (char *)b[j + 1] == (char *)b[j] + sc->slot)
             j++;
-        char *lo = b[i];
+        char *lo = canary ? (char *)b[i] - STACK_GUARD : (char *)b[i];
         char *hi = (char *)b[j] + sc->size;
-        (void)madvise(lo, (size_t)(hi - lo), MADV_DONTNEED);
+        iov[n++] = (struct iovec){lo, (size_t)(hi - lo)};
+        if (n == DISCARD_VEC) {
+            discard(iov, n);
+            n = 0;
+        }
         i = j + 1;
     }
+    discard(iov, n);
+    if (canary)
+        for (unsigned i = 0; i < k; i++)
+            *(volatile uint64_t *)b[i] = STACK_CANARY;
 }
 
 /* Make room for one more pointer in a growable array of n (doubling from

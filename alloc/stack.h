@@ -141,6 +141,10 @@ void tel__stack_force_fallback(long mprotect_budget);
 /* Pretend the machine has n NUMA nodes (0: ask alloc/topo.h), cache i on
  * node i % n, for the pools created from now on. Call between runs. */
 void tel__stack_fake_nodes(unsigned n);
+/* Tests: trim with one madvise per range (true), as on a kernel that
+ * refuses vectored MADV_DONTNEED, or go back to asking the kernel (false).
+ * Before tel__stack_pool_init. */
+void tel__stack_force_per_range_discard(bool on);
 
 struct tel__stack_stats {
     unsigned n_nodes;

@@ -692,6 +692,74 @@ Test(stack, free_stacks_beyond_the_pools_bound_are_trimmed_whole,
     free(b);
 }
 
+/* Free stacks that are not neighbours (every other one of a run freed)
+ * are trimmed many ranges to a call (process_madvise where the kernel
+ * takes it, alloc/stack.c): each must lose its pages, and the live stacks
+ * between them must keep theirs. */
+static void trim_scattered(void)
+{
+    struct tel__stack_stats st;
+    tel__stack_stats(&st);
+    size_t bound = st.warm_max, extra = 300;
+    size_t n = 2 * (bound + extra);
+    char **b = malloc(n * sizeof(char *));
+    cr_assert_not_null(b);
+    for (size_t i = 0; i < n; i++) {
+        b[i] = tel__stack_alloc(-1);
+        cr_assert_not_null(b[i]);
+        memset(b[i] + STACK_64K - 8 * KIB, (int)(i & 0x7f), 8 * KIB);
+    }
+    for (size_t i = 0; i < n; i += 2) /* the first `bound` of them warm */
+        tel__stack_free(-1, b[i]);
+    tel__stack_trim_idle(-1);
+    tel__stack_stats(&st);
+    cr_assert_eq(st.n_dirty, 0);
+    cr_assert_eq(st.n_cold, extra);
+    size_t r = 0;
+    for (size_t i = 2 * bound; i < n; i += 2)
+        r += resident(b[i], b[i] + STACK_64K);
+    cr_assert_eq(r, 0, "%zu pages of trimmed stacks are resident", r);
+    for (size_t i = 1; i < n; i += 2) {
+        cr_assert_eq(resident(b[i] + STACK_64K - 8 * KIB, b[i] + STACK_64K),
+                     2, "live stack %zu lost pages", i);
+        for (size_t j = STACK_64K - 8 * KIB; j < STACK_64K; j += 512)
+            cr_assert_eq((unsigned char)b[i][j], i & 0x7f,
+                         "live stack %zu changed at %zu", i, j);
+    }
+    if (st.guard_markers) {
+        void *t[3] = {b[2 * bound], b[2 * bound + 2], b[2 * bound + 4]};
+        check_guards(t, 3);
+    }
+    for (size_t i = 1; i < n; i += 2)
+        tel__stack_free(-1, b[i]);
+    free(b);
+}
+
+Test(stack, scattered_free_stacks_are_trimmed_and_their_live_neighbours_kept,
+     .init = up_64k, .fini = pool_down, .timeout = 60)
+{
+    trim_scattered();
+}
+
+static void per_range_up(void)
+{
+    tel__stack_force_per_range_discard(true);
+    up_64k();
+}
+
+static void per_range_down(void)
+{
+    pool_down();
+    tel__stack_force_per_range_discard(false);
+}
+
+/* The same where the kernel refuses vectored discards: a madvise each. */
+Test(stack, scattered_free_stacks_are_trimmed_one_by_one_without_vectors,
+     .init = per_range_up, .fini = per_range_down, .timeout = 60)
+{
+    trim_scattered();
+}
+
 /* ------------------------------------------------------------------ */
 /* Nodes                                                               */
 /* ------------------------------------------------------------------ */
