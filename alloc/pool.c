@@ -56,12 +56,13 @@
  * (amortised O(1) per free). Taking the return stack never trims: the owner
  * is allocating then, and would carve the slabs again at once. Blocks
  * freed remotely to a pool that has stopped allocating would wait on its
- * stack until it allocates again or the run ends (its own peak: fanin's
- * sender side held its whole peak of messages after the receiver freed
- * them); so a scheduler about to sleep calls tel__pool_trim_idle, which
- * takes a return stack longer than the list may grow and trims as a local
- * free would (nobody waits for that thread then: the walk costs no
- * latency). The count of a return stack comes with the exchange (POOL_TAG): a first
+ * stack until it allocates again or the run ends (up to its own peak: a
+ * scheduler whose senders are done while the receiver elsewhere frees
+ * their messages); so a scheduler about to sleep calls
+ * tel__pool_trim_idle, which takes a return stack longer than the list
+ * may grow and trims as a local free would (nobody waits for that thread
+ * then: the walk costs no latency). The count of a return stack comes
+ * with the exchange (POOL_TAG): a first
  * version walked each taken chain to count it, and fanin -s 2 spent 40% of
  * its time in that walk (each block a cache miss) and in trims after it.
  *

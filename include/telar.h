@@ -514,7 +514,8 @@ typedef struct tel_down_info {
  *   normal round-robin, one slice each;
  *   low    once per 8 normal slices while it waits (so normal work cannot
  *          starve it, and it cannot take more than 1 slice in 9 from
- *          normal work), and whenever no normal process is ready.
+ *          normal work), but after the processes just woken (at most 8
+ *          of them in a row), and whenever no normal process is ready.
  * A level applies however the process became ready (spawned, woken by a
  * message from a process or another thread, by its timer, after a yield).
  * A process of a higher level does not interrupt a running one: it runs at

@@ -270,6 +270,110 @@ static void low_share_main(void *arg)
              low / (low + normal), low, normal);
 }
 
+/* A process woken while the low level's turn is due runs first: the low
+ * process's slice would otherwise come between the wake-up and the run
+ * (and a demoted long runner's lasts until the watchdog's signal). The
+ * waker records the low process's loop count as it sends; the woken
+ * process finds it unchanged. Each send is followed by a yield, so the
+ * next pick happens at once; with 9 normal hogs, the low turn is due at
+ * about one of those picks in 9. */
+static tel_pid_t woken_pid;
+static uint64_t low_at_send;
+static atomic_uint n_woken, n_behind_low;
+
+static void woken_fn(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        tel_msg_t *m = NULL;
+        if (!TT_CHECK_RC(tel_recv(&m, TEL_INFINITY), 0, "tel_recv"))
+            return;
+        uint64_t tag = m->tag;
+        tel_msg_free(m);
+        if (tag == 0)
+            return;
+        atomic_fetch_add(&n_woken, 1);
+        if (atomic_load(&other_loops) != low_at_send)
+            atomic_fetch_add(&n_behind_low, 1);
+    }
+}
+
+static void waker_main(void *arg)
+{
+    (void)arg;
+    spawn_with(hog_fn, &other_loops, TEL_PRIO_LOW, 0);
+    for (int i = 0; i < 9; i++)
+        spawn_with(hog_fn, NULL, TEL_PRIO_NORMAL, 0);
+    woken_pid = spawn_with(woken_fn, NULL, TEL_PRIO_NORMAL, 0);
+    enum { SENDS = 300 };
+    for (int i = 0; i < SENDS; i++) {
+        low_at_send = atomic_load(&other_loops);
+        if (!TT_CHECK_RC(tel_send(woken_pid, 1, NULL, 0), 0, "tel_send"))
+            break;
+        (void)tel_yield();
+    }
+    TT_CHECK_RC(tel_send(woken_pid, 0, NULL, 0), 0, "tel_send");
+    atomic_store(&stop_hogs, true);
+    TT_CHECK(tt_await_count(1, 10000), "hogs did not stop");
+    TT_CHECK(atomic_load(&other_loops) > 0, "the low process never ran");
+    TT_CHECK(atomic_load(&n_woken) == SENDS, "woken %u times of %d",
+             atomic_load(&n_woken), SENDS);
+    TT_CHECK(atomic_load(&n_behind_low) == 0,
+             "%u of %u wake-ups waited behind a low slice",
+             atomic_load(&n_behind_low), atomic_load(&n_woken));
+}
+
+Test(prio, a_woken_process_runs_before_the_low_levels_turn, .timeout = 60)
+{
+    TT_RUN(&one_sched, waker_main, NULL);
+}
+
+/* The other side of that rule: woken tasks cannot keep the low level's
+ * turn away for ever. A ping-pong pair is always woken (each wakes the
+ * other), yet the low process runs while it plays. */
+static void pong_fn(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        tel_msg_t *m = NULL;
+        if (!TT_CHECK_RC(tel_recv(&m, TEL_INFINITY), 0, "tel_recv"))
+            return;
+        tel_pid_t from = m->from;
+        uint64_t tag = m->tag;
+        tel_msg_free(m);
+        if (tag == 0)
+            return;
+        if (!TT_CHECK_RC(tel_send(from, tag, NULL, 0), 0, "tel_send"))
+            return;
+    }
+}
+
+static void pair_main(void *arg)
+{
+    (void)arg;
+    spawn_with(hog_fn, &other_loops, TEL_PRIO_LOW, 0);
+    tel_pid_t pong = spawn_with(pong_fn, NULL, TEL_PRIO_NORMAL, 0);
+    enum { ROUNDS = 200000 };
+    for (int i = 0; i < ROUNDS; i++) {
+        tel_msg_t *m = NULL;
+        if (!TT_CHECK_RC(tel_send(pong, 1, NULL, 0), 0, "tel_send") ||
+            !TT_CHECK_RC(tel_recv(&m, TEL_INFINITY), 0, "tel_recv"))
+            break;
+        tel_msg_free(m);
+    }
+    uint64_t low = atomic_load(&other_loops);
+    TT_CHECK_RC(tel_send(pong, 0, NULL, 0), 0, "tel_send");
+    atomic_store(&stop_hogs, true);
+    TT_CHECK(tt_await_count(1, 10000), "hogs did not stop");
+    TT_CHECK(low > 0, "the low process never ran during %d round trips",
+             (int)ROUNDS);
+}
+
+Test(prio, a_ping_pong_pair_does_not_starve_a_low_process, .timeout = 60)
+{
+    TT_RUN(&one_sched, pair_main, NULL);
+}
+
 Test(prio, a_low_process_gets_about_one_pick_in_nine_among_100_normal_hogs,
      .timeout = 60)
 {
