@@ -63,8 +63,10 @@ static inline void tel__mpsc_push(struct tel__mpsc *q, struct tel__mpsc_node *n)
  * bit set. The next push's exchange returns that mark: that producer, and
  * no one else, has made the queue non-empty under a parked consumer, so it
  * alone must wake it (no second atomic on the consumer's state is needed).
- * Something else that wakes the consumer (its receive timer) takes the mark
- * back with tel__mpsc_unpark, which fails once a push has come first.
+ * Something else that wakes the consumer (its receive timer, or a producer
+ * that hands its node over some other way: core/mailbox.c) takes the mark
+ * back with tel__mpsc_unpark, which fails once a push has come first; the
+ * queue is then empty and unparked again, and the winner wakes it.
  * While the consumer runs, `in` never holds the mark, so pop and nonempty
  * are unchanged.
  */

@@ -20,6 +20,14 @@
  * alloc/mpsc.h). The sender whose exchange takes that mark wakes it, and
  * no one else: one atomic per message on each side, no CAS on the task's
  * state. The receive timer competes for the same mark (tel__mbox_unpark).
+ * A sender that finds the mark takes it back instead and puts its message
+ * straight on the saved list (push_and_wake: the direct hand-off), so the
+ * receiver's next pop does not pay the stub's exchange.
+ *
+ * Invariant of the saved list for the direct hand-off: a message put there
+ * by a sender is newer than every message already saved and older than
+ * anything in the arrival queue; a parked receive finds it as the list's
+ * new tail when it resumes.
  */
 #include "core/mailbox.h"
 
@@ -78,10 +86,42 @@ void tel__mbox_remove_if(struct mailbox *mb,
     }
 }
 
-/* p is held by the caller: enqueue m and wake p if this push ends its wait. */
+/*
+ * p is held by the caller: enqueue m and wake p if this push ends its wait.
+ *
+ * The direct hand-off: when p is parked on its mailbox, its arrival queue
+ * is truly empty (a receive parks on nothing else) and every message it
+ * holds is in its saved list. Taking the park back (one CAS, which the
+ * other senders' exchanges and the receive timer compete for) makes us the
+ * one waker, and until we wake p nobody else touches its owner-only
+ * fields: so m goes straight to the saved list's tail. It is newer than
+ * everything saved and older than anything pushed after our CAS, so
+ * arrival order holds. The receiver then takes m without popping the
+ * arrival queue, and so without the stub's exchange (alloc/mpsc.h) that
+ * draining the queue's last node costs: one read-modify-write less per
+ * message to a waiting process. Only kinds the receiver does not filter
+ * (tel__msg_needs_filter) go this way: signals, calls and replies are acted
+ * on when popped from the arrival queue. The saved list's writes reach the
+ * receiver through the wake (its queue's release and acquire).
+ *
+ * Whether to try is judged by p's task state (a relaxed load; the CAS
+ * decides), not by loading `in`: while p runs and drains a flood (fanin),
+ * its task line stays clean in every cache, whereas a load of `in` before
+ * the exchange would fetch that contended line shared and then again
+ * exclusive.
+ */
 static void push_and_wake(struct proc *p, struct msg *m)
 {
-    if (tel__mpsc_push_wake(&p->mbox.in, &m->node))
+    struct mailbox *mb = &p->mbox;
+    if (TEL_UNLIKELY(atomic_load_explicit(&p->task.state,
+                                          memory_order_relaxed) ==
+                     TASK_WAIT_MSG) &&
+        !tel__msg_needs_filter(m) && tel__mpsc_unpark(&mb->in)) {
+        tel__mbox_save(mb, m);
+        tel__sched_wake_parked(&p->task);
+        return;
+    }
+    if (tel__mpsc_push_wake(&mb->in, &m->node))
         tel__sched_wake_parked(&p->task);
 }
 
@@ -218,7 +258,22 @@ static int receive(tel_msg_t **out, bool (*match)(const tel_msg_t *, void *),
             rc = TEL_ETIMEDOUT;
             armed = true;
         }
+        struct msg *tail = mb->saved_tail;
         s = tel__sched_park(s, TASK_WAIT_MSG);
+        if (mb->saved_tail != tail) {
+            /* Handed to us directly (push_and_wake): the one message
+             * after tail, saved already, never filtered. */
+            m = mb->saved_tail;
+            seen++;
+            if (!match || call_match(p, match, &m->pub, ctx)) {
+                if (tail)
+                    tel__msg_set_next(tail, NULL);
+                else
+                    mb->saved = NULL;
+                mb->saved_tail = tail;
+                goto found_armed;
+            }
+        }
     }
     if (armed)
         tel__sched_timer_disarm(&p->task);
