@@ -109,6 +109,16 @@ static inline bool tel__mpsc_unpark(struct tel__mpsc *q)
         &q->in, &want, &q->stub, memory_order_seq_cst, memory_order_seq_cst);
 }
 
+/* Any thread: no producer has exchanged since the queue was last truly
+ * empty and unparked (a relaxed load of `in`: it is the stub). Meaningful
+ * only to whoever holds the consumer's wake while the consumer waits (a
+ * lazy park, core/mailbox.c): then nothing older than a node it hands
+ * over some other way can be in the queue. */
+static inline bool tel__mpsc_idle_hint(struct tel__mpsc *q)
+{
+    return atomic_load_explicit(&q->in, memory_order_relaxed) == &q->stub;
+}
+
 /* Consumer only. The oldest node, or NULL if empty or inconsistent. */
 static inline struct tel__mpsc_node *tel__mpsc_pop(struct tel__mpsc *q)
 {

@@ -110,16 +110,30 @@ void tel__mbox_remove_if(struct mailbox *mb,
  * the exchange would fetch that contended line shared and then again
  * exclusive.
  */
-static void push_and_wake(struct proc *p, struct msg *m)
+static void push_and_wake(struct sched *s, struct proc *p, struct msg *m)
 {
     struct mailbox *mb = &p->mbox;
     if (TEL_UNLIKELY(atomic_load_explicit(&p->task.state,
                                           memory_order_relaxed) ==
-                     TASK_WAIT_MSG) &&
-        !tel__msg_needs_filter(m) && tel__mpsc_unpark(&mb->in)) {
-        tel__mbox_save(mb, m);
-        tel__sched_wake_parked(&p->task);
-        return;
+                     TASK_WAIT_MSG)) {
+        if (s && tel__sched_take_lazy(s, &p->task)) {
+            /* Parked by our scheduler and not published yet (scheduler.c,
+             * "Lazy parks"): its wake is ours, with no atomic at all. Its
+             * queue was truly empty when it parked; if no producer has
+             * exchanged since, m is the oldest news and goes to the saved
+             * list, else it queues behind theirs. */
+            if (!tel__msg_needs_filter(m) && tel__mpsc_idle_hint(&mb->in))
+                tel__mbox_save(mb, m);
+            else
+                tel__mpsc_push(&mb->in, &m->node);
+            tel__sched_wake_parked(&p->task);
+            return;
+        }
+        if (!tel__msg_needs_filter(m) && tel__mpsc_unpark(&mb->in)) {
+            tel__mbox_save(mb, m);
+            tel__sched_wake_parked(&p->task);
+            return;
+        }
     }
     if (tel__mpsc_push_wake(&mb->in, &m->node))
         tel__sched_wake_parked(&p->task);
@@ -138,7 +152,7 @@ bool tel__mbox_deliver_alive(tel_pid_t to, struct msg *m)
         tel__msg_free(m); /* dead or stale: dropped, as in Erlang */
         return false;
     }
-    push_and_wake(p, m);
+    push_and_wake(tel__sched_self(), p, m);
     if (!on_sched)
         tel__pid_unref(p);
     return true;
@@ -160,7 +174,7 @@ int tel_send(tel_pid_t to, uint64_t tag, const void *data, size_t size)
     if (p) {
         struct msg *m = tel__msg_new(self ? self->pid : 0, tag, data, size);
         if (m)
-            push_and_wake(p, m);
+            push_and_wake(s, p, m);
         else
             rc = TEL_ENOMEM;
         if (!s)
