@@ -110,7 +110,7 @@ void tel__mbox_remove_if(struct mailbox *mb,
  * the exchange would fetch that contended line shared and then again
  * exclusive.
  */
-static void push_and_wake(struct sched *s, struct proc *p, struct msg *m)
+TEL_INLINE void push_and_wake(struct sched *s, struct proc *p, struct msg *m)
 {
     struct mailbox *mb = &p->mbox;
     if (TEL_UNLIKELY(atomic_load_explicit(&p->task.state,
@@ -172,7 +172,7 @@ int tel_send(tel_pid_t to, uint64_t tag, const void *data, size_t size)
      * switch (no atomic read-modify-write), elsewhere by a reference. */
     struct proc *p = s ? tel__pid_lookup(to) : tel__pid_ref(to);
     if (p) {
-        struct msg *m = tel__msg_new(self ? self->pid : 0, tag, data, size);
+        struct msg *m = tel__msg_make(self ? self->pid : 0, tag, data, size);
         if (m)
             push_and_wake(s, p, m);
         else
