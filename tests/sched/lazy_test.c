@@ -85,6 +85,84 @@ Test(lazy, a_reply_to_the_waker_on_two_schedulers, .timeout = 60)
     TT_RUN(&c, pingpong_main, NULL);
 }
 
+/*
+ * The same with a selective receive: the pinger asks for the reply tag
+ * only; the ponger first sends a message it rejects (which the lazy park
+ * hands to its saved list), then the reply. The rejected ones come out
+ * after, in order.
+ */
+#define TAG_JUNK 4
+#define SEL_ROUNDS 500
+
+static bool is_ping(const tel_msg_t *m, void *ctx)
+{
+    (void)ctx;
+    return m->tag == TAG_PING;
+}
+
+static void sel_ponger(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        tel_msg_t *m = NULL;
+        if (!TT_CHECK_RC(tel_recv(&m, 20000), 0, "sel_ponger: tel_recv"))
+            return;
+        if (lazy_here())
+            atomic_store(&lazy_seen, 1);
+        uint64_t tag = m->tag, v = m->size ? tt_msg_u64(m) : 0;
+        tel_pid_t from = m->from;
+        tel_msg_free(m);
+        if (tag == TAG_DONE)
+            return;
+        (void)tt_send_u64(from, TAG_JUNK, v);
+        (void)tt_send_u64(from, TAG_PING, v + 1);
+    }
+}
+
+static void selective_main(void *arg)
+{
+    (void)arg;
+    tel_pid_t pong = 0;
+    if (!TT_CHECK_RC(tel_spawn(&pong, sel_ponger, NULL), 0, "tel_spawn"))
+        return;
+    for (uint64_t i = 0; i < SEL_ROUNDS; i++) {
+        if (tt_send_u64(pong, TAG_PING, 2 * i) != 0)
+            return;
+        tel_msg_t *m = NULL;
+        if (!TT_CHECK_RC(tel_recv_match(&m, is_ping, NULL, 20000), 0,
+                         "tel_recv_match"))
+            return;
+        uint64_t v = tt_msg_u64(m);
+        tel_msg_free(m);
+        if (!TT_CHECK(v == 2 * i + 1, "round %" PRIu64 ": got %" PRIu64, i,
+                      v))
+            return;
+    }
+    (void)tt_send_tag(pong, TAG_DONE);
+    for (uint64_t i = 0; i < SEL_ROUNDS; i++) {
+        tel_msg_t *m = NULL;
+        if (!TT_CHECK_RC(tel_recv(&m, 0), 0, "a rejected message is missing"))
+            return;
+        uint64_t tag = m->tag, v = tt_msg_u64(m);
+        tel_msg_free(m);
+        if (!TT_CHECK(tag == TAG_JUNK && v == 2 * i,
+                      "rejected message %" PRIu64 ": tag %" PRIu64
+                      ", value %" PRIu64,
+                      i, tag, v))
+            return;
+    }
+    if (tel__preempt_active())
+        TT_CHECK(atomic_load(&lazy_seen),
+                 "the ponger never found the pinger's park lazy");
+}
+
+Test(lazy, a_selective_receive_keeps_what_the_woken_task_hands_it,
+     .timeout = 60)
+{
+    tel_config_t c = {.schedulers = 1};
+    TT_RUN(&c, selective_main, NULL);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Not stranded                                                              */
 /* ------------------------------------------------------------------------ */
