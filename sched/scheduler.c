@@ -874,12 +874,39 @@ static struct task *pick_raw(struct sched *s)
 }
 
 /* Owner: the next task to run, with a stack, or NULL. */
-static struct task *pick_next(struct sched *s)
+static TEL_NOINLINE struct task *pick_next_full(struct sched *s)
 {
     struct task *t;
     while ((t = pick_raw(s)) && TEL_UNLIKELY(!t->stack) && !materialize(s, t))
         ;
     return t;
+}
+
+/*
+ * Owner: pick_next_full, with its most common outcome inline: runnext, in
+ * the current slice, when this pick has nothing else to do (no other
+ * level, no reclamation or watchdog question, not the every-61st look, no
+ * timer to run). It decides from loads alone and then does exactly what
+ * pick_raw would (tick, quiescent state, runnext); anything else takes the
+ * full pick, which starts from the same state. A ping-pong switch then
+ * saves the full pick's register saves. Keep the two in step: the order
+ * of the checks is pick_raw's and pick_normal's.
+ */
+static inline struct task *pick_next(struct sched *s)
+{
+    struct task *t = s->runnext;
+    uint32_t tick = s->tick + 1;
+    if (TEL_LIKELY(t != NULL && s->reds > 0 && t->stack != NULL) &&
+        ((uintptr_t)s->ep.head |
+         atomic_load_explicit(&s->prio.mask, memory_order_relaxed)) == 0 &&
+        tick % SCHED_GLOBAL_EVERY != 0 &&
+        ((tick & 3) != 0 || tel__tw_empty(&s->wheel))) {
+        s->tick = tick;
+        tel__epoch_quiescent(&s->ep);
+        s->runnext = NULL;
+        return t;
+    }
+    return pick_next_full(s);
 }
 
 /* The lowest stack pointer t was seen at (for trimming its stack). */
