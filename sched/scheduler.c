@@ -996,7 +996,7 @@ static inline void flush_lazy(struct sched *s)
 }
 
 /* The context that resumed publishes the task the last switch left. */
-static void finish_handoff(struct sched *s)
+static TEL_NOINLINE void finish_handoff_full(struct sched *s)
 {
     flush_lazy(s); /* the run that followed it has ended */
     struct task *t = s->handoff;
@@ -1067,6 +1067,28 @@ static void finish_handoff(struct sched *s)
     default:
         break;
     }
+}
+
+/*
+ * The context that resumed publishes the task the last switch left:
+ * finish_handoff_full, with a reply's usual case inline (a receive parked
+ * and switched to the task it woke, with no lazy park pending: the park
+ * becomes lazy, "Lazy parks"). Same effect as the full path's.
+ */
+static inline void finish_handoff(struct sched *s)
+{
+    struct task *t = s->handoff;
+    if (TEL_LIKELY(t != NULL && s->lazy == NULL &&
+                   s->handoff_act == ACT_PARK_MSG && s->cur == s->woke &&
+                   s->woke != NULL && sys.lazy)) {
+        s->handoff = NULL;
+        s->woke = NULL;
+        atomic_store_explicit(&t->state, TASK_WAIT_MSG, memory_order_relaxed);
+        s->lazy = t;
+        atomic_signal_fence(memory_order_seq_cst); /* the handler's */
+        return;
+    }
+    finish_handoff_full(s);
 }
 
 /*
