@@ -312,8 +312,9 @@ void tel__task_stack_release(struct task *t);
 void tel__sched_wake_parked(struct task *t);
 
 /*
- * Inside a process running on s: if t is the task whose park on its
- * mailbox s has not published yet (scheduler.c, "Lazy parks"), take it:
+ * On s's own thread (a process running on s, or s's timer delivering a
+ * message): if t is the task whose park on its mailbox s has not
+ * published yet (scheduler.c, "Lazy parks"), take it:
  * nobody else can wake t now, its mailbox is not marked, and the caller
  * must make it runnable with tel__sched_wake_parked after delivering.
  * While t waits so, its arrival queue was truly empty when it parked and
