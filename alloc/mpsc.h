@@ -63,8 +63,10 @@ static inline void tel__mpsc_push(struct tel__mpsc *q, struct tel__mpsc_node *n)
  * bit set. The next push's exchange returns that mark: that producer, and
  * no one else, has made the queue non-empty under a parked consumer, so it
  * alone must wake it (no second atomic on the consumer's state is needed).
- * Something else that wakes the consumer (its receive timer) takes the mark
- * back with tel__mpsc_unpark, which fails once a push has come first.
+ * Something else that wakes the consumer (its receive timer, or a producer
+ * that hands its node over some other way: core/mailbox.c) takes the mark
+ * back with tel__mpsc_unpark, which fails once a push has come first; the
+ * queue is then empty and unparked again, and the winner wakes it.
  * While the consumer runs, `in` never holds the mark, so pop and nonempty
  * are unchanged.
  */
@@ -105,6 +107,16 @@ static inline bool tel__mpsc_unpark(struct tel__mpsc *q)
     struct tel__mpsc_node *want = tel__mpsc_mark(q);
     return atomic_compare_exchange_strong_explicit(
         &q->in, &want, &q->stub, memory_order_seq_cst, memory_order_seq_cst);
+}
+
+/* Any thread: no producer has exchanged since the queue was last truly
+ * empty and unparked (a relaxed load of `in`: it is the stub). Meaningful
+ * only to whoever holds the consumer's wake while the consumer waits (a
+ * lazy park, core/mailbox.c): then nothing older than a node it hands
+ * over some other way can be in the queue. */
+static inline bool tel__mpsc_idle_hint(struct tel__mpsc *q)
+{
+    return atomic_load_explicit(&q->in, memory_order_relaxed) == &q->stub;
 }
 
 /* Consumer only. The oldest node, or NULL if empty or inconsistent. */

@@ -20,6 +20,14 @@
  * alloc/mpsc.h). The sender whose exchange takes that mark wakes it, and
  * no one else: one atomic per message on each side, no CAS on the task's
  * state. The receive timer competes for the same mark (tel__mbox_unpark).
+ * A sender that finds the mark takes it back instead and puts its message
+ * straight on the saved list (push_and_wake: the direct hand-off), so the
+ * receiver's next pop does not pay the stub's exchange.
+ *
+ * Invariant of the saved list for the direct hand-off: a message put there
+ * by a sender is newer than every message already saved and older than
+ * anything in the arrival queue; a parked receive finds it as the list's
+ * new tail when it resumes.
  */
 #include "core/mailbox.h"
 
@@ -78,10 +86,56 @@ void tel__mbox_remove_if(struct mailbox *mb,
     }
 }
 
-/* p is held by the caller: enqueue m and wake p if this push ends its wait. */
-static void push_and_wake(struct proc *p, struct msg *m)
+/*
+ * p is held by the caller: enqueue m and wake p if this push ends its wait.
+ *
+ * The direct hand-off: when p is parked on its mailbox, its arrival queue
+ * is truly empty (a receive parks on nothing else) and every message it
+ * holds is in its saved list. Taking the park back (one CAS, which the
+ * other senders' exchanges and the receive timer compete for) makes us the
+ * one waker, and until we wake p nobody else touches its owner-only
+ * fields: so m goes straight to the saved list's tail. It is newer than
+ * everything saved and older than anything pushed after our CAS, so
+ * arrival order holds. The receiver then takes m without popping the
+ * arrival queue, and so without the stub's exchange (alloc/mpsc.h) that
+ * draining the queue's last node costs: one read-modify-write less per
+ * message to a waiting process. Only kinds the receiver does not filter
+ * (tel__msg_needs_filter) go this way: signals, calls and replies are acted
+ * on when popped from the arrival queue. The saved list's writes reach the
+ * receiver through the wake (its queue's release and acquire).
+ *
+ * Whether to try is judged by p's task state (a relaxed load; the CAS
+ * decides), not by loading `in`: while p runs and drains a flood (fanin),
+ * its task line stays clean in every cache, whereas a load of `in` before
+ * the exchange would fetch that contended line shared and then again
+ * exclusive.
+ */
+TEL_INLINE void push_and_wake(struct sched *s, struct proc *p, struct msg *m)
 {
-    if (tel__mpsc_push_wake(&p->mbox.in, &m->node))
+    struct mailbox *mb = &p->mbox;
+    if (TEL_UNLIKELY(atomic_load_explicit(&p->task.state,
+                                          memory_order_relaxed) ==
+                     TASK_WAIT_MSG)) {
+        if (s && tel__sched_take_lazy(s, &p->task)) {
+            /* Parked by our scheduler and not published yet (scheduler.c,
+             * "Lazy parks"): its wake is ours, with no atomic at all. Its
+             * queue was truly empty when it parked; if no producer has
+             * exchanged since, m is the oldest news and goes to the saved
+             * list, else it queues behind theirs. */
+            if (!tel__msg_needs_filter(m) && tel__mpsc_idle_hint(&mb->in))
+                tel__mbox_save(mb, m);
+            else
+                tel__mpsc_push(&mb->in, &m->node);
+            tel__sched_wake_parked(&p->task);
+            return;
+        }
+        if (!tel__msg_needs_filter(m) && tel__mpsc_unpark(&mb->in)) {
+            tel__mbox_save(mb, m);
+            tel__sched_wake_parked(&p->task);
+            return;
+        }
+    }
+    if (tel__mpsc_push_wake(&mb->in, &m->node))
         tel__sched_wake_parked(&p->task);
 }
 
@@ -98,7 +152,7 @@ bool tel__mbox_deliver_alive(tel_pid_t to, struct msg *m)
         tel__msg_free(m); /* dead or stale: dropped, as in Erlang */
         return false;
     }
-    push_and_wake(p, m);
+    push_and_wake(tel__sched_self(), p, m);
     if (!on_sched)
         tel__pid_unref(p);
     return true;
@@ -118,9 +172,9 @@ int tel_send(tel_pid_t to, uint64_t tag, const void *data, size_t size)
      * switch (no atomic read-modify-write), elsewhere by a reference. */
     struct proc *p = s ? tel__pid_lookup(to) : tel__pid_ref(to);
     if (p) {
-        struct msg *m = tel__msg_new(self ? self->pid : 0, tag, data, size);
+        struct msg *m = tel__msg_make(self ? self->pid : 0, tag, data, size);
         if (m)
-            push_and_wake(p, m);
+            push_and_wake(s, p, m);
         else
             rc = TEL_ENOMEM;
         if (!s)
@@ -154,8 +208,14 @@ static inline bool call_match(struct proc *p,
     return r;
 }
 
-static int receive(tel_msg_t **out, bool (*match)(const tel_msg_t *, void *),
-                   void *ctx, int64_t timeout_ms)
+/*
+ * Every receive. Inlined twice: into tel_recv, where match is NULL and the
+ * compiler drops every test of it (the common receive costs about a third
+ * less), and into receive_match for the rest.
+ */
+TEL_INLINE int receive(tel_msg_t **out,
+                       bool (*match)(const tel_msg_t *, void *), void *ctx,
+                       int64_t timeout_ms)
 {
     if (!out || timeout_ms < TEL_INFINITY)
         return TEL_EINVAL;
@@ -218,7 +278,22 @@ static int receive(tel_msg_t **out, bool (*match)(const tel_msg_t *, void *),
             rc = TEL_ETIMEDOUT;
             armed = true;
         }
+        struct msg *tail = mb->saved_tail;
         s = tel__sched_park(s, TASK_WAIT_MSG);
+        if (mb->saved_tail != tail) {
+            /* Handed to us directly (push_and_wake): the one message
+             * after tail, saved already, never filtered. */
+            m = mb->saved_tail;
+            seen++;
+            if (!match || call_match(p, match, &m->pub, ctx)) {
+                if (tail)
+                    tel__msg_set_next(tail, NULL);
+                else
+                    mb->saved = NULL;
+                mb->saved_tail = tail;
+                goto found_armed;
+            }
+        }
     }
     if (armed)
         tel__sched_timer_disarm(&p->task);
@@ -238,6 +313,14 @@ found:
     return 0;
 }
 
+static TEL_NOINLINE int receive_match(tel_msg_t **out,
+                                      bool (*match)(const tel_msg_t *,
+                                                    void *),
+                                      void *ctx, int64_t timeout_ms)
+{
+    return receive(out, match, ctx, timeout_ms);
+}
+
 int tel_recv(tel_msg_t **out, int64_t timeout_ms)
 {
     return receive(out, NULL, NULL, timeout_ms);
@@ -248,7 +331,7 @@ int tel_recv_match(tel_msg_t **out, bool (*match)(const tel_msg_t *, void *),
 {
     if (!match)
         return TEL_EINVAL;
-    return receive(out, match, ctx, timeout_ms);
+    return receive_match(out, match, ctx, timeout_ms);
 }
 
 static bool match_none(const tel_msg_t *m, void *ctx)
@@ -261,6 +344,6 @@ static bool match_none(const tel_msg_t *m, void *ctx)
 int tel__mbox_sleep(int64_t ms)
 {
     tel_msg_t *m;
-    int rc = receive(&m, match_none, NULL, ms);
+    int rc = receive_match(&m, match_none, NULL, ms);
     return rc == TEL_ETIMEDOUT ? 0 : rc;
 }

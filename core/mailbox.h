@@ -25,7 +25,7 @@ void tel__mbox_drain(struct mailbox *mb, void (*on_signal)(struct msg *m,
                      void *ctx);
 
 /* Owner: append m (taken from the arrival queue) to the saved list. */
-static inline void tel__mbox_save(struct mailbox *mb, struct msg *m)
+TEL_INLINE void tel__mbox_save(struct mailbox *mb, struct msg *m)
 {
     tel__msg_set_next(m, NULL);
     if (mb->saved_tail)

@@ -10,44 +10,13 @@
  */
 #include "core/message.h"
 
-#include <string.h>
-
 #include "alloc/numa.h"
 #include "alloc/pool.h"
 
 struct msg *tel__msg_new(tel_pid_t from, uint64_t tag, const void *data,
                          size_t size)
 {
-    if (size > SIZE_MAX - MSG_HDR_SIZE)
-        return NULL;
-    size_t total = MSG_HDR_SIZE + size;
-    struct msg *m = tel__pool_alloc(total);
-    if (!m)
-        return NULL;
-    m->pub.from = from;
-    m->pub.tag = tag;
-    m->pub.size = size;
-    m->pub.data = NULL;
-    m->ref = 0;
-    if (size) {
-        char *d = (char *)m + MSG_HDR_SIZE;
-        const char *src = data;
-        m->pub.data = d;
-        /* Most payloads are a word or two: copy those inline (two
-         * overlapping fixed-size moves) rather than call memcpy, whose
-         * call and size dispatch cost more than the copy. */
-        if (size >= 8 && size <= 16) {
-            memcpy(d, src, 8);
-            memcpy(d + size - 8, src + size - 8, 8);
-        } else if (size >= 4 && size < 8) {
-            memcpy(d, src, 4);
-            memcpy(d + size - 4, src + size - 4, 4);
-        } else {
-            memcpy(d, src, size);
-        }
-    }
-    atomic_store_explicit(&m->node.next, NULL, memory_order_relaxed);
-    return m;
+    return tel__msg_make(from, tag, data, size);
 }
 
 void tel__msg_free(struct msg *m)

@@ -5,8 +5,11 @@
 #define TEL_CORE_MESSAGE_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "alloc/mpsc.h"
+#include "alloc/pool.h"
 #include "include/telar.h"
 
 /*
@@ -86,6 +89,43 @@ static inline void tel__msg_set_next(struct msg *m, struct msg *next)
 /* Any thread: a new message holding a copy of data. NULL when out of memory. */
 struct msg *tel__msg_new(tel_pid_t from, uint64_t tag, const void *data,
                          size_t size);
+
+/* tel__msg_new, inline, for tel_send's path (a call and its register
+ * saves cost a third of the work for a one-word message). */
+static inline struct msg *tel__msg_make(tel_pid_t from, uint64_t tag,
+                                        const void *data, size_t size)
+{
+    if (size > SIZE_MAX - MSG_HDR_SIZE)
+        return NULL;
+    size_t total = MSG_HDR_SIZE + size;
+    struct msg *m = tel__pool_alloc(total);
+    if (!m)
+        return NULL;
+    m->pub.from = from;
+    m->pub.tag = tag;
+    m->pub.size = size;
+    m->pub.data = NULL;
+    m->ref = 0;
+    if (size) {
+        char *d = (char *)m + MSG_HDR_SIZE;
+        const char *src = data;
+        m->pub.data = d;
+        /* Most payloads are a word or two: copy those inline (two
+         * overlapping fixed-size moves) rather than call memcpy, whose
+         * call and size dispatch cost more than the copy. */
+        if (size >= 8 && size <= 16) {
+            memcpy(d, src, 8);
+            memcpy(d + size - 8, src + size - 8, 8);
+        } else if (size >= 4 && size < 8) {
+            memcpy(d, src, 4);
+            memcpy(d + size - 4, src + size - 4, 4);
+        } else {
+            memcpy(d, src, size);
+        }
+    }
+    atomic_store_explicit(&m->node.next, NULL, memory_order_relaxed);
+    return m;
+}
 
 /* Any thread. */
 void tel__msg_free(struct msg *m);

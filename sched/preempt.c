@@ -457,6 +457,15 @@ static void on_preempt(int sig, siginfo_t *si, void *ucv)
         atomic_fetch_add_explicit(&n_deferred, 1, memory_order_relaxed);
         atomic_store_explicit(&s->preempt_want, t, memory_order_relaxed);
         s->reds = 0;
+        bool outside = !(pc >= (uintptr_t)__start_tel_text &&
+                         pc < (uintptr_t)__stop_tel_text);
+        /* A long run follows a park this thread has not published yet
+         * (scheduler.c, "Lazy parks"): publish it, so that another
+         * thread's message wakes that task elsewhere. Outside Telar's
+         * code the thread is not between reading s->lazy and clearing it
+         * (that window calls nothing). */
+        if (s->lazy && tel__locks_held == 0 && outside)
+            tel__sched_publish_lazy(s);
         /* Stuck (the watchdog said so) in a system call: what only this
          * thread may take (runnext, the wake lane, the backlog, the
          * injection queue) goes to the others now, when this thread is
@@ -467,9 +476,7 @@ static void on_preempt(int sig, siginfo_t *si, void *ucv)
          * stuck elsewhere (a long library call, a tel_preempt_disable
          * section) runs and may be inside Telar's code further up. */
         if (atomic_load_explicit(&s->stuck, memory_order_relaxed) &&
-            tel__locks_held == 0 && !s->no_shed &&
-            !(pc >= (uintptr_t)__start_tel_text &&
-              pc < (uintptr_t)__stop_tel_text) &&
+            tel__locks_held == 0 && !s->no_shed && outside &&
             at_syscall(pc)) {
             atomic_fetch_add_explicit(&n_shed, 1, memory_order_relaxed);
             tel__sched_shed(s);

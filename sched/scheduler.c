@@ -159,6 +159,9 @@ static struct {
      * and MODE_CANARY (the stack pool's fallback: check canaries; set at
      * start). */
     _Atomic uint32_t mode;
+    /* Lazy parks are allowed: asynchronous preemption is active (set at
+     * start; "Lazy parks"). */
+    bool lazy;
     struct park_counts idle;
     _Atomic unsigned rr; /* round-robin for foreign spawns */
     _Atomic unsigned n_stuck; /* schedulers marked stuck (the watchdog's) */
@@ -884,12 +887,39 @@ static struct task *pick_raw(struct sched *s)
 }
 
 /* Owner: the next task to run, with a stack, or NULL. */
-static struct task *pick_next(struct sched *s)
+static TEL_NOINLINE struct task *pick_next_full(struct sched *s)
 {
     struct task *t;
     while ((t = pick_raw(s)) && TEL_UNLIKELY(!t->stack) && !materialize(s, t))
         ;
     return t;
+}
+
+/*
+ * Owner: pick_next_full, with its most common outcome inline: runnext, in
+ * the current slice, when this pick has nothing else to do (no other
+ * level, no reclamation or watchdog question, not the every-61st look, no
+ * timer to run). It decides from loads alone and then does exactly what
+ * pick_raw would (tick, quiescent state, runnext); anything else takes the
+ * full pick, which starts from the same state. A ping-pong switch then
+ * saves the full pick's register saves. Keep the two in step: the order
+ * of the checks is pick_raw's and pick_normal's.
+ */
+static inline struct task *pick_next(struct sched *s)
+{
+    struct task *t = s->runnext;
+    uint32_t tick = s->tick + 1;
+    if (TEL_LIKELY(t != NULL && s->reds > 0 && t->stack != NULL) &&
+        ((uintptr_t)s->ep.head |
+         atomic_load_explicit(&s->prio.mask, memory_order_relaxed)) == 0 &&
+        tick % SCHED_GLOBAL_EVERY != 0 &&
+        ((tick & 3) != 0 || tel__tw_empty(&s->wheel))) {
+        s->tick = tick;
+        tel__epoch_quiescent(&s->ep);
+        s->runnext = NULL;
+        return t;
+    }
+    return pick_next_full(s);
 }
 
 /* The lowest stack pointer t was seen at (for trimming its stack). */
@@ -898,13 +928,96 @@ static inline const char *low_sp(const struct task *t)
     return (const char *)t->stack + t->sp_room;
 }
 
-/* The context that resumed publishes the task the last switch left. */
-static void finish_handoff(struct sched *s)
+/*
+ * Lazy parks. A receive that finds its mailbox empty parks on it (one CAS
+ * that marks the arrival queue, alloc/mpsc.h), and the sender that ends the
+ * wait takes the mark back (another). When that sender is the very task
+ * the parker had just woken, and runs next on the same thread (a ping-pong
+ * pair, a call and its reply), those two read-modify-writes order nothing:
+ * the parked task could not run before that run ended anyway. So when a
+ * task parks on its mailbox and the next task is the one its message woke
+ * here (s->woke, set by tel__sched_wake_parked), the context that resumes
+ * does not publish the park: it keeps the task in s->lazy (WAIT_MSG, its
+ * mailbox unmarked) until the run it starts ends. A process running here
+ * that sends to it meanwhile (tel__sched_take_lazy, core/mailbox.c) takes
+ * it from the slot and wakes it without any atomic; at the end of the run
+ * (the next finish_handoff, a yield or a preemption) the park is published
+ * as before (publish_park): the CAS then fails if a message came in the
+ * meantime, and the task is queued. A ping-pong round trip thus does no
+ * read-modify-write at all.
+ *
+ * What it costs: a message from another thread (or a fired timer) to a
+ * lazily parked task pushes without finding a mark, so it wakes nobody;
+ * the task is queued when the run on its scheduler ends, not at once, as a
+ * task in runnext waits for it. That run ends at its next switch, yield or
+ * preemption; a run that reaches the watchdog's bound gets the preemption
+ * signal, whose handler either switches it out (a preemption: the park is
+ * published) or, where it cannot, publishes the park itself
+ * (tel__sched_publish_lazy) when the interrupted code is not Telar's and
+ * holds no Telar lock (the owner's window between reading s->lazy and
+ * clearing it calls nothing, so it is never interrupted outside Telar's
+ * code). So a lazily parked task waits at most about a bound for a run
+ * that never ends, and only when asynchronous preemption is active: without
+ * it (TSan builds, TEL_CFG_NO_ASYNC_PREEMPT, no watchdog) every park is
+ * published at once (sys.lazy). The loop context never keeps a lazy park
+ * (it may go to sleep), nor does a hibernation, a park that switches to any
+ * other task than the one it woke, or a stuck scheduler's shed, which
+ * publishes it with the other owner-only lanes.
+ *
+ * Rejected: publishing at the next pick instead of the run's end. The pick
+ * that follows the park is the very switch to the sender, so the slot
+ * would always be empty by the time the sender sends. Letting the
+ * watchdog's thread publish the slot: the owner would then need a
+ * read-modify-write to take it, the cost this saves.
+ */
+
+/* Owner: publish t's park on its mailbox (ACT_PARK_MSG). Returns false if
+ * a message or its timer came first: t is RUNNABLE then, and the caller
+ * queues it. Async-signal-safe (tel__sched_shed). */
+static inline bool publish_park(struct task *t)
 {
+    /*
+     * Park on the mailbox (alloc/mpsc.h): one CAS, which fails if a
+     * message came meanwhile. Once it succeeds, a sender may wake t (and
+     * it may run elsewhere) at any moment, but t's block stays valid until
+     * this scheduler's next pick (sched/epoch.h). Then the timer: it sets
+     * `fired` and tries to take the park back; we took the park, then load
+     * `fired`: all seq_cst, so if it fired before our park it failed and
+     * we see `fired` here. Whoever takes the park back (the timer or we)
+     * wakes t; a sender who took it first already did.
+     */
+    if (!sys.hooks.park_msg(t) ||
+        (atomic_load_explicit(&t->timer_fired, memory_order_seq_cst) &&
+         sys.hooks.unpark_msg(t))) {
+        atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
+        return false;
+    }
+    return true;
+}
+
+/* Owner: the run that followed a lazy park ends (or may go on for long):
+ * publish the park (see "Lazy parks"). */
+static inline void flush_lazy(struct sched *s)
+{
+    struct task *t = s->lazy;
+    if (TEL_LIKELY(!t))
+        return;
+    s->lazy = NULL;
+    atomic_signal_fence(memory_order_seq_cst); /* tel__sched_publish_lazy */
+    if (!publish_park(t))
+        push_tail(s, t, false);
+}
+
+/* The context that resumed publishes the task the last switch left. */
+static TEL_NOINLINE void finish_handoff_full(struct sched *s)
+{
+    flush_lazy(s); /* the run that followed it has ended */
     struct task *t = s->handoff;
     if (!t)
         return;
     s->handoff = NULL;
+    struct task *woke = s->woke;
+    s->woke = NULL;
     switch (s->handoff_act) {
     case ACT_YIELD:
         atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
@@ -915,25 +1028,16 @@ static void finish_handoff(struct sched *s)
         push_wake(s, t);
         break;
     case ACT_PARK_MSG:
-        /*
-         * Park on the mailbox (alloc/mpsc.h): one CAS, which fails if a
-         * message came meanwhile. Once it succeeds, a sender may wake t
-         * (and it may run elsewhere) at any moment, but t's block stays
-         * valid until this scheduler's next pick (sched/epoch.h). Then the
-         * timer: it sets `fired` and tries to take the park back; we took
-         * the park, then load `fired`: all seq_cst, so if it fired before
-         * our park it failed and we see `fired` here. Whoever takes the
-         * park back (the timer or we) wakes t; a sender who took it first
-         * already did.
-         */
         atomic_store_explicit(&t->state, TASK_WAIT_MSG, memory_order_relaxed);
-        if (!sys.hooks.park_msg(t) ||
-            (atomic_load_explicit(&t->timer_fired, memory_order_seq_cst) &&
-             sys.hooks.unpark_msg(t))) {
-            atomic_store_explicit(&t->state, TASK_RUNNABLE,
-                                  memory_order_relaxed);
-            push_tail(s, t, false);
+        if (s->cur == woke && woke != NULL && sys.lazy) {
+            /* t woke the task that runs now: published when this run
+             * ends ("Lazy parks"). */
+            s->lazy = t;
+            atomic_signal_fence(memory_order_seq_cst); /* the handler's */
+            break;
         }
+        if (!publish_park(t))
+            push_tail(s, t, false);
         break;
     case ACT_PARK_TIMER: {
         /* tel_sleep: no mailbox involved. Publish the wait, then look for
@@ -976,6 +1080,28 @@ static void finish_handoff(struct sched *s)
     default:
         break;
     }
+}
+
+/*
+ * The context that resumed publishes the task the last switch left:
+ * finish_handoff_full, with a reply's usual case inline (a receive parked
+ * and switched to the task it woke, with no lazy park pending: the park
+ * becomes lazy, "Lazy parks"). Same effect as the full path's.
+ */
+static inline void finish_handoff(struct sched *s)
+{
+    struct task *t = s->handoff;
+    if (TEL_LIKELY(t != NULL && s->lazy == NULL &&
+                   s->handoff_act == ACT_PARK_MSG && s->cur == s->woke &&
+                   s->woke != NULL && sys.lazy)) {
+        s->handoff = NULL;
+        s->woke = NULL;
+        atomic_store_explicit(&t->state, TASK_WAIT_MSG, memory_order_relaxed);
+        s->lazy = t;
+        atomic_signal_fence(memory_order_seq_cst); /* the handler's */
+        return;
+    }
+    finish_handoff_full(s);
 }
 
 /*
@@ -1183,6 +1309,8 @@ static inline void go_on(struct sched *s)
 
 struct sched *tel__sched_yield(struct sched *s)
 {
+    /* The run may go on: a lazy park must not wait for it. */
+    flush_lazy(s);
     /* Alone, keep running with a fresh slice, unless a due timer has work
      * for someone else (pick_next runs timers on the switching path). */
     if (nothing_ahead(s)) {
@@ -1254,6 +1382,7 @@ static struct sched *preempt_turn(struct sched *s)
     run_timers(s);
     if (s->recvs < SCHED_DRAIN_MIN)
         return tel__sched_yield(s);
+    flush_lazy(s); /* as tel__sched_yield does */
     /* It spent its slice receiving: a process draining a flood of messages
      * (one receiver, many senders). Behind the preempted tasks it would get
      * one slice in N + 1 and its mailbox would grow without bound (fanin:
@@ -1367,12 +1496,16 @@ void tel__sched_timer_disarm(struct task *t)
  *     not stuck. Wake-ups from scheduler threads never went to the woken
  *     task's home: they run on the waker's scheduler.
  * What only the owner may touch (runnext, the wake lane, the backlog, the
- * injection queue's consumer side) would need a read-modify-write on the
+ * injection queue's consumer side, a lazy park) would need a
+ * read-modify-write on the
  * pick path to be taken from another thread (as Go's runnext CAS). Instead
  * the owner's own thread sheds them: tel__sched_shed, from the preemption
  * signal's handler, when it interrupted the process's own code and no
  * Telar lock is held, so nothing on that thread is in the middle of using
  * them. Without that signal they wait until the stuck task switches out.
+ * A lazy park is published by that signal even where nothing is shed
+ * (tel__sched_publish_lazy): then a message from another thread wakes the
+ * parked task elsewhere, as it would have without the lazy park.
  *
  * When every scheduler is stuck (or there is one), the others are the
  * spare scheduler: see "The spare scheduler" below.
@@ -1507,6 +1640,18 @@ void tel__sched_shed(struct sched *s)
         s->runnext = NULL;
         SHED_ADD(t);
     }
+    if ((t = s->lazy)) { /* the stuck run follows its park */
+        s->lazy = NULL;
+        if (!publish_park(t)) {
+            if (TEL_LIKELY(prio_of(t) == TEL_PRIO_NORMAL)) {
+                SHED_ADD(t);
+            } else { /* its level's queue, elsewhere (as inject does) */
+                struct sched *o = not_stuck(s);
+                prio_push(o, t, prio_of(t));
+                tel__park_wake(&o->park, idle_of(o));
+            }
+        }
+    }
     while ((t = pop_wake(s)))
         SHED_ADD(t);
     while ((t = tel__runq_pop(&s->runq)))
@@ -1521,6 +1666,25 @@ void tel__sched_shed(struct sched *s)
         return;
     push_global_chain(first, last, n);
     wake_idle();
+}
+
+void tel__sched_publish_lazy(struct sched *s)
+{
+    struct task *t = s->lazy;
+    if (!t)
+        return;
+    s->lazy = NULL;
+    if (publish_park(t))
+        return;
+    /* A message came first: it runs elsewhere, as tel__sched_shed's. */
+    if (TEL_LIKELY(prio_of(t) == TEL_PRIO_NORMAL)) {
+        push_global_chain(t, t, 1);
+        wake_idle();
+    } else {
+        struct sched *o = not_stuck(s);
+        prio_push(o, t, prio_of(t));
+        tel__park_wake(&o->park, idle_of(o));
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -1556,6 +1720,7 @@ void tel__sched_wake_parked(struct task *t)
          * its saved registers (a cold line when there are many processes)
          * while we finish. */
         __builtin_prefetch(t->sp, 0, 3);
+        s->woke = t; /* a park that switches to t may be lazy */
         put_next(s, t);
     } else {
         inject(atomic_load_explicit(&t->home, memory_order_relaxed), t);
@@ -2292,6 +2457,8 @@ int tel__sched_run(const struct tel__sched_config *cfg,
      * means. */
     sys.s[0]->thread = pthread_self();
     (void)tel__preempt_install(cfg->async_preempt);
+    /* Lazy parks rely on the signal to end a long run that follows one. */
+    sys.lazy = tel__preempt_active();
     int rc = tel__sysmon_start(cfg->watchdog, cfg->async_preempt, cfg->n,
                                cfg->watchdog_ns);
     if (rc) {

@@ -69,6 +69,12 @@ struct sched {
     /* Owner thread only (hot). */
     struct task *cur;     /* running task; NULL on the loop context */
     struct task *runnext; /* runs next, in the current slice */
+    /* Parked on its mailbox by the last switch, the park not yet published
+     * (scheduler.c, "Lazy parks"); NULL on the loop context. */
+    struct task *lazy;
+    /* The last task a message woke on this thread (tel__sched_wake_parked):
+     * a park that switches to it may be lazy. Reset at each hand-off. */
+    struct task *woke;
     struct task *wk_head, *wk_tail; /* woken by a timer, not yet run */
     uint32_t wk_streak;   /* wake-lane picks in a row */
     uint32_t low_skip;    /* normal picks while a low task waited */
@@ -242,6 +248,12 @@ void tel__sched_set_stuck(struct sched *s, bool stuck);
 void tel__sched_wd_ask(struct sched *s, uint64_t seq);
 void tel__sched_hand_off(struct sched *s, uint64_t due_ns);
 void tel__sched_shed(struct sched *s);
+/* s's own thread, from the preemption signal's handler when it cannot
+ * switch the task out and the interrupted code is not Telar's (no Telar
+ * lock held): a long run follows a lazy park (scheduler.c, "Lazy parks"):
+ * publish it now, so that a message from another thread can wake the
+ * parked task elsewhere. Async-signal-safe, as tel__sched_shed. */
+void tel__sched_publish_lazy(struct sched *s);
 
 /*
  * The spare scheduler (the essay "The spare scheduler" in scheduler.c).
@@ -295,8 +307,27 @@ size_t tel__task_stack_size(const struct task *t);
 void tel__task_stack_release(struct task *t);
 
 /* Any thread: t was parked waiting for a message and the caller's push
- * ended the wait (it took the park mark): make t runnable. */
+ * ended the wait (it took the park mark, or tel__sched_take_lazy gave it
+ * t): make t runnable. */
 void tel__sched_wake_parked(struct task *t);
+
+/*
+ * On s's own thread (a process running on s, or s's timer delivering a
+ * message): if t is the task whose park on its mailbox s has not
+ * published yet (scheduler.c, "Lazy parks"), take it:
+ * nobody else can wake t now, its mailbox is not marked, and the caller
+ * must make it runnable with tel__sched_wake_parked after delivering.
+ * While t waits so, its arrival queue was truly empty when it parked and
+ * only producers' exchanges have changed it since.
+ */
+static inline bool tel__sched_take_lazy(struct sched *s, struct task *t)
+{
+    if (TEL_LIKELY(s->lazy != t))
+        return false;
+    s->lazy = NULL;
+    atomic_signal_fence(memory_order_seq_cst); /* tel__sched_publish_lazy */
+    return true;
+}
 
 /*
  * Inside a process (s is its scheduler, t = s->cur). Each returns the

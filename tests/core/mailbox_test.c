@@ -700,6 +700,100 @@ Test(mailbox, selective_receive_that_times_out_scans_each_message_once,
                   SCAN_K);
 }
 
+/*
+ * Receives with short timeouts and matches racing senders on other
+ * schedulers: a message may come just as the receive parks, just as its
+ * timer fires, or while the receiver waits for another tag (it is then
+ * saved). Two senders, one tag each, send increasing numbers with random
+ * pauses; the receiver asks for the two tags in turn with 0 to 2 ms
+ * timeouts. Nothing may be lost, duplicated or reordered per tag.
+ */
+#define RACE_SENDERS 2
+
+static size_t race_n;
+static uint64_t race_seed;
+
+struct race_arg {
+    tel_pid_t to;
+    uint64_t tag;
+};
+
+static void race_sender(void *arg)
+{
+    const struct race_arg *a = arg;
+    struct tt_rng r = {race_seed + a->tag};
+    for (uint64_t i = 0; i < race_n; i++) {
+        if (tt_rng_below(&r, 64) == 0)
+            (void)tel_sleep((int64_t)tt_rng_below(&r, 2));
+        else if (tt_rng_below(&r, 4) == 0)
+            tel_yield();
+        if (!TT_CHECK_RC(tt_send_u64(a->to, a->tag, i), 0, "tel_send"))
+            return;
+    }
+}
+
+static bool tag_is(const tel_msg_t *m, void *ctx)
+{
+    return m->tag == *(const uint64_t *)ctx;
+}
+
+static void race_main(void *arg)
+{
+    (void)arg;
+    struct race_arg args[RACE_SENDERS];
+    for (uint64_t k = 0; k < RACE_SENDERS; k++) {
+        args[k] = (struct race_arg){.to = tel_self(), .tag = k + 1};
+        if (!TT_CHECK_RC(tel_spawn(NULL, race_sender, &args[k]), 0,
+                         "tel_spawn"))
+            return;
+    }
+    struct tt_rng r = {race_seed};
+    uint64_t next[RACE_SENDERS] = {0};
+    size_t got = 0, turn = 0;
+    int64_t deadline = tt_now_ms() + 60000;
+    while (got < RACE_SENDERS * race_n) {
+        if (!TT_CHECK(tt_now_ms() < deadline,
+                      "%zu of %zu messages after 60 s (seed %" PRIu64 ")",
+                      got, RACE_SENDERS * race_n, race_seed))
+            return;
+        uint64_t want = turn++ % RACE_SENDERS + 1;
+        if (next[want - 1] == race_n)
+            continue;
+        tel_msg_t *m = NULL;
+        int64_t ms = (int64_t)tt_rng_below(&r, 3);
+        int rc = tt_rng_below(&r, 2) ? tel_recv_match(&m, tag_is, &want, ms)
+                                     : tel_recv(&m, ms);
+        if (rc == TEL_ETIMEDOUT)
+            continue;
+        if (!TT_CHECK_RC(rc, 0, "receive"))
+            return;
+        uint64_t tag = m->tag, v = tt_msg_u64(m);
+        tel_msg_free(m);
+        if (!TT_CHECK(tag >= 1 && tag <= RACE_SENDERS &&
+                          v == next[tag - 1],
+                      "tag %" PRIu64 ": got %" PRIu64 ", want %" PRIu64
+                      " (seed %" PRIu64 ")",
+                      tag, v, tag >= 1 && tag <= RACE_SENDERS ? next[tag - 1]
+                                                              : 0,
+                      race_seed))
+            return;
+        next[tag - 1]++;
+        got++;
+    }
+    tel_msg_t *m = NULL;
+    TT_CHECK_RC(tel_recv(&m, 0), TEL_ETIMEDOUT, "a message too many");
+    tel_msg_free(m);
+}
+
+Test(mailbox, timed_selective_receives_racing_senders_keep_order,
+     .timeout = 120)
+{
+    race_n = tel_test_scaled(20000, 2000);
+    race_seed = tel_test_seed();
+    tel_config_t cfg = {.schedulers = 2};
+    TT_RUN(&cfg, race_main, NULL);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Receive errors                                                            */
 /* ------------------------------------------------------------------------ */
