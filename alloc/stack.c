@@ -596,7 +596,8 @@ static void release_many(const struct stack_class *sc, void **b, unsigned k)
         }
         i = j + 1;
     }
-    discard(iov, n);
+    if (n > 0)
+        discard(iov, n);
     if (canary)
         for (unsigned i = 0; i < k; i++)
             *(volatile uint64_t *)b[i] = STACK_CANARY;
