@@ -335,7 +335,10 @@ TEL_API int tel_reduce(uint32_t n);
  * processes until a scheduler is free again, then hands them back and
  * sleeps. There is one spare: a process that gets stuck on the spare
  * too waits for a scheduler to come free. No spare with
- * TEL_CFG_NO_WATCHDOG.
+ * TEL_CFG_NO_WATCHDOG. While a scheduler is stuck, the control blocks of
+ * processes that end elsewhere are not reused (their memory is reclaimed
+ * once every scheduler has switched since, sched/epoch.h): a process
+ * blocked outside tel_blocking for long holds that memory back.
  */
 
 /*
