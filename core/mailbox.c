@@ -146,14 +146,14 @@ void tel__mbox_deliver(tel_pid_t to, struct msg *m)
 
 bool tel__mbox_deliver_alive(tel_pid_t to, struct msg *m)
 {
-    bool on_sched = tel__sched_self() != NULL;
-    struct proc *p = on_sched ? tel__pid_lookup(to) : tel__pid_ref(to);
+    struct sched *s = tel__sched_self();
+    struct proc *p = s ? tel__pid_lookup(to) : tel__pid_ref(to);
     if (!p) {
         tel__msg_free(m); /* dead or stale: dropped, as in Erlang */
         return false;
     }
-    push_and_wake(tel__sched_self(), p, m);
-    if (!on_sched)
+    push_and_wake(s, p, m);
+    if (!s)
         tel__pid_unref(p);
     return true;
 }

@@ -1622,6 +1622,16 @@ static TEL_NOINLINE void help_stuck(struct sched *s)
     }
 }
 
+/* Any thread (async-signal-safe): t, of a level other than normal, whose
+ * lazy park lost to a message, goes to its level's queue on a scheduler
+ * that is not stuck (as inject does), which is woken if parked. */
+static void prio_elsewhere(struct sched *s, struct task *t)
+{
+    struct sched *o = not_stuck(s);
+    prio_push(o, t, prio_of(t));
+    tel__park_wake(&o->park, idle_of(o));
+}
+
 void tel__sched_shed(struct sched *s)
 {
     struct task *first = NULL, *last = NULL, *t;
@@ -1645,10 +1655,8 @@ void tel__sched_shed(struct sched *s)
         if (!publish_park(t)) {
             if (TEL_LIKELY(prio_of(t) == TEL_PRIO_NORMAL)) {
                 SHED_ADD(t);
-            } else { /* its level's queue, elsewhere (as inject does) */
-                struct sched *o = not_stuck(s);
-                prio_push(o, t, prio_of(t));
-                tel__park_wake(&o->park, idle_of(o));
+            } else {
+                prio_elsewhere(s, t);
             }
         }
     }
@@ -1681,9 +1689,7 @@ void tel__sched_publish_lazy(struct sched *s)
         push_global_chain(t, t, 1);
         wake_idle();
     } else {
-        struct sched *o = not_stuck(s);
-        prio_push(o, t, prio_of(t));
-        tel__park_wake(&o->park, idle_of(o));
+        prio_elsewhere(s, t);
     }
 }
 
