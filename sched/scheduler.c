@@ -22,7 +22,8 @@
  *      when there are none;
  *   1. every 61st pick, one task from the injection queue, else one from
  *      the backlog or the global queue (the global queue first one time in
- *      8), so none of them starves behind a busy ring;
+ *      8), so none of them starves behind a busy ring; the turn waits for
+ *      woken tasks (2 and 3), at most SCHED_WAKE_BURST picks;
  *   2. the runnext slot, which inherits the current slice: a ping-pong pair
  *      that keeps waking each other runs there, but once the slice is spent
  *      runnext goes behind the others (tokio#4323, #5712);
@@ -775,11 +776,37 @@ static TEL_NOINLINE struct task *pick_low(struct sched *s)
     return t;
 }
 
+/*
+ * Owner, at a pick whose tick makes it the global turn: put the turn off
+ * to the next pick when a woken task waits (runnext, the wake lane), at
+ * most SCHED_WAKE_BURST picks in a row, as the low level's turn waits
+ * (pick_prio). The task the turn takes runs a whole slice; a process just
+ * woken by its timer or a message must not wait behind it (fairness: the
+ * turn came between 5 to 9 of a ticker's 2,000 wake-ups and its run, and
+ * moved the woken task behind the whole ring). The tick goes back by one,
+ * so the next pick is the turn again; the bound keeps a ping-pong pair,
+ * which always has a woken task, from putting it off for ever. Tick's
+ * other uses (timers every 4th pick, collection) only run a little more
+ * often meanwhile.
+ */
+static inline bool defer_global_turn(struct sched *s)
+{
+    if ((s->runnext != NULL || s->wk_head != NULL) &&
+        s->g_defer < SCHED_WAKE_BURST) {
+        s->g_defer++;
+        s->tick--;
+        return true;
+    }
+    s->g_defer = 0;
+    return false;
+}
+
 /* Owner: normal work (see the top of the file for the order), else low. */
 static inline struct task *pick_normal(struct sched *s)
 {
     struct task *t;
-    if (TEL_UNLIKELY(s->tick % SCHED_GLOBAL_EVERY == 0)) {
+    if (TEL_UNLIKELY(s->tick % SCHED_GLOBAL_EVERY == 0) &&
+        !defer_global_turn(s)) {
         /* One task (Go's globrunqget(pp, 1)): a batch here would keep
          * the ring from ever running dry, and the backlog is refilled only
          * then. The backlog goes first but one time in SCHED_GLOBAL_TURN:
@@ -792,7 +819,8 @@ static inline struct task *pick_normal(struct sched *s)
             (g_first && (t = take_global(s, 0))) ||
             (t = backlog_pop(s)) || (t = take_global(s, 0))) {
             if (s->runnext) {
-                push_tail(s, s->runnext, false);
+                /* Woken, not preempted: ahead of the ring still. */
+                push_wake(s, s->runnext);
                 s->runnext = NULL;
             }
             s->reds = (int32_t)s->slice;

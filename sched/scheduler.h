@@ -78,6 +78,7 @@ struct sched {
     struct task *wk_head, *wk_tail; /* woken by a timer, not yet run */
     uint32_t wk_streak;   /* wake-lane picks in a row */
     uint32_t low_skip;    /* normal picks while a low task waited */
+    uint32_t g_defer;     /* global turns put off for woken tasks in a row */
     uint32_t recvs;       /* messages the running task received this turn */
     struct task **bl;     /* backlog: older tasks the ring had no room for */
     uint32_t bl_cap, bl_head, bl_tail;

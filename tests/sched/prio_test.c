@@ -17,6 +17,7 @@
 
 #include "alloc/stack.h"
 #include "core/process.h"
+#include "sched/scheduler.h"
 #include "exit_log.h"
 
 #define KIB ((size_t)1024)
@@ -372,6 +373,68 @@ static void pair_main(void *arg)
 Test(prio, a_ping_pong_pair_does_not_starve_a_low_process, .timeout = 60)
 {
     TT_RUN(&one_sched, pair_main, NULL);
+}
+
+/* The global turn waits for a woken process too. Every 61st pick takes a
+ * task from the injection queue, the backlog or the global queue (which
+ * hold the tasks the full ring had no room for); a process woken just
+ * before that pick runs first, not after the taken task's slice and
+ * behind the ring. White-box: the waker sends only when the next pick is
+ * the turn (the scheduler's tick), so every send tests the rule; 300 hogs
+ * overfill the 256-task ring so the turn always finds a task. */
+#define TURN_HOGS 300
+static uint64_t hogs_at_send;
+static atomic_uint n_turn_woken, n_behind_turn;
+
+static void turn_woken_fn(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        tel_msg_t *m = NULL;
+        if (!TT_CHECK_RC(tel_recv(&m, TEL_INFINITY), 0, "tel_recv"))
+            return;
+        uint64_t tag = m->tag;
+        tel_msg_free(m);
+        if (tag == 0)
+            return;
+        atomic_fetch_add(&n_turn_woken, 1);
+        if (atomic_load(&hog_loops) != hogs_at_send)
+            atomic_fetch_add(&n_behind_turn, 1);
+    }
+}
+
+static void turn_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < TURN_HOGS; i++)
+        spawn_with(hog_fn, NULL, TEL_PRIO_NORMAL, 0);
+    tel_pid_t woken = spawn_with(turn_woken_fn, NULL, TEL_PRIO_NORMAL, 0);
+    enum { SENDS = 20, MAX_YIELDS = 200000 };
+    int sent = 0;
+    for (int y = 0; sent < SENDS && y < MAX_YIELDS; y++) {
+        struct sched *s = tel__sched_self();
+        if ((s->tick + 1) % 61 == 0) { /* SCHED_GLOBAL_EVERY */
+            hogs_at_send = atomic_load(&hog_loops);
+            if (!TT_CHECK_RC(tel_send(woken, 1, NULL, 0), 0, "tel_send"))
+                break;
+            sent++;
+        }
+        (void)tel_yield();
+    }
+    TT_CHECK_RC(tel_send(woken, 0, NULL, 0), 0, "tel_send");
+    atomic_store(&stop_hogs, true);
+    TT_CHECK(tt_await_count(1, 10000), "hogs did not stop");
+    TT_CHECK(sent == SENDS, "only %d sends came just before the turn", sent);
+    TT_CHECK(atomic_load(&n_turn_woken) == (unsigned)sent,
+             "woken %u times of %d", atomic_load(&n_turn_woken), sent);
+    TT_CHECK(atomic_load(&n_behind_turn) == 0,
+             "%u of %u wake-ups waited behind the global turn's task",
+             atomic_load(&n_behind_turn), atomic_load(&n_turn_woken));
+}
+
+Test(prio, a_woken_process_runs_before_the_global_turn, .timeout = 120)
+{
+    TT_RUN(&one_sched, turn_main, NULL);
 }
 
 Test(prio, a_low_process_gets_about_one_pick_in_nine_among_100_normal_hogs,
