@@ -792,7 +792,13 @@ static TEL_NOINLINE struct task *pick_low(struct sched *s)
 static inline bool defer_global_turn(struct sched *s)
 {
     if ((s->runnext != NULL || s->wk_head != NULL) &&
-        s->g_defer < SCHED_WAKE_BURST) {
+        s->g_defer < SCHED_WAKE_BURST &&
+        /* Only if the turn has a task to take: an empty turn costs
+         * nothing to take, and putting it off would send every pick of a
+         * ping-pong pair down the full path meanwhile. */
+        (!backlog_empty(s) ||
+         atomic_load_explicit(&sys.glen, memory_order_relaxed) ||
+         tel__mpsc_hint_nonempty(&s->inject))) {
         s->g_defer++;
         s->tick--;
         return true;
