@@ -96,10 +96,20 @@ static void ext_free(struct proc *p)
 static int sig_send(tel_pid_t to, tel_pid_t from, unsigned kind, uint64_t ref,
                     const void *pl, size_t n, bool urgent)
 {
-    bool on_sched = tel__sched_self() != NULL;
-    struct proc *p = on_sched ? tel__pid_lookup(to) : tel__pid_ref(to);
-    if (!p)
+    struct sched *s = tel__sched_self();
+    bool on_sched = s != NULL;
+    struct proc *p;
+    if (on_sched) {
+        tel__sched_hold(s);
+        p = tel__pid_lookup(to);
+    } else {
+        p = tel__pid_ref(to);
+    }
+    if (!p) {
+        if (on_sched)
+            tel__sched_unhold(s);
         return 0;
+    }
     int rc = 1;
     struct msg *m = tel__msg_new(from, kind, pl, n);
     if (m) {
@@ -113,6 +123,8 @@ static int sig_send(tel_pid_t to, tel_pid_t from, unsigned kind, uint64_t ref,
     }
     if (!on_sched)
         tel__pid_unref(p);
+    else
+        tel__sched_unhold(s);
     return rc;
 }
 

@@ -147,15 +147,23 @@ void tel__mbox_deliver(tel_pid_t to, struct msg *m)
 bool tel__mbox_deliver_alive(tel_pid_t to, struct msg *m)
 {
     struct sched *s = tel__sched_self();
-    struct proc *p = s ? tel__pid_lookup(to) : tel__pid_ref(to);
-    if (!p) {
-        tel__msg_free(m); /* dead or stale: dropped, as in Erlang */
-        return false;
+    struct proc *p;
+    if (s) {
+        tel__sched_hold(s);
+        p = tel__pid_lookup(to);
+    } else {
+        p = tel__pid_ref(to);
     }
-    push_and_wake(s, p, m);
-    if (!s)
-        tel__pid_unref(p);
-    return true;
+    if (p) {
+        push_and_wake(s, p, m);
+        if (!s)
+            tel__pid_unref(p);
+    }
+    if (s)
+        tel__sched_unhold(s);
+    if (!p)
+        tel__msg_free(m); /* dead or stale: dropped, as in Erlang */
+    return p != NULL;
 }
 
 int tel_send(tel_pid_t to, uint64_t tag, const void *data, size_t size)
@@ -170,7 +178,13 @@ int tel_send(tel_pid_t to, uint64_t tag, const void *data, size_t size)
     /* One lookup proves the receiver alive (a dead one costs no copy) and
      * keeps its block valid through the push: on a scheduler until its next
      * switch (no atomic read-modify-write), elsewhere by a reference. */
-    struct proc *p = s ? tel__pid_lookup(to) : tel__pid_ref(to);
+    struct proc *p;
+    if (s) {
+        tel__sched_hold(s); /* the copy may call memcpy */
+        p = tel__pid_lookup(to);
+    } else {
+        p = tel__pid_ref(to);
+    }
     if (p) {
         struct msg *m = tel__msg_make(self ? self->pid : 0, tag, data, size);
         if (m)
@@ -182,7 +196,9 @@ int tel_send(tel_pid_t to, uint64_t tag, const void *data, size_t size)
     }
     if (!s)
         tel__rt_leave();
-    else if (self) {
+    else
+        tel__sched_unhold(s);
+    if (s && self) {
         (void)tel__sched_charge(s, 1 + (uint32_t)(size >> 10));
         tel__sig_poll(self);
     }

@@ -502,11 +502,13 @@ tel_pid_t tel_whereis(const char *name)
     if (TEL_LIKELY(s)) {
         /* The fast path: no lock, no write to shared memory. The table and
          * entry stay valid until this scheduler's next switch. */
+        tel__sched_hold(s); /* nfind calls memcmp */
         struct ntab *t = atomic_load_explicit(&names, memory_order_seq_cst);
         struct rent *e = t ? nfind(t, h, name, len, NULL) : NULL;
-        if (!e)
+        tel_pid_t pid = e ? e->pid : 0;
+        tel__sched_unhold(s);
+        if (!pid)
             return 0;
-        tel_pid_t pid = e->pid;
         if (TEL_LIKELY(tel__pid_alive(pid)))
             return pid;
         /* Its process is gone: drop the entry (once; others then miss),

@@ -335,10 +335,14 @@ TEL_API int tel_reduce(uint32_t n);
  * processes until a scheduler is free again, then hands them back and
  * sleeps. There is one spare: a process that gets stuck on the spare
  * too waits for a scheduler to come free. No spare with
- * TEL_CFG_NO_WATCHDOG. While a scheduler is stuck, the control blocks of
- * processes that end elsewhere are not reused (their memory is reclaimed
- * once every scheduler has switched since, sched/epoch.h): a process
- * blocked outside tel_blocking for long holds that memory back.
+ * TEL_CFG_NO_WATCHDOG. The control blocks of processes that end are
+ * reused once every scheduler has switched since or been seen outside
+ * Telar's code (sched/epoch.h): the watchdog's signal checks a stuck
+ * scheduler for that at every sample, so a process blocked in the
+ * program's own system call or library code holds no memory back. One
+ * stuck inside Telar's code (a message copy that runs for milliseconds),
+ * or anywhere while asynchronous preemption is off, holds back that reuse
+ * until its run ends.
  */
 
 /*

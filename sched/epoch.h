@@ -5,6 +5,11 @@
  * A scheduler thread is quiescent whenever it picks the next task: no code
  * running there then holds a pointer it looked up without a reference (the
  * rule for such pointers: they do not live across a call that may switch).
+ * It is also quiescent where the preemption signal finds it running the
+ * program's code or a library's (outside Telar's), with no Telar lock held
+ * and no lookup window open (tel__sched_hold, sched/scheduler.h): the
+ * handler announces the epoch then (sched/preempt.c), so a thread stuck
+ * in a long system call does not hold back every scheduler's reclamation.
  * A block that becomes unreachable is retired, not freed; it is freed once
  * every scheduler has been quiescent at least once since, which is when the
  * global epoch has moved on twice from the epoch it was retired in. A parked
@@ -52,6 +57,16 @@ TEL_INLINE void tel__epoch_quiescent(struct epoch_local *l)
     uint64_t g = atomic_load_explicit(&tel__epoch_global, memory_order_seq_cst);
     if (atomic_load_explicit(&l->seen, memory_order_relaxed) != g)
         atomic_store_explicit(&l->seen, g, memory_order_release);
+}
+
+/* Any thread: l is online and has not announced the current epoch (it
+ * holds the epoch back). */
+static inline bool tel__epoch_behind(struct epoch_local *l)
+{
+    uint64_t seen = atomic_load_explicit(&l->seen, memory_order_relaxed);
+    return seen != 0 &&
+           seen != atomic_load_explicit(&tel__epoch_global,
+                                        memory_order_relaxed);
 }
 
 /* Owner: this scheduler holds nothing and will not look anything up until

@@ -82,6 +82,12 @@
  * is in), and records it in s->preempt_want; tel__sched_preempt counts
  * n_preempt_watchdog when that preemption happens. A lost update (the
  * owner was between the load and the store of a charge) only delays it.
+ * Where the interrupted pc is outside Telar's code, no Telar lock is held
+ * and no lookup window is open (tel__sched_hold), the handler also
+ * announces a quiescent state for the epoch (sched/epoch.h): a thread
+ * blocked for long in a system call the program made itself then holds
+ * back no scheduler's reclamation (the watchdog signals a stuck scheduler
+ * at every sample while it is behind, sysmon.c).
  *
  * What this does not make safe, and the public rule (include/telar.h,
  * "Preemption"): a process that holds a lock of its own (a pthread mutex,
@@ -466,6 +472,18 @@ static void on_preempt(int sig, siginfo_t *si, void *ucv)
          * (that window calls nothing). */
         if (s->lazy && tel__locks_held == 0 && outside)
             tel__sched_publish_lazy(s);
+        /* Outside Telar's code, with no Telar lock and no lookup window
+         * open (tel__sched_hold): nothing here holds a pointer it looked
+         * up without a reference, so this is a quiescent state
+         * (sched/epoch.h), as a pick is. A thread stuck in a long system
+         * call (a raw read(), a sleep) otherwise holds back the reuse of
+         * every ended process's block, on every scheduler, until its run
+         * ends; the watchdog signals it while it is behind (sysmon.c). A
+         * match function (TASK_F_NOASYNC) runs in the middle of a receive:
+         * not announced there, to keep the rule simple. */
+        if (outside && tel__locks_held == 0 && s->hold == 0 &&
+            !(t->flags & TASK_F_NOASYNC))
+            tel__epoch_quiescent(&s->ep);
         /* Stuck (the watchdog said so) in a system call: what only this
          * thread may take (runnext, the wake lane, the backlog, the
          * injection queue) goes to the others now, when this thread is

@@ -91,6 +91,10 @@ struct sched {
      * the middle of an owner-only change): the preemption signal must
      * not shed then (preempt.c). */
     volatile uint32_t no_shed;
+    /* Owner: 1 while code on this thread holds pointers it looked up
+     * without a reference (tel__sched_hold); the preemption signal's
+     * handler reads it (preempt.c). */
+    volatile uint32_t hold;
     uint32_t slice;
     tel__ctx_t loop_sp;   /* the scheduler loop's saved context */
     struct task *handoff; /* the task the last switch left behind */
@@ -171,6 +175,31 @@ static inline void tel__stat_inc(_Atomic uint64_t *c)
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
                           memory_order_relaxed);
 #endif
+}
+
+/*
+ * Owner: the calling code holds pointers it looked up without a reference
+ * (a pid's process block, a registry entry: sched/epoch.h) until
+ * tel__sched_unhold. Meanwhile the preemption signal's handler announces
+ * no quiescent state for this thread: it does so for a thread stuck
+ * outside Telar's code (preempt.c), and such a window may be there, in a
+ * call out of Telar's code (libc's memcpy or memcmp, a system call of the
+ * allocator or a wake-up). Every lookup without a reference on a
+ * scheduler thread is inside one, unless it is under a Telar lock (the
+ * handler announces nothing then either). They do not nest (a store each,
+ * not a count: this is on tel_send's path).
+ */
+static inline void tel__sched_hold(struct sched *s)
+{
+    TEL_ASSERT(s->hold == 0);
+    s->hold = 1;
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
+static inline void tel__sched_unhold(struct sched *s)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    s->hold = 0;
 }
 
 /* Any thread: s's run sequence (see n_renews). */

@@ -275,6 +275,13 @@ static bool sample(unsigned i, uint64_t now, uint64_t thr)
     }
     if (s->spare && w->stuck)
         tel__sched_hand_off(s, now + wd.period_ns);
+    /* Stuck, it holds back the epoch (sched/epoch.h) once the others move
+     * it on: the blocks of processes that end anywhere would wait for its
+     * run to end. A signal lets it announce a quiescent state where it is,
+     * when that is outside Telar's code (preempt.c): one per sample at
+     * most, and only while it is behind. */
+    if (w->stuck && tel__epoch_behind(&s->ep))
+        (void)tel__preempt_request(s);
     return true;
 }
 

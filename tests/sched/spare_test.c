@@ -427,6 +427,120 @@ Test(spare, two_schedulers_both_blocked_do_not_stop_the_rest, .init = setup,
 }
 
 /* ------------------------------------------------------------------------ */
+/* A stuck scheduler does not hold back reclamation                          */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Processes that end on a free scheduler have their blocks reused while
+ * the other scheduler's thread is blocked in read() (sched/epoch.h): the
+ * watchdog signals the stuck thread while it is behind, and its handler
+ * announces a quiescent state there (preempt.c). Without that, every
+ * block retired meanwhile waited for read() to return. White-box: the
+ * free scheduler's count of retired blocks not yet freed.
+ */
+static atomic_int n_ended;
+
+static void ended_fn(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&n_ended, 1);
+}
+
+/* blocker_fn inside a lookup window (tel__sched_hold): as Telar code
+ * blocked in a system call while it holds a pointer it looked up without
+ * a reference. Its thread must then hold the epoch back. */
+static void holding_blocker_fn(void *arg)
+{
+    struct sched *s = tel__sched_self();
+    tel__sched_hold(s);
+    atomic_fetch_add(&n_blocked, 1);
+    char c;
+    ssize_t r;
+    do
+        r = read(pipes[0][0], &c, 1);
+    while (r < 0 && errno == EINTR);
+    tel__sched_unhold(s);
+    TT_CHECK(r == 1, "read: %zd", r);
+    (void)tt_send_tag(((struct blocker_arg *)arg)->main, 5);
+}
+
+static void reclaim_main(void *arg)
+{
+    bool holding = arg != NULL;
+    if (!tel__preempt_active()) { /* TSan: the handler is not installed */
+        atomic_store(&others_done, true);
+        return;
+    }
+    tel_pid_t self = tel_self();
+    pthread_t th;
+    if (!TT_CHECK(pthread_create(&th, NULL, rescuer, (void *)(intptr_t)1) == 0,
+                  "pthread_create"))
+        return;
+    struct blocker_arg ba = {.main = self, .pipe = 0};
+    TT_CHECK_RC(tel_spawn(NULL, holding ? holding_blocker_fn : blocker_fn,
+                          &ba),
+                0, "spawn blocker");
+    while (atomic_load(&n_blocked) == 0)
+        tel_sleep(1);
+    tel_sleep(20); /* blocked in read() by now, and marked stuck */
+    enum { ENDED = 20000, FREED_BELOW = 2000 };
+    for (int i = 0; i < ENDED; i++) {
+        if (!TT_CHECK_RC(tel_spawn(NULL, ended_fn, NULL), 0, "spawn"))
+            break;
+        if (i % 500 == 499)
+            tel_yield(); /* let them end as we go */
+    }
+    for (int i = 0; i < 5000 && atomic_load(&n_ended) < ENDED; i++)
+        tel_sleep(1);
+    TT_CHECK(atomic_load(&n_ended) == ENDED, "%d of %d processes ended",
+             atomic_load(&n_ended), (int)ENDED);
+    /* Their blocks are retired here (the blocked thread runs nothing). */
+    struct sched *s = tel__sched_self();
+    TT_CHECK(!s->stuck && !s->spare, "main runs on the stuck scheduler");
+    uint32_t left = s->ep.n;
+    if (holding) {
+        /* Well past the few watchdog periods the free takes otherwise. */
+        for (int i = 0; i < 200; i++) {
+            tel_sleep(1);
+            uint32_t n = tel__sched_self()->ep.n;
+            left = n < left ? n : left;
+        }
+        TT_CHECK(left >= ENDED - FREED_BELOW,
+                 "only %u retired blocks wait: the epoch moved on while a "
+                 "lookup window was open on the blocked thread", left);
+    } else {
+        for (int i = 0; i < 3000 && left >= FREED_BELOW; i++) {
+            tel_sleep(1);
+            left = tel__sched_self()->ep.n;
+        }
+        TT_CHECK(left < FREED_BELOW,
+                 "%u retired blocks still wait while the other scheduler is "
+                 "blocked in read()", left);
+    }
+    TT_CHECK(atomic_load(&n_blocked) == 1 && !atomic_load(&others_done),
+             "the blocker is no longer blocked");
+    atomic_store(&others_done, true);
+    TT_CHECK(write(pipes[0][1], "y", 1) == 1, "write");
+    (void)await_tags((const uint64_t[]){5, 0}, "blocker");
+    pthread_join(th, NULL);
+    TT_CHECK(!atomic_load(&rescued), "the blocker had to be rescued");
+}
+
+Test(spare, a_scheduler_blocked_in_read_does_not_hold_back_reclamation,
+     .init = setup, .fini = teardown, .timeout = 120)
+{
+    tel_config_t c = {.schedulers = 2};
+    TT_RUN(&c, reclaim_main, NULL);
+}
+
+Test(spare, a_scheduler_blocked_inside_a_lookup_window_holds_the_epoch,
+     .init = setup, .fini = teardown, .timeout = 120)
+{
+    tel_config_t c = {.schedulers = 2};
+    TT_RUN(&c, reclaim_main, (void *)1);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Without a watchdog there is no spare                                      */
 /* ------------------------------------------------------------------------ */
 
