@@ -51,6 +51,10 @@ void tel__pid_unref(struct proc *p);
  * a reference: the block stays valid (it may exit meanwhile) until the
  * calling scheduler's next switch, so the pointer must not be kept across
  * any call that may switch (sched/epoch.h). NULL if pid is dead or stale.
+ * Inside a lookup window (tel__sched_hold) when the pointer is used across
+ * a call out of Telar's code (memcpy, a system call), or under a Telar
+ * lock: the preemption signal may otherwise announce a quiescent state
+ * for the thread meanwhile.
  */
 struct proc *tel__pid_lookup(tel_pid_t pid);
 

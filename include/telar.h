@@ -320,7 +320,9 @@ TEL_API int tel_reduce(uint32_t n);
  * calls never fail with EINTR because of it. A raw system call the kernel
  * never restarts (nanosleep, poll, epoll_wait, a timed futex wait) made
  * directly on a scheduler thread may return EINTR, and only while its
- * process has run longer than watchdog_us: use tel_blocking to block.
+ * process has run longer than watchdog_us (twice, then at most once per
+ * 20 ms while ended processes' memory waits for that thread): use
+ * tel_blocking to block.
  * Embedders must not use SIGURG on Telar's threads while tel_run runs.
  * Turned off by TEL_CFG_NO_ASYNC_PREEMPT or TEL_CFG_NO_WATCHDOG (then the
  * handler is not installed), and always in ThreadSanitizer builds.

@@ -107,7 +107,10 @@
  * anyway; clock_gettime, mmap, madvise and futex wakes do not block. A
  * process that makes a raw blocking call on its scheduler thread can see
  * EINTR from those the kernel does not restart, only while it has run
- * longer than the watchdog's bound (tel_blocking is the way to block).
+ * longer than the watchdog's bound (tel_blocking is the way to block):
+ * twice when the run is found long, and while it stays stuck at most once
+ * per 20 ms, only while processes that ended elsewhere wait for its epoch
+ * (sysmon.c).
  *
  * Concurrency: requests come from any thread at any time (the target
  * parked, switching or running); the only shared state is s->preempt_sig
@@ -188,6 +191,12 @@ static unsigned n_ranges;
 extern const char __start_tel_text[] __attribute__((weak));
 extern const char __stop_tel_text[] __attribute__((weak));
 
+/* Telar's own code, for the handler's "outside Telar" tests: tel_text when
+ * Telar is linked statically, else the executable segment of the shared
+ * object it is in (where the weak bounds above are both 0). Written at
+ * install only. */
+static uintptr_t tel_lo, tel_hi;
+
 /* ------------------------------------------------------------------ */
 /* At install: the save area and the code ranges                      */
 /* ------------------------------------------------------------------ */
@@ -241,8 +250,11 @@ static int scan_one(struct dl_phdr_info *info, size_t size, void *arg)
             continue;
         uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
         uintptr_t hi = lo + ph->p_memsz;
-        if (sc->self >= lo && sc->self < hi)
+        if (sc->self >= lo && sc->self < hi) {
             sc->telar_in_exe = exe;
+            tel_lo = lo; /* the shared object's; tel_text's if static */
+            tel_hi = hi;
+        }
         if (exe && n_ranges < PREEMPT_MAX_RANGES) {
             ranges[n_ranges].lo = lo;
             ranges[n_ranges].hi = hi;
@@ -342,6 +354,7 @@ out:
 static bool ranges_init(void)
 {
     n_ranges = 0;
+    tel_lo = tel_hi = 0;
     struct scan sc = {.self = (uintptr_t)(void *)tel__preempt_tramp,
                       .first = true};
     (void)dl_iterate_phdr(scan_one, &sc);
@@ -355,7 +368,11 @@ static bool ranges_init(void)
             return false;
         if (!cut(lo, hi))
             return false;
+        tel_lo = lo;
+        tel_hi = hi;
     }
+    if (tel_hi <= tel_lo)
+        return false; /* Telar's own code not found */
     if (!cut_plt(sc.exe_bias))
         return false;
     /* malloc and the pthread locks must not be the program's own code. */
@@ -401,7 +418,9 @@ static bool at_syscall(uintptr_t pc)
 static uintptr_t safe_entry(struct sched *s, struct task *t, uintptr_t pc,
                             uintptr_t sp)
 {
-    if (!t->stack || tel__locks_held != 0 ||
+    /* s->hold: a lookup window (tel__sched_hold) that called into the
+     * program's code (its own memcpy, say) must not switch there. */
+    if (!t->stack || tel__locks_held != 0 || s->hold != 0 ||
         (t->flags & (TASK_NOPRE_MASK | TASK_F_NOASYNC)))
         return 0;
     if (!in_ranges(pc))
@@ -419,7 +438,6 @@ static uintptr_t safe_entry(struct sched *s, struct task *t, uintptr_t pc,
     uintptr_t here = (uintptr_t)__builtin_frame_address(0);
     if (here >= base && here <= top)
         return 0;
-    (void)s;
     return sp - PREEMPT_RED_ZONE - 8;
 }
 
@@ -463,8 +481,7 @@ static void on_preempt(int sig, siginfo_t *si, void *ucv)
         atomic_fetch_add_explicit(&n_deferred, 1, memory_order_relaxed);
         atomic_store_explicit(&s->preempt_want, t, memory_order_relaxed);
         s->reds = 0;
-        bool outside = !(pc >= (uintptr_t)__start_tel_text &&
-                         pc < (uintptr_t)__stop_tel_text);
+        bool outside = !(pc >= tel_lo && pc < tel_hi);
         /* A long run follows a park this thread has not published yet
          * (scheduler.c, "Lazy parks"): publish it, so that another
          * thread's message wakes that task elsewhere. Outside Telar's

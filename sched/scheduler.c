@@ -1467,6 +1467,9 @@ _Noreturn void tel__sched_hibernate(struct sched *s, bool ready)
 
 _Noreturn void tel__sched_exit_fault(struct sched *s, uint32_t flag)
 {
+    /* It may have faulted inside a lookup window (a bad pointer given to
+     * tel_send's copy): the window's pointers die with it. */
+    s->hold = 0;
     /* On the signal stack: no stack checks (they would measure it). */
     (void)end_faulted(s->cur, flag);
     switch_away(s, s->cur, ACT_EXIT);

@@ -99,6 +99,11 @@
 #define SYSMON_SLOW 4u
 /* The shortest sampling period (a bound of 100 us samples every 50 us). */
 #define SYSMON_MIN_PERIOD_NS 50000u
+/* At most one signal per this many ns to a stuck scheduler whose epoch is
+ * behind (sample): each one interrupts the system call it is blocked in,
+ * and one the kernel does not restart (poll, nanosleep) returns EINTR to
+ * the program. Reclamation then lags by about two of these. */
+#define SYSMON_EPOCH_SIG_NS 20000000u
 
 struct wd_sched {
     /* The watchdog thread only. */
@@ -110,6 +115,7 @@ struct wd_sched {
     bool asked, preempted, stuck;
     uint64_t cpu_ns, cpu_at; /* its thread's CPU time, when read (held) */
     uint64_t n_pre;          /* its watchdog preemptions, at the last sample */
+    uint64_t ep_sig_ns;      /* the last signal for its epoch (sample) */
     /* Under wd.lock (the watchdog writes, readers read). */
     uint64_t longest_ns, longest_id, longest_seq;
     uint64_t cur_ns;
@@ -278,10 +284,13 @@ static bool sample(unsigned i, uint64_t now, uint64_t thr)
     /* Stuck, it holds back the epoch (sched/epoch.h) once the others move
      * it on: the blocks of processes that end anywhere would wait for its
      * run to end. A signal lets it announce a quiescent state where it is,
-     * when that is outside Telar's code (preempt.c): one per sample at
-     * most, and only while it is behind. */
-    if (w->stuck && tel__epoch_behind(&s->ep))
+     * when that is outside Telar's code (preempt.c): only while it is
+     * behind, and at most one per SYSMON_EPOCH_SIG_NS. */
+    if (w->stuck && tel__epoch_behind(&s->ep) &&
+        now - w->ep_sig_ns >= SYSMON_EPOCH_SIG_NS) {
+        w->ep_sig_ns = now;
         (void)tel__preempt_request(s);
+    }
     return true;
 }
 

@@ -13,6 +13,8 @@
  */
 #include "common.h"
 
+#include <poll.h>
+
 #include "sched/preempt.h"
 #include "sched/scheduler.h"
 
@@ -538,6 +540,58 @@ Test(spare, a_scheduler_blocked_inside_a_lookup_window_holds_the_epoch,
 {
     tel_config_t c = {.schedulers = 2};
     TT_RUN(&c, reclaim_main, (void *)1);
+}
+
+/*
+ * The signals that move a stuck scheduler's epoch on come at most once per
+ * 20 ms (sysmon.c): a process blocked in poll() on its scheduler thread,
+ * which the kernel never restarts, sees a few EINTRs a second while
+ * processes end elsewhere, not one per watchdog sample (3,294 in 2 s once).
+ */
+static atomic_int n_eintr;
+static atomic_bool poller_done;
+
+static void poller_fn(void *arg)
+{
+    tel_pid_t main = (tel_pid_t)(uintptr_t)arg;
+    atomic_fetch_add(&n_blocked, 1);
+    int64_t until = tt_now_ms() + 1000;
+    for (int64_t now; (now = tt_now_ms()) < until;)
+        if (poll(NULL, 0, (int)(until - now)) < 0 && errno == EINTR)
+            atomic_fetch_add(&n_eintr, 1);
+    atomic_store(&poller_done, true);
+    (void)tt_send_tag(main, 5);
+}
+
+static void eintr_main(void *arg)
+{
+    (void)arg;
+    if (!tel__preempt_active())
+        return;
+    tel_pid_t self = tel_self();
+    TT_CHECK_RC(tel_spawn(NULL, poller_fn, (void *)(uintptr_t)self), 0,
+                "spawn poller");
+    while (atomic_load(&n_blocked) == 0)
+        tel_sleep(1);
+    /* Processes end here all the while: the epoch keeps moving on. */
+    while (!atomic_load(&poller_done)) {
+        for (int i = 0; i < 200; i++)
+            if (!TT_CHECK_RC(tel_spawn(NULL, ended_fn, NULL), 0, "spawn"))
+                break;
+        tel_sleep(1);
+    }
+    (void)await_tags((const uint64_t[]){5, 0}, "poller");
+    int n = atomic_load(&n_eintr);
+    cr_log_info("poll() saw %d EINTRs in 1 s", n);
+    /* Two when the run is found long and stuck, then at most 50 a
+     * second; room for a watchdog that samples late. */
+    TT_CHECK(n <= 80, "poll() saw %d EINTRs in 1 s", n);
+}
+
+Test(spare, a_stuck_scheduler_gets_few_signals_for_its_epoch, .timeout = 120)
+{
+    tel_config_t c = {.schedulers = 2};
+    TT_RUN(&c, eintr_main, NULL);
 }
 
 /* ------------------------------------------------------------------------ */
