@@ -2160,9 +2160,11 @@ static void *thread_main(void *arg)
  * Limits: one spare. If a task on the spare gets stuck in turn, it is
  * marked stuck like a scheduler (its ring goes to the global queue, others
  * fire its timers, foreign wake-ups go elsewhere), but nobody replaces it;
- * MODE_SPARE then stays set until that task switches out. While any
- * scheduler is stuck the epoch cannot advance (a stuck thread is online
- * and passes no quiescent point), so blocks retired meanwhile wait for it.
+ * MODE_SPARE then stays set until that task switches out. A stuck thread
+ * is online and passes no quiescent point of its own; where the
+ * watchdog's signal finds it outside Telar's code it announces one
+ * (preempt.c), so blocks retired meanwhile wait for it only while it is
+ * stuck inside Telar's code (or without asynchronous preemption).
  * With one scheduler, once the spare has run, exited processes are
  * retired instead of freed at once (tel__sched_alone). None with the
  * watchdog off, or at TW_MAX_WHEELS schedulers.
