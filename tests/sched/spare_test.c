@@ -217,9 +217,9 @@ static void lone_main(void *arg)
     TT_CHECK(atomic_load(&late_on_spare), "late_fn did not run on the spare");
     TT_CHECK(tel__sched_spare_runs() > runs0, "the spare never ran");
     /* Sent back once the scheduler was free. */
-    for (int i = 0; i < 5000 && tel__sched_spare_at_work(); i++)
+    for (int i = 0; i < 5000 && tel__sched_spares_at_work(); i++)
         tel_sleep(1);
-    TT_CHECK(!tel__sched_spare_at_work(), "the spare is still at work");
+    TT_CHECK(!tel__sched_spares_at_work(), "the spare is still at work");
     /* And the scheduler runs everything again. */
     for (int i = 0; i < 50 && tel__sched_self()->spare; i++)
         tel_sleep(2);
@@ -413,9 +413,9 @@ static void both_main(void *arg)
     for (int k = 0; k < 2; k++)
         TT_CHECK(write(pipes[k][1], "y", 1) == 1, "write");
     (void)await_tags((const uint64_t[]){5, 5, 0}, "blockers");
-    for (int i = 0; i < 5000 && tel__sched_spare_at_work(); i++)
+    for (int i = 0; i < 5000 && tel__sched_spares_at_work(); i++)
         tel_sleep(1);
-    TT_CHECK(!tel__sched_spare_at_work(), "the spare is still at work");
+    TT_CHECK(!tel__sched_spares_at_work(), "the spare is still at work");
     pthread_join(th, NULL);
     TT_CHECK(!atomic_load(&rescued),
              "the blockers had to be rescued: the others never ran");
@@ -601,8 +601,9 @@ Test(spare, a_stuck_scheduler_gets_few_signals_for_its_epoch, .timeout = 120)
 static void no_wd_main(void *arg)
 {
     (void)arg;
-    TT_CHECK(!tel__sched_spare(true), "a spare without a watchdog");
-    TT_CHECK(!tel__sched_spare_at_work(), "at work without a watchdog");
+    TT_CHECK(tel__sched_spare(1) == 0, "a spare without a watchdog");
+    TT_CHECK(tel__sched_spares() == 0, "spares without a watchdog");
+    TT_CHECK(!tel__sched_spares_at_work(), "at work without a watchdog");
     TT_CHECK(tel__sched_wheel_owner(1) == NULL, "a spare's wheel");
     TT_CHECK(tel__sched_wheel_owner(0) == tel__sched_self(), "wheel 0");
 }
