@@ -1,6 +1,6 @@
 /*
- * tests/sched/spare_test.c: the spare scheduler ("The spare scheduler" in
- * sched/scheduler.c). When every scheduler is stuck (here: its thread
+ * tests/sched/spare_test.c: the spare schedulers ("The spare schedulers"
+ * in sched/scheduler.c). When every scheduler is stuck (here: its thread
  * blocked in read() on a pipe, not through tel_blocking, or a process
  * spinning in C with tel_preempt_disable), the rest of the processes keep
  * running on a spare thread, and the spare goes back to sleep once a
