@@ -335,16 +335,17 @@ TEL_API int tel_reduce(uint32_t n);
  * there too). When every scheduler is stuck, a spare scheduler thread
  * (started the first time it is needed, not pinned) runs the other
  * processes until a scheduler is free again, then hands them back and
- * sleeps. There is one spare: a process that gets stuck on the spare
- * too waits for a scheduler to come free. No spare with
- * TEL_CFG_NO_WATCHDOG. The control blocks of processes that end are
- * reused once every scheduler has switched since or been seen outside
- * Telar's code (sched/epoch.h): the watchdog's signal checks a stuck
- * scheduler for that at every sample, so a process blocked in the
- * program's own system call or library code holds no memory back. One
- * stuck inside Telar's code (a message copy that runs for milliseconds),
- * or anywhere while asynchronous preemption is off, holds back that reuse
- * until its run ends.
+ * sleeps. When a process gets stuck on that spare too, another spare
+ * takes over, and so on up to 8 spares (fewer past 1016 schedulers);
+ * only a process that gets stuck on the last of them waits for a thread
+ * to come free. No spare with TEL_CFG_NO_WATCHDOG. The control blocks of
+ * processes that end are reused once every scheduler has switched since
+ * or been seen outside Telar's code (sched/epoch.h): the watchdog's
+ * signal checks a stuck scheduler for that at every sample, so a process
+ * blocked in the program's own system call or library code holds no
+ * memory back. One stuck inside Telar's code (a message copy that runs
+ * for milliseconds), or anywhere while asynchronous preemption is off,
+ * holds back that reuse until its run ends.
  */
 
 /*
@@ -1098,7 +1099,7 @@ TEL_API int tel_sched_stats(unsigned index, tel_sched_stats_t *out);
  *   run_us:    how long it ran without a switch, as the watchdog saw it (a
  *              lower bound, short by less than its sampling period).
  *   scheduler: the index of the scheduler it ran on; tel_scheduler_count()
- *              for the spare scheduler, which runs processes while every
+ *              + k for spare scheduler k, which runs processes while every
  *              scheduler is stuck (see tel_config_t.watchdog_us).
  */
 typedef struct tel_long_schedule_info {

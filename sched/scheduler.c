@@ -65,15 +65,17 @@
  * ring and priority queues are handed to the others, its timers run
  * elsewhere, wake-ups from other threads go elsewhere, and its owner-only
  * lanes are shed from its own thread by the preemption signal; see "Stuck
- * schedulers" below. When every scheduler is stuck (or there is one), a
- * spare scheduler thread runs their work until one is free again ("The
- * spare scheduler").
+ * schedulers" below. When every scheduler is stuck (or there is one),
+ * spare scheduler threads (up to SCHED_SPARE_MAX, one more each time all
+ * at work are stuck) run their work until one is free again ("The spare
+ * schedulers").
  */
 #define _GNU_SOURCE 1
 #include "sched/scheduler.h"
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -130,10 +132,19 @@ _Static_assert(SCHED_TIMER_EARLY_NS < SCHED_SPIN_NS,
 
 /* sys.mode. MODE_STUCK: some scheduler is stuck in one task (the
  * watchdog says so): others run its timers (run_timers). */
-enum { MODE_STOP = 1u, MODE_CANARY = 2u, MODE_STUCK = 4u, MODE_SPARE = 8u };
-/* MODE_SPARE: the spare scheduler is asked to hand its work back (the
- * watchdog sets it, the spare clears it): every switch-out takes the slow
- * path meanwhile, where the spare sees it. */
+enum {
+    MODE_STOP = 1u,
+    MODE_CANARY = 2u,
+    MODE_STUCK = 4u,
+    MODE_SPARE_ONE = 1u << 8,
+    MODE_SPARE = 0xffu << 8,
+};
+_Static_assert(SCHED_SPARE_MAX <= 0xffu, "MODE_SPARE counts every spare");
+/* MODE_SPARE: a field, not a bit: how many spares are asked to hand their
+ * work back and have not yet seen it in their loop (one per spare whose
+ * back flag is set; "The spare schedulers"). Every switch-out takes the
+ * slow path while it is not 0, where a spare sees its own flag. A count,
+ * so that one spare clearing its request never hides another's. */
 
 enum handoff_act {
     ACT_NONE = 0,
@@ -148,6 +159,23 @@ enum handoff_act {
 };
 
 __thread struct sched *tel__tls_sched __attribute__((tls_model("initial-exec")));
+
+/*
+ * One spare scheduler's state beside its struct sched. Written rarely (at
+ * most a few times per watchdog sample), so no line of its own.
+ *   want: it should run the stuck threads' work. The watchdog writes,
+ *     seq_cst; anyone reads.
+ *   live: its thread was started. The watchdog writes (seq_cst), once;
+ *     back to 0 only if pthread_create failed.
+ *   back: it was sent back and has not yet seen that in its loop. Set by
+ *     the watchdog (after want = 0), or re-set by the spare's own thread
+ *     (must_leave_slow); cleared by the spare's own thread. Each set flag
+ *     is counted in sys.mode's MODE_SPARE field (spare_mark_back).
+ */
+struct spare {
+    struct sched *s;
+    _Atomic uint32_t want, live, back;
+};
 
 static struct {
     struct sched **s;
@@ -166,17 +194,15 @@ static struct {
     struct park_counts idle;
     _Atomic unsigned rr; /* round-robin for foreign spawns */
     _Atomic unsigned n_stuck; /* schedulers marked stuck (the watchdog's) */
-    unsigned n_eps; /* entries of eps: n, plus the spare's */
-    /* The spare scheduler ("The spare scheduler" below); NULL without a
-     * watchdog. spare_want: it should run the stuck schedulers' work (the
-     * watchdog writes, seq_cst). spare_live: its thread was started (the
-     * watchdog writes, release). Its park is counted apart (spare_idle),
-     * so that it is never taken for an idle scheduler. */
-    struct sched *spare;
-    _Atomic uint32_t spare_want, spare_live;
+    unsigned n_eps; /* entries of eps: n, plus the spares' */
+    /* The spare schedulers ("The spare schedulers" below): n_sp of them,
+     * none without a watchdog. Their parks are counted apart
+     * (spare_idle), so that none is ever taken for an idle scheduler. */
+    struct spare sp[SCHED_SPARE_MAX];
+    unsigned n_sp;
     _Atomic uint64_t spare_runs;
     struct park_counts spare_idle;
-    sigset_t sigmask; /* tel_run's thread's signal mask (the spare's) */
+    sigset_t sigmask; /* tel_run's thread's signal mask (the spares') */
     /* The global run queue. */
     tel__spin_t glock TEL_ALIGNED_CL;
     struct task *ghead, *gtail;
@@ -1191,7 +1217,7 @@ static struct sched *switch_away(struct sched *s, struct task *prev,
 static TEL_NOINLINE bool must_leave_slow(struct sched *s, uint32_t mode);
 
 /* Owner: whether s must go back to its loop instead of running a task: a
- * stop, or s is the spare and was sent back (MODE_SPARE). One load. */
+ * stop, or s is a spare and was sent back (MODE_SPARE). One load. */
 static inline bool must_leave(struct sched *s)
 {
     uint32_t m = atomic_load_explicit(&sys.mode, memory_order_relaxed) &
@@ -1545,13 +1571,14 @@ void tel__sched_timer_disarm(struct task *t)
  * parked task elsewhere, as it would have without the lazy park.
  *
  * When every scheduler is stuck (or there is one), the others are the
- * spare scheduler: see "The spare scheduler" below.
+ * spare schedulers: see "The spare schedulers" below.
  */
 
-static bool spare_at_work(void);
+static bool spare_working(struct spare *p);
 
-/* Any thread: a scheduler other than s that is not stuck (the next one
- * after s), else the spare if it is at work, else s. */
+/* Any thread (async-signal-safe): a scheduler other than s that is not
+ * stuck (the next one after s), else the first spare at work that is not
+ * stuck, else s. */
 static struct sched *not_stuck(struct sched *s)
 {
     unsigned base = s->spare ? 0 : s->index + 1;
@@ -1560,11 +1587,21 @@ static struct sched *not_stuck(struct sched *s)
         if (o != s && !atomic_load_explicit(&o->stuck, memory_order_relaxed))
             return o;
     }
-    return spare_at_work() &&
-                   !atomic_load_explicit(&sys.spare->stuck,
-                                         memory_order_relaxed)
-               ? sys.spare
-               : s;
+    for (unsigned k = 0; k < sys.n_sp; k++) {
+        struct sched *o = sys.sp[k].s;
+        if (o != s && spare_working(&sys.sp[k]) &&
+            !atomic_load_explicit(&o->stuck, memory_order_relaxed))
+            return o;
+    }
+    return s;
+}
+
+/* Any thread: wake every spare at work (each draws on the global queue). */
+static void wake_spares(void)
+{
+    for (unsigned k = 0; k < sys.n_sp; k++)
+        if (spare_working(&sys.sp[k]))
+            tel__park_wake(&sys.sp[k].s->park, &sys.spare_idle);
 }
 
 /* The park counts s's park belongs to. */
@@ -1632,8 +1669,7 @@ void tel__sched_hand_off(struct sched *s, uint64_t due_ns)
         moved = true; /* someone must run it (run_timers, help_stuck) */
     if (moved) {
         wake_idle();
-        if (spare_at_work())
-            tel__park_wake(&sys.spare->park, &sys.spare_idle);
+        wake_spares();
     }
 }
 
@@ -1642,9 +1678,9 @@ void tel__sched_hand_off(struct sched *s, uint64_t due_ns)
 static TEL_NOINLINE void help_stuck(struct sched *s)
 {
     uint64_t now = 0;
-    for (unsigned i = 0; i <= sys.n; i++) { /* the spare last */
-        struct sched *v = i < sys.n ? sys.s[i] : sys.spare;
-        if (!v || v == s ||
+    for (unsigned i = 0; i < sys.n + sys.n_sp; i++) { /* the spares last */
+        struct sched *v = tel__sched_wheel_owner(i);
+        if (v == s ||
             !atomic_load_explicit(&v->stuck, memory_order_relaxed) ||
             tel__tw_empty(&v->wheel))
             continue;
@@ -1927,7 +1963,7 @@ static bool others_have(struct sched *s, uint32_t bits)
 
 static struct task *steal(struct sched *s)
 {
-    if (sys.n < 2 || s->spare) /* the spare takes only what it is given */
+    if (sys.n < 2 || s->spare) /* a spare takes only what it is given */
         return NULL;
     struct task *t;
     if (TEL_UNLIKELY(others_have(s, PRIO_HI_BITS)) &&
@@ -2075,7 +2111,7 @@ static void thread_setup(struct sched *s)
     tel__epoch_online(&s->ep);
     tel__mem_bind_thread(s->cache);
     tel__pool_bind_thread(s->cache);
-    if (sys.pin && !s->spare) /* the spare runs where the kernel puts it */
+    if (sys.pin && !s->spare) /* a spare runs where the kernel puts it */
         (void)tel__topo_bind_thread(s->index);
     /* Timer wake-ups as precise as the kernel allows (default slack 50 us). */
     (void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
@@ -2114,7 +2150,7 @@ static void *thread_main(void *arg)
 
 
 /* ------------------------------------------------------------------ */
-/* The spare scheduler                                                 */
+/* The spare schedulers                                                */
 /* ------------------------------------------------------------------ */
 
 /*
@@ -2123,58 +2159,110 @@ static void *thread_main(void *arg)
  * tel_blocking), handing work to "the others" finds nobody: with one
  * scheduler that is any stuck run. Go hands the stuck M's P to a new M.
  * Here a scheduler and its thread are one, so the replacement is a spare
- * scheduler: a struct sched of its own (index sys.n, no alloc cache of its
- * own, not pinned), whose thread the watchdog starts the first time every
- * scheduler is stuck and wakes every later time (tel__sched_spare).
+ * scheduler: a struct sched of its own (index sys.n + k for spare k, no
+ * alloc cache of its own, not pinned), whose thread the watchdog starts
+ * the first time it is needed and wakes every later time
+ * (tel__sched_spare).
  *
- * At work (spare_want), it runs what the stuck schedulers hand off: the
+ * At work (want), a spare runs what the stuck threads hand off: the
  * watchdog moves their rings to the global queue and their priority
- * queues to the spare (not_stuck), wake-ups from other threads go to it
- * (inject), it fires the stuck wheels' due timers (help_stuck), and the
- * tasks it runs wake others onto its own queues as any scheduler does. It
- * steals from nobody and nobody steals from it; it is never counted as an
- * idle scheduler (its park has counts of its own), so wake_idle never
- * wakes it and the watchdog's "all parked" ignores it.
+ * queues to a thread that is not stuck (not_stuck), wake-ups from other
+ * threads go to such a thread too (inject), it fires the stuck wheels'
+ * due timers (help_stuck), and the tasks it runs wake others onto its own
+ * queues as any scheduler does. It steals from nobody and nobody steals
+ * from it; it is never counted as an idle scheduler (the spares' parks
+ * have counts of their own), so wake_idle never wakes it and the
+ * watchdog's "all parked" looks at it apart.
  *
- * As soon as one scheduler is free again the watchdog sends it back
- * (spare_want = 0, and MODE_SPARE so that its next switch-out takes the
- * slow path, where must_leave sees it): its running task is switched out
- * at its next switch or spent slice, and everything queued on it goes
- * back (spare_hand_back: runnable work to the global queue, priority
- * queues to a scheduler that is not stuck). Dormant, it keeps only its
- * timer wheel: it sleeps until the next of those timers (or a wake-up
- * from another thread for a task last run there) and hands what they wake
- * straight back. It runs nothing itself while dormant, so it never
- * competes with the schedulers for a core.
+ * Several spares. A task on a spare can get stuck in turn (two processes
+ * each blocked in a raw read() with one scheduler: the first holds the
+ * scheduler, the second the spare). With one spare everything else would
+ * then wait for one of them to return, which may be never. So spare k + 1
+ * is put to work when every scheduler and every spare 0 .. k is stuck and
+ * each of those threads is held (below): the spares at work are always
+ * spares 0 .. m - 1, and the watchdog adds at most one a sample.
  *
- * MODE_SPARE costs the switch path nothing while clear: it is in the word
- * every switch-out reads. The spare clears it, then reads spare_want (both
+ * Sent back, newest first. Once a scheduler is free again, every spare is
+ * sent back at once (the schedulers can run it all again). While every
+ * scheduler stays stuck, the spares above the first spare at work that is
+ * free are sent back: that one runs the rest, as one spare did before.
+ * Sending back (want = 0, then the spare's back flag, counted in
+ * sys.mode's MODE_SPARE field, so that its next switch-out takes the slow
+ * path, where must_leave sees it): its running task is switched out at
+ * its next switch or spent slice, and everything queued on it goes back
+ * (spare_hand_back: runnable work to the global queue, priority queues to
+ * a thread that is not stuck). Dormant, it keeps only its timer wheel: it
+ * sleeps until the next of those timers (or a wake-up from another thread
+ * for a task last run there) and hands what they wake straight back. It
+ * runs nothing itself while dormant, so it never competes with the
+ * schedulers for a core.
+ *
+ * MODE_SPARE costs the switch path nothing while it is 0: it is in the
+ * word every switch-out reads. It is a count of set back flags, not a bit:
+ * with a bit, one spare clearing it would hide another's request. The
+ * count goes up before a flag is set and down after it is cleared
+ * (spare_mark_back, spare_clear_back), so it never drops below the number
+ * of set flags. A spare clears its flag, then reads its want (both
  * seq_cst; the watchdog writes them in the other order), so a new request
  * is never lost.
  *
- * When it is put to work: only if every stuck thread is really held
- * (sysmon.c's held: blocked in the kernel, or running on a CPU). A thread
- * that only waits for a CPU (more runnable threads than cores) gets no
- * spare, which would only add to the queue for the CPUs.
+ * When one is put to work: only if every stuck thread it would stand in
+ * for is really held (sysmon.c's held: blocked in the kernel, or running
+ * on a CPU). A thread that only waits for a CPU (more runnable threads
+ * than cores) gets no spare, which would only add to the queue for the
+ * CPUs.
  *
- * Limits: one spare. If a task on the spare gets stuck in turn, it is
- * marked stuck like a scheduler (its ring goes to the global queue, others
- * fire its timers, foreign wake-ups go elsewhere), but nobody replaces it;
- * MODE_SPARE then stays set until that task switches out. A stuck thread
- * is online and passes no quiescent point of its own; where the
+ * Limits: SCHED_SPARE_MAX spares (8). Each one is allocated at start (a
+ * struct sched with its timer wheel, epoch record and watchdog record,
+ * walked by every epoch collection and watchdog sample), and each in use
+ * is a thread held by a process that should have used tel_blocking: that
+ * is a bug to fix, and the bound only keeps a program with many such
+ * processes from turning each into a thread; beyond it, the rest waits
+ * for one of them to return, as with one spare before. Fewer spares at
+ * more than TW_MAX_WHEELS - 8 schedulers (a timer id holds a wheel index,
+ * timerwheel.h), none with the watchdog off. A stuck spare is marked
+ * stuck like a scheduler (its ring goes to the global queue, others fire
+ * its timers, foreign wake-ups go elsewhere); one sent back while stuck
+ * keeps its MODE_SPARE count until that task switches out. A stuck
+ * thread is online and passes no quiescent point of its own; where the
  * watchdog's signal finds it outside Telar's code it announces one
  * (preempt.c), so blocks retired meanwhile wait for it only while it is
- * stuck inside Telar's code (or without asynchronous preemption).
- * With one scheduler, once the spare has run, exited processes are
- * retired instead of freed at once (tel__sched_alone). None with the
- * watchdog off, or at TW_MAX_WHEELS schedulers.
+ * stuck inside Telar's code (or without asynchronous preemption). With
+ * one scheduler, once a spare has run, exited processes are retired
+ * instead of freed at once (tel__sched_alone).
  */
 
-static bool spare_at_work(void)
+/* Spare s's state (s->spare). */
+static inline struct spare *spare_of(const struct sched *s)
 {
-    return sys.spare &&
-           atomic_load_explicit(&sys.spare_live, memory_order_acquire) &&
-           atomic_load_explicit(&sys.spare_want, memory_order_seq_cst);
+    return &sys.sp[s->index - sys.n];
+}
+
+/* Any thread (async-signal-safe): spare p is at work. */
+static bool spare_working(struct spare *p)
+{
+    return atomic_load_explicit(&p->live, memory_order_acquire) &&
+           atomic_load_explicit(&p->want, memory_order_seq_cst);
+}
+
+/* The watchdog, or p's own thread: p must leave what it runs. The count
+ * first, then the flag (undone if the flag was set already): the count
+ * never drops below the number of set flags, whatever spare_clear_back
+ * does meanwhile. */
+static void spare_mark_back(struct spare *p)
+{
+    atomic_fetch_add_explicit(&sys.mode, MODE_SPARE_ONE, memory_order_seq_cst);
+    if (atomic_exchange_explicit(&p->back, 1, memory_order_seq_cst))
+        atomic_fetch_sub_explicit(&sys.mode, MODE_SPARE_ONE,
+                                  memory_order_seq_cst);
+}
+
+/* p's own thread: clear p's flag, then its count. */
+static void spare_clear_back(struct spare *p)
+{
+    if (atomic_exchange_explicit(&p->back, 0, memory_order_seq_cst))
+        atomic_fetch_sub_explicit(&sys.mode, MODE_SPARE_ONE,
+                                  memory_order_seq_cst);
 }
 
 static TEL_NOINLINE bool must_leave_slow(struct sched *s, uint32_t mode)
@@ -2182,31 +2270,34 @@ static TEL_NOINLINE bool must_leave_slow(struct sched *s, uint32_t mode)
     if (mode & MODE_STOP)
         return true;
     if (!s->spare)
-        return false; /* MODE_SPARE is the spare's business */
-    /* Sent back: the bit stays set (the caller's switch-out must take the
-     * slow path too) until the spare's loop clears it. Put to work again
-     * meanwhile: clear it, then look again (the watchdog stores want,
-     * then sets the bit: a new request is never lost). */
-    if (atomic_load_explicit(&sys.spare_want, memory_order_seq_cst)) {
-        atomic_fetch_and_explicit(&sys.mode, ~MODE_SPARE,
-                                  memory_order_seq_cst);
-        if (atomic_load_explicit(&sys.spare_want, memory_order_seq_cst))
+        return false; /* MODE_SPARE is the spares' business */
+    struct spare *p = spare_of(s);
+    if (!atomic_load_explicit(&p->back, memory_order_seq_cst))
+        return false; /* another spare's request */
+    /* Sent back: the flag stays set (its count keeps the caller's
+     * switch-out on the slow path too) until the spare's loop clears it.
+     * Put to work again meanwhile: clear it, then look again (the
+     * watchdog stores want, then sets the flag: a new request is never
+     * lost). */
+    if (atomic_load_explicit(&p->want, memory_order_seq_cst)) {
+        spare_clear_back(p);
+        if (atomic_load_explicit(&p->want, memory_order_seq_cst))
             return false;
-        atomic_fetch_or_explicit(&sys.mode, MODE_SPARE, memory_order_seq_cst);
+        spare_mark_back(p);
     }
     return true;
 }
 
-/* The spare's thread: whether it has work it must run or hand back. */
+/* A spare's thread: whether it has work it must run or hand back. */
 static bool spare_has_work(struct sched *s)
 {
     return own_work(s) ||
-           (atomic_load_explicit(&sys.spare_want, memory_order_seq_cst) &&
+           (atomic_load_explicit(&spare_of(s)->want, memory_order_seq_cst) &&
             atomic_load_explicit(&sys.glen, memory_order_seq_cst));
 }
 
-/* The spare's thread, sent back: fire its due timers and give everything
- * runnable it holds to the schedulers. */
+/* A spare's thread, sent back: fire its due timers and give everything
+ * runnable it holds to the schedulers (or to a spare still at work). */
 static void spare_hand_back(struct sched *s)
 {
     run_timers(s);
@@ -2215,29 +2306,32 @@ static void spare_hand_back(struct sched *s)
     if (to == s)
         to = sys.s[0];
     if (move_prio(s, to)) {
-        tel__park_wake(&to->park, &sys.idle);
+        tel__park_wake(&to->park, idle_of(to));
         wake_idle();
     }
 }
 
-/* The spare's thread: sleep until woken, its own next timer, or (at
- * work) the next due timer of a stuck scheduler. */
+/* A spare's thread: sleep until woken, its own next timer, or (at work)
+ * the next due timer of a stuck scheduler or spare. */
 static void spare_sleep(struct sched *s, bool want)
 {
+    struct spare *p = spare_of(s);
     uint32_t seq = tel__park_prepare(&s->park, &sys.spare_idle);
     if (spare_has_work(s) ||
-        atomic_load_explicit(&sys.spare_want, memory_order_seq_cst) !=
+        atomic_load_explicit(&p->want, memory_order_seq_cst) !=
             (uint32_t)want ||
+        atomic_load_explicit(&p->back, memory_order_seq_cst) ||
         (atomic_load_explicit(&sys.mode, memory_order_seq_cst) &
-         (MODE_STOP | MODE_SPARE))) {
+         MODE_STOP)) {
         tel__park_cancel(&s->park, &sys.spare_idle);
         return;
     }
     uint64_t due = tel__tw_next_ns(&s->wheel);
     if (want)
-        for (unsigned i = 0; i < sys.n; i++) {
-            struct sched *v = sys.s[i];
-            if (atomic_load_explicit(&v->stuck, memory_order_relaxed) &&
+        for (unsigned i = 0; i < sys.n + sys.n_sp; i++) {
+            struct sched *v = tel__sched_wheel_owner(i);
+            if (v != s &&
+                atomic_load_explicit(&v->stuck, memory_order_relaxed) &&
                 !tel__tw_empty(&v->wheel)) {
                 uint64_t d = tel__tw_next_ns(&v->wheel);
                 if (d < due)
@@ -2251,14 +2345,14 @@ static void spare_sleep(struct sched *s, bool want)
 
 static void spare_loop(struct sched *s)
 {
+    struct spare *p = spare_of(s);
     for (;;) {
         uint32_t mode = atomic_load_explicit(&sys.mode, memory_order_acquire);
         if (mode & MODE_STOP)
             return;
         if (mode & MODE_SPARE)
-            atomic_fetch_and_explicit(&sys.mode, ~MODE_SPARE,
-                                      memory_order_seq_cst);
-        bool want = atomic_load_explicit(&sys.spare_want, memory_order_seq_cst);
+            spare_clear_back(p);
+        bool want = atomic_load_explicit(&p->want, memory_order_seq_cst);
         struct task *t = NULL;
         if (want && !((t = pick_next(s))))
             t = look_once(s);
@@ -2290,7 +2384,9 @@ static void *spare_main(void *arg)
     /* Started by the watchdog, which blocks every signal: take tel_run's
      * mask instead (the fault and preemption handlers need theirs). */
     pthread_sigmask(SIG_SETMASK, &sys.sigmask, NULL);
-    (void)prctl(PR_SET_NAME, "tel-spare", 0, 0, 0);
+    char name[16];
+    snprintf(name, sizeof name, "tel-spare%u", s->index - sys.n);
+    (void)prctl(PR_SET_NAME, name, 0, 0, 0);
     thread_setup(s);
     spare_loop(s);
     /* Stopping: what it holds is torn down with every other task. */
@@ -2298,40 +2394,54 @@ static void *spare_main(void *arg)
     return NULL;
 }
 
-bool tel__sched_spare(bool want)
+/* The watchdog: put p to work (was: it is already). Returns false if its
+ * thread could not be started. */
+static bool spare_put_to_work(struct spare *p, bool was)
 {
-    struct sched *sp = sys.spare;
-    if (!sp)
-        return !want;
-    bool was = atomic_load_explicit(&sys.spare_want, memory_order_relaxed);
-    if (want) {
-        if (!was)
-            atomic_store_explicit(&sys.spare_want, 1, memory_order_seq_cst);
-        if (!atomic_load_explicit(&sys.spare_live, memory_order_relaxed)) {
-            /* Live before it exists: a process block freed at once
-             * because one scheduler seemed alone (tel__sched_alone) must
-             * be unreachable before the spare can look anything up. */
-            atomic_store_explicit(&sys.spare_live, 1, memory_order_seq_cst);
-            if (pthread_create(&sp->thread, NULL, spare_main, sp) != 0) {
-                atomic_store_explicit(&sys.spare_live, 0,
-                                      memory_order_seq_cst);
-                atomic_store_explicit(&sys.spare_want, 0,
-                                      memory_order_seq_cst);
-                return false;
-            }
+    if (!was)
+        atomic_store_explicit(&p->want, 1, memory_order_seq_cst);
+    if (!atomic_load_explicit(&p->live, memory_order_relaxed)) {
+        /* Live before it exists: a process block freed at once because
+         * one scheduler seemed alone (tel__sched_alone) must be
+         * unreachable before the spare can look anything up. */
+        atomic_store_explicit(&p->live, 1, memory_order_seq_cst);
+        if (pthread_create(&p->s->thread, NULL, spare_main, p->s) != 0) {
+            atomic_store_explicit(&p->live, 0, memory_order_seq_cst);
+            atomic_store_explicit(&p->want, 0, memory_order_seq_cst);
+            return false;
         }
-        if (!was)
-            atomic_fetch_add_explicit(&sys.spare_runs, 1,
-                                      memory_order_relaxed);
-        tel__park_wake(&sp->park, &sys.spare_idle);
-        return true;
     }
-    if (was) {
-        atomic_store_explicit(&sys.spare_want, 0, memory_order_seq_cst);
-        atomic_fetch_or_explicit(&sys.mode, MODE_SPARE, memory_order_seq_cst);
-        tel__park_wake(&sp->park, &sys.spare_idle);
-    }
+    if (!was)
+        atomic_fetch_add_explicit(&sys.spare_runs, 1, memory_order_relaxed);
+    tel__park_wake(&p->s->park, &sys.spare_idle);
     return true;
+}
+
+/* The watchdog: send p back (want first, then the flag: must_leave_slow
+ * and spare_loop read them in the other order). */
+static void spare_send_back(struct spare *p)
+{
+    atomic_store_explicit(&p->want, 0, memory_order_seq_cst);
+    spare_mark_back(p);
+    tel__park_wake(&p->s->park, &sys.spare_idle);
+}
+
+unsigned tel__sched_spare(unsigned want)
+{
+    /* Spares 0 .. at - 1 at work: one whose thread cannot start ends the
+     * prefix, and every spare above it is sent back. */
+    unsigned at = 0;
+    for (unsigned k = 0; k < sys.n_sp; k++) {
+        struct spare *p = &sys.sp[k];
+        bool was = atomic_load_explicit(&p->want, memory_order_relaxed);
+        if (k < want && k == at) {
+            if (spare_put_to_work(p, was))
+                at++;
+        } else if (was) {
+            spare_send_back(p);
+        }
+    }
+    return at;
 }
 
 bool tel__sched_has_waiting(struct sched *s, uint64_t now)
@@ -2344,13 +2454,37 @@ bool tel__sched_has_waiting(struct sched *s, uint64_t now)
 
 bool tel__sched_alone(void)
 {
+    /* Spare k > 0 is started only while spare 0 is at work: spare 0's
+     * flag covers them all. */
     return sys.n == 1 &&
-           !atomic_load_explicit(&sys.spare_live, memory_order_seq_cst);
+           !(sys.n_sp &&
+             atomic_load_explicit(&sys.sp[0].live, memory_order_seq_cst));
 }
 
-bool tel__sched_spare_at_work(void)
+unsigned tel__sched_spares(void)
 {
-    return spare_at_work();
+    return sys.n_sp;
+}
+
+unsigned tel__sched_spares_at_work(void)
+{
+    unsigned m = 0;
+    for (unsigned k = 0; k < sys.n_sp; k++)
+        m += spare_working(&sys.sp[k]);
+    return m;
+}
+
+unsigned tel__sched_spares_started(void)
+{
+    unsigned m = 0;
+    for (unsigned k = 0; k < sys.n_sp; k++)
+        m += atomic_load_explicit(&sys.sp[k].live, memory_order_acquire) != 0;
+    return m;
+}
+
+bool tel__sched_at_work(const struct sched *s)
+{
+    return !s->spare || spare_working(spare_of(s));
 }
 
 uint64_t tel__sched_spare_runs(void)
@@ -2362,7 +2496,7 @@ struct sched *tel__sched_wheel_owner(unsigned i)
 {
     if (i < sys.n)
         return sys.s[i];
-    return i == sys.n ? sys.spare : NULL;
+    return i - sys.n < sys.n_sp ? sys.sp[i - sys.n].s : NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -2374,8 +2508,8 @@ void tel__sched_stop(void)
     atomic_fetch_or_explicit(&sys.mode, MODE_STOP, memory_order_seq_cst);
     for (unsigned i = 0; i < sys.n; i++)
         tel__park_wake(&sys.s[i]->park, &sys.idle);
-    if (sys.spare)
-        tel__park_wake(&sys.spare->park, &sys.spare_idle);
+    for (unsigned k = 0; k < sys.n_sp; k++)
+        tel__park_wake(&sys.sp[k].s->park, &sys.spare_idle);
 }
 
 void tel__sched_kick(struct sched *s)
@@ -2419,15 +2553,17 @@ static void free_scheds(unsigned n)
 {
     for (unsigned i = 0; i < n; i++)
         tel__mem_free_cl(sys.s[i], sizeof(struct sched));
-    if (sys.spare)
-        tel__mem_free_cl(sys.spare, sizeof(struct sched));
+    for (unsigned k = 0; k < sys.n_sp; k++)
+        if (sys.sp[k].s)
+            tel__mem_free_cl(sys.sp[k].s, sizeof(struct sched));
     tel__mem_free(sys.s, sizeof(struct sched *) * sys.n);
     if (sys.eps)
-        tel__mem_free(sys.eps, sizeof(struct epoch_local *) * (sys.n + 1));
+        tel__mem_free(sys.eps,
+                      sizeof(struct epoch_local *) * (sys.n + sys.n_sp));
     sys.s = NULL;
     sys.eps = NULL;
-    sys.spare = NULL;
-    sys.n = sys.n_eps = 0;
+    memset(sys.sp, 0, sizeof(sys.sp));
+    sys.n = sys.n_eps = sys.n_sp = 0;
 }
 
 /* A zeroed scheduler with index i, ready to start (NULL: no memory). */
@@ -2467,7 +2603,14 @@ int tel__sched_run(const struct tel__sched_config *cfg,
     if (!sys.s)
         return TEL_ENOMEM; /* sys.n stays 0: tel__sched_fini has nothing to do */
     sys.n = cfg->n;
-    sys.eps = tel__mem_zalloc(sizeof(struct epoch_local *) * (cfg->n + 1));
+    /* Spares only with a watchdog (which alone starts them), and only as
+     * many as leave every wheel index below TW_MAX_WHEELS. */
+    if (cfg->watchdog && cfg->n < TW_MAX_WHEELS)
+        sys.n_sp = TW_MAX_WHEELS - cfg->n < SCHED_SPARE_MAX
+                       ? TW_MAX_WHEELS - cfg->n
+                       : SCHED_SPARE_MAX;
+    sys.eps =
+        tel__mem_zalloc(sizeof(struct epoch_local *) * (cfg->n + sys.n_sp));
     if (!sys.eps) {
         free_scheds(0);
         return TEL_ENOMEM;
@@ -2483,15 +2626,15 @@ int tel__sched_run(const struct tel__sched_config *cfg,
         sys.eps[i] = &s->ep;
     }
     sys.n_eps = cfg->n;
-    if (cfg->watchdog && cfg->n < TW_MAX_WHEELS) {
+    for (unsigned k = 0; k < sys.n_sp; k++) {
         /* Its thread starts only if it is ever needed. */
-        sys.spare = new_sched(cfg, cfg->n, now);
-        if (!sys.spare) {
+        sys.sp[k].s = new_sched(cfg, cfg->n + k, now);
+        if (!sys.sp[k].s) {
             free_scheds(cfg->n);
             return TEL_ENOMEM;
         }
-        sys.eps[cfg->n] = &sys.spare->ep;
-        sys.n_eps = cfg->n + 1;
+        sys.eps[cfg->n + k] = &sys.sp[k].s->ep;
+        sys.n_eps = cfg->n + k + 1;
     }
     pthread_sigmask(SIG_SETMASK, NULL, &sys.sigmask);
     atomic_store_explicit(&first->home, sys.s[0], memory_order_relaxed);
@@ -2530,9 +2673,10 @@ int tel__sched_run(const struct tel__sched_config *cfg,
     for (unsigned i = 1; i < started; i++)
         pthread_join(sys.s[i]->thread, NULL);
     tel__sysmon_stop();
-    /* The watchdog alone starts the spare: it is stopped now. */
-    if (sys.spare && atomic_load_explicit(&sys.spare_live, memory_order_acquire))
-        pthread_join(sys.spare->thread, NULL);
+    /* The watchdog alone starts spares: it is stopped now. */
+    for (unsigned k = 0; k < sys.n_sp; k++)
+        if (atomic_load_explicit(&sys.sp[k].live, memory_order_acquire))
+            pthread_join(sys.sp[k].s->thread, NULL);
     thread_teardown();
     tel__preempt_uninstall();
     tel__fault_uninstall();
@@ -2551,10 +2695,8 @@ void tel__sched_fini(void)
     /* Every scheduler has stopped: nothing can hold a retired block. */
     if (sys.eps)
         tel__epoch_drain(sys.eps, sys.n_eps);
-    for (unsigned i = 0; i <= sys.n; i++) {
-        struct sched *s = tel__sched_wheel_owner(i); /* the spare last */
-        if (!s)
-            continue;
+    for (unsigned i = 0; i < sys.n + sys.n_sp; i++) {
+        struct sched *s = tel__sched_wheel_owner(i); /* the spares last */
         if (s->bl)
             tel__mem_free(s->bl, sizeof(struct task *) * s->bl_cap);
         tel__tw_fini(&s->wheel, drop_timer, NULL);

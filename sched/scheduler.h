@@ -84,9 +84,9 @@ struct sched {
     uint32_t bl_cap, bl_head, bl_tail;
     int32_t reds;         /* reductions left in the slice */
     uint32_t tick;        /* picks so far, for periodic checks */
-    uint32_t index;       /* sys.n for the spare (scheduler.c) */
-    int32_t cache;        /* alloc cache slot: index, or -1 (the spare) */
-    uint32_t spare;       /* 1: the spare scheduler (scheduler.c) */
+    uint32_t index;       /* sys.n + k for spare k (scheduler.c) */
+    int32_t cache;        /* alloc cache slot: index, or -1 (a spare) */
+    uint32_t spare;       /* 1: a spare scheduler (scheduler.c) */
     /* Owner: 1 while it grows its backlog (a call out to the allocator in
      * the middle of an owner-only change): the preemption signal must
      * not shed then (preempt.c). */
@@ -286,22 +286,34 @@ void tel__sched_shed(struct sched *s);
 void tel__sched_publish_lazy(struct sched *s);
 
 /*
- * The spare scheduler (the essay "The spare scheduler" in scheduler.c).
- *   spare: the watchdog only: want is whether every scheduler is stuck.
- *     On: start the spare's thread (the first time) or wake it, so it
- *     runs what the stuck ones handed off. Off: ask it to hand back what
- *     it holds and go dormant. Returns false if its thread could not be
- *     started (it is tried again at the next call).
- *   spare_at_work: any thread: whether it is at work now (tests).
+ * The spare schedulers (the essay "The spare schedulers" in scheduler.c).
+ * SCHED_SPARE_MAX bounds them (the essay says why); fewer when the
+ * schedulers leave fewer than that of the TW_MAX_WHEELS wheel indices,
+ * none without a watchdog. Spare k has index sys.n + k.
+ *   spare: the watchdog only: want is how many spares should be at work
+ *     (spares 0 .. want - 1; the watchdog grows it by one at a time, only
+ *     while every thread at work is stuck). One put to work has its
+ *     thread started (the first time) or is woken, so it runs what the
+ *     stuck ones handed off; one sent back hands back what it holds and
+ *     goes dormant. Returns how many are at work: fewer than want if a
+ *     thread could not be started (it is tried again at the next call).
+ *   spares: any thread: how many spares there are (0 without a watchdog).
+ *   spares_at_work: any thread: how many are at work now (tests).
+ *   spares_started: any thread: how many spare threads were ever started.
+ *   at_work: any thread: s is a scheduler, or a spare at work.
  *   alone: any thread: one scheduler and no spare thread ever started, so
  *     no other scheduler thread can hold an unreferenced pointer (core's
  *     shortcut for freeing an exited process at once). seq_cst.
- *   spare_runs: how many times the spare was put to work (tests).
- *   wheel_owner: the scheduler (spare included) whose wheel has index i
+ *   spare_runs: how many times a spare was put to work (tests).
+ *   wheel_owner: the scheduler (spares included) whose wheel has index i
  *     (tel__tw_id_wheel), or NULL.
  */
-bool tel__sched_spare(bool want);
-bool tel__sched_spare_at_work(void);
+#define SCHED_SPARE_MAX 8u
+unsigned tel__sched_spare(unsigned want);
+unsigned tel__sched_spares(void);
+unsigned tel__sched_spares_at_work(void);
+unsigned tel__sched_spares_started(void);
+bool tel__sched_at_work(const struct sched *s);
 bool tel__sched_alone(void);
 /* Any thread (the watchdog): whether s has work waiting that should not
  * wait for a long run to end: a max or high task, a wake-up from another

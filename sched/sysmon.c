@@ -50,8 +50,10 @@
  * is marked stuck and its work handed to the others (tel__sched_set_stuck,
  * tel__sched_hand_off; the essay "Stuck schedulers" in scheduler.c), again
  * at every sample until the run ends, when the mark is taken off. When
- * every scheduler is stuck, the spare scheduler is put to work on what
- * they hand off, and sent back once one is free ("The spare scheduler" in
+ * every scheduler is stuck, a spare scheduler is put to work on what they
+ * hand off; when it is stuck too, the next spare, up to SCHED_SPARE_MAX.
+ * Once a scheduler is free, every spare is sent back; while none is, the
+ * spares above the first free one ("The spare schedulers" in
  * scheduler.c).
  *
  * No CPU when idle. When every scheduler is parked, the watchdog sleeps on
@@ -124,6 +126,7 @@ struct wd_sched {
 static struct {
     _Atomic bool on; /* release: n, ws and the rest are set */
     unsigned n;
+    unsigned n_sp; /* spares: ws[n .. n + n_sp - 1] are theirs */
     uint64_t bound_ns, period_ns;
     struct wd_sched *ws;
     pthread_t thread;
@@ -199,7 +202,7 @@ static void take_answer(struct sched *s, struct wd_sched *w, uint64_t now)
  * took effect since: long runs are about. */
 static bool sample(unsigned i, uint64_t now, uint64_t thr)
 {
-    struct sched *s = tel__sched_wheel_owner(i); /* i == wd.n: the spare */
+    struct sched *s = tel__sched_wheel_owner(i); /* i >= wd.n: a spare */
     if (!s)
         return false;
     struct wd_sched *w = &wd.ws[i];
@@ -264,16 +267,16 @@ static bool sample(unsigned i, uint64_t now, uint64_t thr)
         w->preempted = true;
         (void)tel__preempt_request(s);
     }
-    /* Sent back, the spare must leave its task: ask at every sample (one
+    /* Sent back, a spare must leave its task: ask at every sample (one
      * signal on its way at a time). */
-    if (s->spare && !tel__sched_spare_at_work())
+    if (s->spare && !tel__sched_at_work(s))
         (void)tel__preempt_request(s);
     /* A period after the request, the run still goes on: stuck. Its work
      * goes to the others, now and at every sample while it stays stuck
      * (act_on_stuck; scheduler.c, "Stuck schedulers"), and one more
-     * signal lets the thread shed what only it may take (preempt.c). The
+     * signal lets the thread shed what only it may take (preempt.c). A
      * spare is marked too (others fire its timers, wake-ups go
-     * elsewhere), though nobody replaces it. */
+     * elsewhere); the next spare replaces it (act_on_stuck). */
     if (d >= wd.bound_ns + wd.period_ns && !w->stuck) {
         w->stuck = true;
         tel__sched_set_stuck(s, true);
@@ -337,29 +340,44 @@ static bool held(struct sched *s, struct wd_sched *w, uint64_t now)
     return p[2] != 'R'; /* S, D: blocked in the kernel */
 }
 
-/* After a sample of every scheduler: when all of them are stuck, the
- * spare scheduler runs their work ("The spare scheduler" in scheduler.c);
- * once one is free, it is sent back. Then each stuck one hands its work
- * off (to the spare, if it is at work), now and at every sample while it
- * stays stuck. */
+/* After a sample of every scheduler: how many spares should be at work
+ * ("The spare schedulers" in scheduler.c). While every scheduler is
+ * stuck: up to the first spare at work that is free (the ones above it
+ * are sent back, newest first); if every one at work is stuck too, and
+ * each of those threads is held, one more. Once a scheduler is free:
+ * none. Then each stuck scheduler hands its work off (to a spare, if one
+ * is at work), now and at every sample while it stays stuck. */
 static void act_on_stuck(uint64_t now)
 {
     if (tel__sched_stopping())
         return; /* threads may be gone: nothing to act on */
-    unsigned n_stuck = 0, n_held = 0;
+    unsigned n_stuck = 0, want = 0, n_look = 0;
     for (unsigned i = 0; i < wd.n; i++)
         n_stuck += wd.ws[i].stuck;
-    bool at_work = tel__sched_spare_at_work();
-    if (n_stuck == wd.n && !at_work)
-        for (unsigned i = 0; i < wd.n; i++)
-            n_held += held(tel__sched_get(i), &wd.ws[i], now);
-    else
-        for (unsigned i = 0; i < wd.n; i++)
-            wd.ws[i].cpu_at = 0;
-    /* Every one held: the spare, until one is free again. Stuck but
-     * waiting for a CPU: it keeps what it runs (it comes back) and hands
-     * off the rest. */
-    (void)tel__sched_spare(n_stuck == wd.n && (at_work || n_held == wd.n));
+    if (n_stuck == wd.n) {
+        unsigned at_work = 0; /* spares 0 .. at_work - 1 (a prefix) */
+        while (at_work < wd.n_sp &&
+               tel__sched_at_work(tel__sched_wheel_owner(wd.n + at_work)))
+            at_work++;
+        unsigned k = 0;
+        while (k < at_work && wd.ws[wd.n + k].stuck)
+            k++;
+        want = k < at_work ? k + 1 : at_work;
+        if (k == at_work && at_work < wd.n_sp) {
+            /* Every thread at work stuck: held? Stuck but waiting for a
+             * CPU, a thread keeps what it runs (it comes back) and hands
+             * off the rest. */
+            unsigned n_held = 0;
+            n_look = wd.n + at_work;
+            for (unsigned i = 0; i < n_look; i++)
+                n_held += held(tel__sched_wheel_owner(i), &wd.ws[i], now);
+            if (n_held == n_look)
+                want = at_work + 1;
+        }
+    }
+    for (unsigned i = n_look; i < wd.n + wd.n_sp; i++)
+        wd.ws[i].cpu_at = 0; /* a fresh look next time */
+    (void)tel__sched_spare(want);
     if (!n_stuck)
         return;
     for (unsigned i = 0; i < wd.n; i++)
@@ -369,12 +387,16 @@ static void act_on_stuck(uint64_t now)
 
 static bool all_parked(void)
 {
-    /* The spare is never counted as parked; it runs a task only after the
+    /* A spare is never counted as parked; it runs a task only after the
      * watchdog (awake then) put it to work, and must be watched until it
      * is back in its loop. */
-    struct sched *sp = tel__sched_wheel_owner(wd.n);
-    return tel__sched_n_parked() >= wd.n &&
-           (!sp || atomic_load_explicit(&sp->wd_idle, memory_order_seq_cst));
+    if (tel__sched_n_parked() < wd.n)
+        return false;
+    for (unsigned k = 0; k < wd.n_sp; k++)
+        if (!atomic_load_explicit(&tel__sched_wheel_owner(wd.n + k)->wd_idle,
+                                  memory_order_seq_cst))
+            return false;
+    return true;
 }
 
 static void *wd_main(void *arg)
@@ -399,7 +421,7 @@ static void *wd_main(void *arg)
                                                    memory_order_relaxed) + 1,
                               memory_order_relaxed);
         bool long_run = false;
-        for (unsigned i = 0; i <= wd.n; i++) /* the spare last */
+        for (unsigned i = 0; i < wd.n + wd.n_sp; i++) /* the spares last */
             long_run |= sample(i, now, thr);
         act_on_stuck(now);
         if (!idle) {
@@ -428,7 +450,7 @@ static void *wd_main(void *arg)
             futex_wait(&wd.word, seen, 0);
         atomic_store_explicit(&wd.sleeping, 0, memory_order_relaxed);
     }
-    for (unsigned i = 0; i <= wd.n; i++) /* the spare too */
+    for (unsigned i = 0; i < wd.n + wd.n_sp; i++) /* the spares too */
         if (wd.ws[i].stuck)
             tel__sched_set_stuck(tel__sched_wheel_owner(i), false);
     return NULL;
@@ -438,15 +460,17 @@ int tel__sysmon_start(bool enabled, bool async_preempt, unsigned n,
                       uint64_t bound_ns)
 {
     atomic_store_explicit(&wd.on, false, memory_order_relaxed);
-    wd.n = 0;
+    wd.n = wd.n_sp = 0;
     wd.ws = NULL;
     atomic_store_explicit(&wd.long_ns, 0, memory_order_relaxed);
     if (!enabled)
         return 0;
-    wd.ws = tel__mem_zalloc(sizeof(*wd.ws) * (n + 1)); /* + the spare */
+    unsigned n_sp = tel__sched_spares(); /* allocated before we start */
+    wd.ws = tel__mem_zalloc(sizeof(*wd.ws) * (n + n_sp));
     if (!wd.ws)
         return TEL_ENOMEM;
     wd.n = n;
+    wd.n_sp = n_sp;
     wd.bound_ns = bound_ns;
     wd.period_ns = bound_ns / 2 > SYSMON_MIN_PERIOD_NS ? bound_ns / 2
                                                        : SYSMON_MIN_PERIOD_NS;
@@ -463,9 +487,9 @@ int tel__sysmon_start(bool enabled, bool async_preempt, unsigned n,
     atomic_store_explicit(&wd.on, true, memory_order_release);
     return 0;
 fail:
-    tel__mem_free(wd.ws, sizeof(*wd.ws) * (n + 1));
+    tel__mem_free(wd.ws, sizeof(*wd.ws) * (n + n_sp));
     wd.ws = NULL;
-    wd.n = 0;
+    wd.n = wd.n_sp = 0;
     return rc;
 }
 
@@ -486,9 +510,9 @@ void tel__sysmon_stop(void)
 void tel__sysmon_fini(void)
 {
     if (wd.ws)
-        tel__mem_free(wd.ws, sizeof(*wd.ws) * (wd.n + 1));
+        tel__mem_free(wd.ws, sizeof(*wd.ws) * (wd.n + wd.n_sp));
     wd.ws = NULL;
-    wd.n = 0;
+    wd.n = wd.n_sp = 0;
     atomic_store_explicit(&wd.on, false, memory_order_relaxed);
 }
 

@@ -1,13 +1,15 @@
 /*
- * tests/sched/spare_test.c: the spare scheduler ("The spare scheduler" in
- * sched/scheduler.c). When every scheduler is stuck (here: its thread
+ * tests/sched/spare_test.c: the spare schedulers ("The spare schedulers"
+ * in sched/scheduler.c). When every scheduler is stuck (here: its thread
  * blocked in read() on a pipe, not through tel_blocking, or a process
  * spinning in C with tel_preempt_disable), the rest of the processes keep
  * running on a spare thread, and the spare goes back to sleep once a
  * scheduler is free again.
  *
  * Every test would hang without the spare: what unblocks the stuck
- * process is sent by processes that can only run elsewhere. A thread
+ * process is sent by processes that can only run elsewhere. With more
+ * stuck threads than schedulers plus one, they would hang without a
+ * spare for each (the essay's "Several spares"). A thread
  * outside the runtime unblocks it anyway after 10 s and records that it
  * had to, so a broken spare fails the test instead of hanging it.
  */
@@ -18,8 +20,11 @@
 #include "sched/preempt.h"
 #include "sched/scheduler.h"
 
-/* The blocked processes read from these; pp_done says the others ran. */
-static int pipes[2][2];
+/* The blocked processes read from these (more than the schedulers and
+ * every spare: the bound test); others_done says the others ran. */
+#define N_PIPES 16
+_Static_assert(N_PIPES >= SCHED_SPARE_MAX + 1 + 2, "the bound test's pipes");
+static int pipes[N_PIPES][2];
 static atomic_bool others_done, rescued;
 static atomic_int n_blocked;
 
@@ -217,9 +222,9 @@ static void lone_main(void *arg)
     TT_CHECK(atomic_load(&late_on_spare), "late_fn did not run on the spare");
     TT_CHECK(tel__sched_spare_runs() > runs0, "the spare never ran");
     /* Sent back once the scheduler was free. */
-    for (int i = 0; i < 5000 && tel__sched_spare_at_work(); i++)
+    for (int i = 0; i < 5000 && tel__sched_spares_at_work(); i++)
         tel_sleep(1);
-    TT_CHECK(!tel__sched_spare_at_work(), "the spare is still at work");
+    TT_CHECK(!tel__sched_spares_at_work(), "the spare is still at work");
     /* And the scheduler runs everything again. */
     for (int i = 0; i < 50 && tel__sched_self()->spare; i++)
         tel_sleep(2);
@@ -231,13 +236,13 @@ static void lone_main(void *arg)
 
 static void setup(void)
 {
-    cr_assert_eq(pipe(pipes[0]), 0);
-    cr_assert_eq(pipe(pipes[1]), 0);
+    for (int k = 0; k < N_PIPES; k++)
+        cr_assert_eq(pipe(pipes[k]), 0);
 }
 
 static void teardown(void)
 {
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < N_PIPES; k++) {
         close(pipes[k][0]);
         close(pipes[k][1]);
     }
@@ -413,9 +418,9 @@ static void both_main(void *arg)
     for (int k = 0; k < 2; k++)
         TT_CHECK(write(pipes[k][1], "y", 1) == 1, "write");
     (void)await_tags((const uint64_t[]){5, 5, 0}, "blockers");
-    for (int i = 0; i < 5000 && tel__sched_spare_at_work(); i++)
+    for (int i = 0; i < 5000 && tel__sched_spares_at_work(); i++)
         tel_sleep(1);
-    TT_CHECK(!tel__sched_spare_at_work(), "the spare is still at work");
+    TT_CHECK(!tel__sched_spares_at_work(), "the spare is still at work");
     pthread_join(th, NULL);
     TT_CHECK(!atomic_load(&rescued),
              "the blockers had to be rescued: the others never ran");
@@ -595,14 +600,196 @@ Test(spare, a_stuck_scheduler_gets_few_signals_for_its_epoch, .timeout = 120)
 }
 
 /* ------------------------------------------------------------------------ */
+/* A stuck spare gets a spare of its own                                     */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * One scheduler, two processes each blocked in read() on a pipe of its
+ * own: the first holds the scheduler, the second (spawned from the first
+ * spare) holds the spare. A sleeper armed its timer on that spare's wheel
+ * before it got stuck; the second spare fires it, and runs a ping-pong
+ * pair. Then both are released, every spare goes dormant again, and main
+ * is back on the scheduler.
+ */
+static void two_stuck_main(void *arg)
+{
+    (void)arg;
+    tel_pid_t self = tel_self();
+    pthread_t th;
+    if (!TT_CHECK(pthread_create(&th, NULL, rescuer, (void *)(intptr_t)2) == 0,
+                  "pthread_create"))
+        return;
+    struct blocker_arg ba[2] = {{.main = self, .pipe = 0},
+                                {.main = self, .pipe = 1}};
+    TT_CHECK_RC(tel_spawn(NULL, blocker_fn, &ba[0]), 0, "spawn blocker");
+    while (atomic_load(&n_blocked) < 1)
+        tel_sleep(1);
+    /* We run again only on a spare (the scheduler is blocked). */
+    tel_sleep(1);
+    TT_CHECK(tel__sched_self()->spare, "main did not run on a spare");
+    TT_CHECK_RC(tel_spawn(NULL, sleeper_fn, (void *)(uintptr_t)self), 0,
+                "spawn sleeper");
+    tel_sleep(5); /* the sleeper armed its timer on this spare's wheel */
+    TT_CHECK_RC(tel_spawn(NULL, blocker_fn, &ba[1]), 0, "spawn blocker");
+    while (atomic_load(&n_blocked) < 2)
+        tel_sleep(1);
+    TT_CHECK_RC(tel_spawn(NULL, pinger_fn, (void *)(uintptr_t)self), 0,
+                "spawn pinger");
+    bool ok = await_tags((const uint64_t[]){3, 1, 0}, "sleeper, pinger");
+    TT_CHECK(tel__sched_spares_started() >= 2, "%u spare(s) started",
+             tel__sched_spares_started());
+    atomic_store(&others_done, ok);
+    for (int k = 0; k < 2; k++)
+        TT_CHECK(write(pipes[k][1], "y", 1) == 1, "write");
+    (void)await_tags((const uint64_t[]){5, 5, 0}, "blockers");
+    /* Sent back once the scheduler was free. */
+    for (int i = 0; i < 5000 && tel__sched_spares_at_work(); i++)
+        tel_sleep(1);
+    TT_CHECK(tel__sched_spares_at_work() == 0, "%u spare(s) still at work",
+             tel__sched_spares_at_work());
+    for (int i = 0; i < 500 && tel__sched_self()->spare; i++)
+        tel_sleep(2);
+    TT_CHECK(tel__sched_self() == tel__sched_get(0),
+             "main is not back on scheduler 0");
+    pthread_join(th, NULL);
+    TT_CHECK(!atomic_load(&rescued),
+             "the blockers had to be rescued: the others never ran");
+}
+
+Test(spare, a_blocked_spare_gets_a_spare_of_its_own, .init = setup,
+     .fini = teardown, .timeout = 120)
+{
+    tel_config_t c = {.schedulers = 1};
+    TT_RUN(&c, two_stuck_main, NULL);
+}
+
+/* Two schedulers and three processes blocked in read(): the third holds
+ * the first spare, and a second spare runs the rest. */
+static void three_stuck_main(void *arg)
+{
+    (void)arg;
+    tel_pid_t self = tel_self();
+    pthread_t th;
+    if (!TT_CHECK(pthread_create(&th, NULL, rescuer, (void *)(intptr_t)3) == 0,
+                  "pthread_create"))
+        return;
+    struct blocker_arg ba[3] = {{.main = self, .pipe = 0},
+                                {.main = self, .pipe = 1},
+                                {.main = self, .pipe = 2}};
+    for (int k = 0; k < 3; k++)
+        TT_CHECK_RC(tel_spawn(NULL, blocker_fn, &ba[k]), 0, "spawn blocker");
+    /* Until all three block, each on a thread of its own (one that waits
+     * behind another is handed off to a thread that is free). */
+    while (atomic_load(&n_blocked) < 3)
+        tel_sleep(1);
+    TT_CHECK_RC(tel_spawn(NULL, sleeper_fn, (void *)(uintptr_t)self), 0,
+                "spawn sleeper");
+    TT_CHECK_RC(tel_spawn(NULL, pinger_fn, (void *)(uintptr_t)self), 0,
+                "spawn pinger");
+    bool ok = await_tags((const uint64_t[]){3, 1, 0}, "sleeper, pinger");
+    atomic_store(&others_done, ok);
+    for (int k = 0; k < 3; k++)
+        TT_CHECK(write(pipes[k][1], "y", 1) == 1, "write");
+    (void)await_tags((const uint64_t[]){5, 5, 5, 0}, "blockers");
+    for (int i = 0; i < 5000 && tel__sched_spares_at_work(); i++)
+        tel_sleep(1);
+    TT_CHECK(tel__sched_spares_at_work() == 0, "%u spare(s) still at work",
+             tel__sched_spares_at_work());
+    pthread_join(th, NULL);
+    TT_CHECK(!atomic_load(&rescued),
+             "the blockers had to be rescued: the others never ran");
+}
+
+Test(spare, two_schedulers_and_a_spare_blocked_do_not_stop_the_rest,
+     .init = setup, .fini = teardown, .timeout = 120)
+{
+    tel_config_t c = {.schedulers = 2};
+    TT_RUN(&c, three_stuck_main, NULL);
+}
+
+/*
+ * More blocked processes than the scheduler and every spare: each thread
+ * ends up blocked, and no more than SCHED_SPARE_MAX spare threads start.
+ * Nothing inside the runtime can run then, so the check is made from
+ * outside: once the scheduler and every spare hold a blocker (or after
+ * 10 s, which counts as rescued), a while longer to see that no thread
+ * more starts, then every pipe is written.
+ */
+#define BOUND_BLOCKERS ((int)SCHED_SPARE_MAX + 1 + 2)
+
+static atomic_uint bound_started;
+static atomic_int bound_blocked;
+
+static void *bound_rescuer(void *arg)
+{
+    (void)arg;
+    int all = (int)SCHED_SPARE_MAX + 1;
+    for (int i = 0; i < 10000 && atomic_load(&n_blocked) < all; i++)
+        tt_os_sleep_ms(1);
+    if (atomic_load(&n_blocked) < all)
+        atomic_store(&rescued, true);
+    tt_os_sleep_ms(300); /* many watchdog periods */
+    atomic_store(&bound_started, tel__sched_spares_started());
+    atomic_store(&bound_blocked, atomic_load(&n_blocked));
+    for (int k = 0; k < BOUND_BLOCKERS; k++)
+        TT_CHECK(write(pipes[k][1], "x", 1) == 1, "write");
+    return NULL;
+}
+
+static void bound_main(void *arg)
+{
+    (void)arg;
+    tel_pid_t self = tel_self();
+    TT_CHECK(tel__sched_spares() == SCHED_SPARE_MAX, "%u spares",
+             tel__sched_spares());
+    pthread_t th;
+    if (!TT_CHECK(pthread_create(&th, NULL, bound_rescuer, NULL) == 0,
+                  "pthread_create"))
+        return;
+    struct blocker_arg ba[BOUND_BLOCKERS];
+    uint64_t tags[BOUND_BLOCKERS + 1];
+    for (int k = 0; k < BOUND_BLOCKERS; k++) {
+        ba[k] = (struct blocker_arg){.main = self, .pipe = k};
+        tags[k] = 5;
+        TT_CHECK_RC(tel_spawn(NULL, blocker_fn, &ba[k]), 0, "spawn blocker");
+    }
+    tags[BOUND_BLOCKERS] = 0;
+    (void)await_tags(tags, "blockers");
+    pthread_join(th, NULL);
+    TT_CHECK(!atomic_load(&rescued),
+             "%d blocked: the scheduler and every spare never all held one",
+             atomic_load(&bound_blocked));
+    TT_CHECK(atomic_load(&bound_started) == SCHED_SPARE_MAX,
+             "%u spare threads started, bound %u", atomic_load(&bound_started),
+             SCHED_SPARE_MAX);
+    TT_CHECK(atomic_load(&bound_blocked) == (int)SCHED_SPARE_MAX + 1,
+             "%d blocked at once with %u threads",
+             atomic_load(&bound_blocked), SCHED_SPARE_MAX + 1);
+    TT_CHECK(tel__sched_spares_started() == SCHED_SPARE_MAX,
+             "%u spare threads started", tel__sched_spares_started());
+    for (int i = 0; i < 5000 && tel__sched_spares_at_work(); i++)
+        tel_sleep(1);
+    TT_CHECK(tel__sched_spares_at_work() == 0, "%u spare(s) still at work",
+             tel__sched_spares_at_work());
+}
+
+Test(spare, more_blocked_processes_than_spares_keep_the_bound,
+     .init = setup, .fini = teardown, .timeout = 120)
+{
+    tel_config_t c = {.schedulers = 1};
+    TT_RUN(&c, bound_main, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Without a watchdog there is no spare                                      */
 /* ------------------------------------------------------------------------ */
 
 static void no_wd_main(void *arg)
 {
     (void)arg;
-    TT_CHECK(!tel__sched_spare(true), "a spare without a watchdog");
-    TT_CHECK(!tel__sched_spare_at_work(), "at work without a watchdog");
+    TT_CHECK(tel__sched_spare(1) == 0, "a spare without a watchdog");
+    TT_CHECK(tel__sched_spares() == 0, "spares without a watchdog");
+    TT_CHECK(!tel__sched_spares_at_work(), "at work without a watchdog");
     TT_CHECK(tel__sched_wheel_owner(1) == NULL, "a spare's wheel");
     TT_CHECK(tel__sched_wheel_owner(0) == tel__sched_self(), "wheel 0");
 }
