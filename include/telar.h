@@ -423,6 +423,12 @@ TEL_API TEL_NODISCARD int tel_send(tel_pid_t to, uint64_t tag,
  *   TEL_ENOMEM if it had to wait with a timeout and no timer could be
  *   allocated (*out is NULL; the mailbox is unchanged).
  * Ownership: *out belongs to the caller, who frees it with tel_msg_free().
+ *   A receive that returns a message does not yield on the way out (it
+ *   meets a spent slice or an exit signal before it takes one), so a
+ *   process killed meanwhile never loses it; a process killed later,
+ *   while it holds messages it has not freed, loses them (free a message
+ *   before the next call that may yield, or keep it where others can
+ *   free it).
  */
 TEL_API TEL_NODISCARD int tel_recv(tel_msg_t **out, int64_t timeout_ms);
 
