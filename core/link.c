@@ -97,19 +97,9 @@ static int sig_send(tel_pid_t to, tel_pid_t from, unsigned kind, uint64_t ref,
                     const void *pl, size_t n, bool urgent)
 {
     struct sched *s = tel__sched_self();
-    bool on_sched = s != NULL;
-    struct proc *p;
-    if (on_sched) {
-        tel__sched_hold(s);
-        p = tel__pid_lookup(to);
-    } else {
-        p = tel__pid_ref(to);
-    }
-    if (!p) {
-        if (on_sched)
-            tel__sched_unhold(s);
+    struct proc *p = tel__proc_get(s, to);
+    if (!p)
         return 0;
-    }
     int rc = 1;
     struct msg *m = tel__msg_new(from, kind, pl, n);
     if (m) {
@@ -121,10 +111,7 @@ static int sig_send(tel_pid_t to, tel_pid_t from, unsigned kind, uint64_t ref,
     } else {
         rc = TEL_ENOMEM;
     }
-    if (!on_sched)
-        tel__pid_unref(p);
-    else
-        tel__sched_unhold(s);
+    tel__proc_put(s, p);
     return rc;
 }
 

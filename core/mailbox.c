@@ -147,23 +147,14 @@ void tel__mbox_deliver(tel_pid_t to, struct msg *m)
 bool tel__mbox_deliver_alive(tel_pid_t to, struct msg *m)
 {
     struct sched *s = tel__sched_self();
-    struct proc *p;
-    if (s) {
-        tel__sched_hold(s);
-        p = tel__pid_lookup(to);
-    } else {
-        p = tel__pid_ref(to);
-    }
-    if (p) {
-        push_and_wake(s, p, m);
-        if (!s)
-            tel__pid_unref(p);
-    }
-    if (s)
-        tel__sched_unhold(s);
-    if (!p)
+    struct proc *p = tel__proc_get(s, to);
+    if (!p) {
         tel__msg_free(m); /* dead or stale: dropped, as in Erlang */
-    return p != NULL;
+        return false;
+    }
+    push_and_wake(s, p, m);
+    tel__proc_put(s, p);
+    return true;
 }
 
 int tel_send(tel_pid_t to, uint64_t tag, const void *data, size_t size)
@@ -176,29 +167,21 @@ int tel_send(tel_pid_t to, uint64_t tag, const void *data, size_t size)
     struct proc *self = tel__proc_current(s);
     int rc = 0;
     /* One lookup proves the receiver alive (a dead one costs no copy) and
-     * keeps its block valid through the push: on a scheduler until its next
-     * switch (no atomic read-modify-write), elsewhere by a reference. */
-    struct proc *p;
-    if (s) {
-        tel__sched_hold(s); /* the copy may call memcpy */
-        p = tel__pid_lookup(to);
-    } else {
-        p = tel__pid_ref(to);
-    }
+     * keeps its block valid through the copy (memcpy) and the push: on a
+     * scheduler without an atomic read-modify-write, elsewhere by a
+     * reference (tel__proc_get). */
+    struct proc *p = tel__proc_get(s, to);
     if (p) {
         struct msg *m = tel__msg_make(self ? self->pid : 0, tag, data, size);
         if (m)
             push_and_wake(s, p, m);
         else
             rc = TEL_ENOMEM;
-        if (!s)
-            tel__pid_unref(p);
+        tel__proc_put(s, p);
     }
     if (!s)
         tel__rt_leave();
-    else
-        tel__sched_unhold(s);
-    if (s && self) {
+    else if (self) {
         (void)tel__sched_charge(s, 1 + (uint32_t)(size >> 10));
         tel__sig_poll(self);
     }

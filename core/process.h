@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "core/mailbox.h"
+#include "core/pid.h"
 #include "include/telar.h"
 #include "sched/scheduler.h"
 #include "sched/task.h"
@@ -66,6 +67,33 @@ _Static_assert(offsetof(struct proc, mbox.in) / 64 == 0 &&
                    offsetof(struct proc, xw) / 64 == 1,
                "the mailbox's `in` alone with the task's line");
 #endif
+
+/*
+ * The live process named pid, held until tel__proc_put(s, p), or NULL (dead
+ * or stale; nothing to put then). s: tel__sched_self(). On a scheduler
+ * thread a lookup without a reference inside a lookup window
+ * (tel__sched_hold: the holder may copy or make system calls meanwhile,
+ * but must not switch); elsewhere a reference (tel__pid_ref: the caller
+ * is inside tel__rt_enter).
+ */
+static inline struct proc *tel__proc_get(struct sched *s, tel_pid_t pid)
+{
+    if (!s)
+        return tel__pid_ref(pid);
+    tel__sched_hold(s);
+    struct proc *p = tel__pid_lookup(pid);
+    if (!p)
+        tel__sched_unhold(s);
+    return p;
+}
+
+static inline void tel__proc_put(struct sched *s, struct proc *p)
+{
+    if (s)
+        tel__sched_unhold(s);
+    else
+        tel__pid_unref(p);
+}
 
 /* The running process, or NULL outside a process. */
 static inline struct proc *tel__proc_current(struct sched *s)
