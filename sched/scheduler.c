@@ -605,7 +605,13 @@ static void push_wake(struct sched *s, struct task *t)
     else
         s->wk_head = t;
     s->wk_tail = t;
-    if (sys.n > 1)
+    /* The lane is this scheduler's alone (no thief takes from it): an
+     * idle one is worth waking only for the ring's work it leaves behind
+     * meanwhile. A ring of processes passing a token (thread_ring) spends
+     * its slice every few hundred hops and lands here; waking the other
+     * scheduler each time kept it spinning for nothing (1.5 CPUs busy
+     * for one runnable process). */
+    if (sys.n > 1 && tel__runq_len(&s->runq) > 0)
         wake_idle();
 }
 
