@@ -481,13 +481,15 @@ static void on_preempt(int sig, siginfo_t *si, void *ucv)
         atomic_fetch_add_explicit(&n_deferred, 1, memory_order_relaxed);
         atomic_store_explicit(&s->preempt_want, t, memory_order_relaxed);
         s->reds = 0;
-        bool outside = !(pc >= tel_lo && pc < tel_hi);
+        /* Outside Telar's code, holding no Telar lock: this thread is
+         * not in the middle of any of Telar's own work. */
+        bool outside = !(pc >= tel_lo && pc < tel_hi) && tel__locks_held == 0;
         /* A long run follows a park this thread has not published yet
          * (scheduler.c, "Lazy parks"): publish it, so that another
          * thread's message wakes that task elsewhere. Outside Telar's
          * code the thread is not between reading s->lazy and clearing it
          * (that window calls nothing). */
-        if (s->lazy && tel__locks_held == 0 && outside)
+        if (s->lazy && outside)
             tel__sched_publish_lazy(s);
         /* Outside Telar's code, with no Telar lock and no lookup window
          * open (tel__sched_hold): nothing here holds a pointer it looked
@@ -498,8 +500,7 @@ static void on_preempt(int sig, siginfo_t *si, void *ucv)
          * ends; the watchdog signals it while it is behind (sysmon.c). A
          * match function (TASK_F_NOASYNC) runs in the middle of a receive:
          * not announced there, to keep the rule simple. */
-        if (outside && tel__locks_held == 0 && s->hold == 0 &&
-            !(t->flags & TASK_F_NOASYNC))
+        if (outside && s->hold == 0 && !(t->flags & TASK_F_NOASYNC))
             tel__epoch_quiescent(&s->ep);
         /* Stuck (the watchdog said so) in a system call: what only this
          * thread may take (runnext, the wake lane, the backlog, the
@@ -511,7 +512,7 @@ static void on_preempt(int sig, siginfo_t *si, void *ucv)
          * stuck elsewhere (a long library call, a tel_preempt_disable
          * section) runs and may be inside Telar's code further up. */
         if (atomic_load_explicit(&s->stuck, memory_order_relaxed) &&
-            tel__locks_held == 0 && !s->no_shed && outside &&
+            !s->no_shed && outside &&
             at_syscall(pc)) {
             atomic_fetch_add_explicit(&n_shed, 1, memory_order_relaxed);
             tel__sched_shed(s);

@@ -350,6 +350,27 @@ static inline void tt_wait_one_fn(void *arg)
     tel_msg_free(m);
 }
 
+/* A process that answers each message with an empty one of the same tag
+ * to its sender, until a message with tag 0 (a ping-pong partner). */
+static inline void tt_echo_fn(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        tel_msg_t *m = NULL;
+        if (!TT_CHECK_RC(tel_recv(&m, TEL_INFINITY), 0,
+                         "tt_echo_fn: tel_recv"))
+            return;
+        tel_pid_t from = m->from;
+        uint64_t tag = m->tag;
+        tel_msg_free(m);
+        if (tag == 0)
+            return;
+        if (!TT_CHECK_RC(tel_send(from, tag, NULL, 0), 0,
+                         "tt_echo_fn: tel_send"))
+            return;
+    }
+}
+
 /* A process that returns at once. */
 static inline void tt_return_fn(void *arg)
 {

@@ -332,28 +332,11 @@ Test(prio, a_woken_process_runs_before_the_low_levels_turn, .timeout = 60)
 /* The other side of that rule: woken tasks cannot keep the low level's
  * turn away for ever. A ping-pong pair is always woken (each wakes the
  * other), yet the low process runs while it plays. */
-static void pong_fn(void *arg)
-{
-    (void)arg;
-    for (;;) {
-        tel_msg_t *m = NULL;
-        if (!TT_CHECK_RC(tel_recv(&m, TEL_INFINITY), 0, "tel_recv"))
-            return;
-        tel_pid_t from = m->from;
-        uint64_t tag = m->tag;
-        tel_msg_free(m);
-        if (tag == 0)
-            return;
-        if (!TT_CHECK_RC(tel_send(from, tag, NULL, 0), 0, "tel_send"))
-            return;
-    }
-}
-
 static void pair_main(void *arg)
 {
     (void)arg;
     spawn_with(hog_fn, &other_loops, TEL_PRIO_LOW, 0);
-    tel_pid_t pong = spawn_with(pong_fn, NULL, TEL_PRIO_NORMAL, 0);
+    tel_pid_t pong = spawn_with(tt_echo_fn, NULL, TEL_PRIO_NORMAL, 0);
     enum { ROUNDS = 200000 };
     for (int i = 0; i < ROUNDS; i++) {
         tel_msg_t *m = NULL;

@@ -130,23 +130,6 @@ Test(wake, a_scheduler_wakes_its_nearest_parked_sibling, .timeout = 60)
  */
 #define PAIR_ROUNDS 400000
 
-static void pair_pong(void *arg)
-{
-    (void)arg;
-    for (;;) {
-        tel_msg_t *m = NULL;
-        if (!TT_CHECK_RC(tel_recv(&m, 30000), 0, "pong: tel_recv"))
-            return;
-        tel_pid_t from = m->from;
-        uint64_t tag = m->tag;
-        tel_msg_free(m);
-        if (tag == 0)
-            return;
-        if (!TT_CHECK_RC(tel_send(from, 1, NULL, 0), 0, "pong: tel_send"))
-            return;
-    }
-}
-
 static uint64_t parks_of(unsigned i)
 {
     return atomic_load_explicit(&tel__sched_get(i)->n_parks,
@@ -157,7 +140,7 @@ static void pair_main(void *arg)
 {
     (void)arg;
     tel_pid_t pong;
-    if (!TT_CHECK_RC(tel_spawn(&pong, pair_pong, NULL), 0, "tel_spawn"))
+    if (!TT_CHECK_RC(tel_spawn(&pong, tt_echo_fn, NULL), 0, "tel_spawn"))
         return;
     tel_msg_t *m = NULL;
     /* A first round trip: the pair is on one scheduler from here on (a
