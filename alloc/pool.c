@@ -5,7 +5,8 @@
  * Owns: the slabs (64 KiB, aligned to 64 KiB, from numa.c), one pool per
  * scheduler slot and one shared pool for threads that are not schedulers;
  * per pool and size class (64, 128, 256, 512 bytes) a LIFO free list, the
- * list of the pool's slabs and a lock-free return stack; the calling
+ * pool's slabs on three lists (full, partial, empty) and a lock-free
+ * return stack; per slab a free list of its own; the calling
  * thread's binding to a pool; a count of the slabs held.
  *
  * The problem. Messages, process blocks, wait and send timers are
@@ -46,25 +47,46 @@
  * receiving scheduler as usual. The lock is a leaf (alloc/lock.h).
  *
  * Bounded memory. A pool keeps the free blocks of its own slabs only, so it
- * never holds more than its own peak (blocks do not drift in). When a local
- * free makes a list longer than trim_at[class], trim() counts the free
- * blocks per slab and gives slabs that are entirely free back to numa.c
- * until about pool_trim_min / 2 blocks are left (like the old caches' caps;
- * jemalloc keeps the pages a while, so carving again soon is cheap); then
- * trim_at becomes max(pool_trim_min, twice what is left), so a list whose
- * blocks are scattered over slabs is not walked again before it doubles
- * (amortised O(1) per free). Taking the return stack never trims: the owner
- * is allocating then, and would carve the slabs again at once. Blocks
- * freed remotely to a pool that has stopped allocating would wait on its
+ * never holds more than its own peak (blocks do not drift in). Its list
+ * per class holds at most pool_keep[class] blocks on a local free; a local
+ * free past that bound goes to the block's own slab: each slab has a free
+ * list and a count in its header's second line (the owner's alone), and
+ * sits on one of three lists of its pool (full: nothing on its list;
+ * partial; empty: every block free). A slab whose last block comes back
+ * is kept (POOL_EMPTY_KEEP per class, for the next carving) or given back
+ * to numa.c at once: O(1), no walk. A refill (the pool's list is empty)
+ * takes the return stack first, then a partial slab's whole list, then a
+ * kept empty slab's, and only then carves. Blocks on the pool's list keep
+ * their slabs from being empty: that is the bound's worth of memory, not
+ * more.
+ *
+ * Rejected, the earlier design: one list per class and no per-slab state;
+ * a list longer than a threshold was walked to count each slab's free
+ * blocks, and slabs all free were given back, the threshold then doubling
+ * (amortised O(1)). But each walk touched every free block (a cache miss
+ * each), and a receiver draining a backlog did it on its own free path:
+ * fanin -s 2 1000 10000 walked 4.5M blocks in 857 walks and gave back (then
+ * carved again) 2,186 slabs; trim was 11% of its samples, on the thread
+ * that bounds its throughput. One walk of a list of millions stalls its
+ * process for milliseconds, too. The cost now: a free past the bound
+ * writes its slab's header line (about 15 instructions, the slow path),
+ * and a class-64 slab gives one block to the two-line header (1022 a slab,
+ * not 1023). The header's first line, read by every free on any thread,
+ * is written only when the slab is made and in fini, so it stays shared;
+ * the owner's writes go to the second.
+ *
+ * Blocks freed remotely to a pool that has stopped allocating wait on its
  * stack until it allocates again or the run ends (up to its own peak: a
  * scheduler whose senders are done while the receiver elsewhere frees
  * their messages); so a scheduler about to sleep calls
  * tel__pool_trim_idle, which takes a return stack longer than the list
- * may grow and trims as a local free would (nobody waits for that thread
- * then: the walk costs no latency). The count of a return stack comes
- * with the exchange (POOL_TAG): a first
- * version walked each taken chain to count it, and fanin -s 2 spent 40% of
- * its time in that walk (each block a cache miss) and in trims after it.
+ * may grow and sends the excess to the slabs as a local free would
+ * (nobody waits for that thread then: the walk of the chain costs no
+ * latency). A refill takes a return stack without walking it: its blocks
+ * were out of their slabs and stay out, on the pool's list. The count of a
+ * return stack comes with the exchange (POOL_TAG): a first version walked
+ * each taken chain to count it, and fanin -s 2 spent 40% of its time in
+ * that walk (each block a cache miss).
  *
  * Shutdown. tel__pool_fini (after every scheduler stopped) counts the free
  * blocks of each slab in the lists and return stacks: a slab all free goes
@@ -81,8 +103,13 @@
  *     to the next one.
  *   - slab->owner is the pool that carved it, or POOL_ORPHAN; it changes only
  *     once, in fini, and an orphan's live counts its blocks not yet freed.
- *   - A pool's list for class c holds n blocks; every slab on its slab list
- *     has class c.
+ *   - A pool's list for class c holds n blocks; every slab on its slab
+ *     lists for c has class c and is on exactly one of them.
+ *   - A slab's own list holds nfree blocks. Its blocks are each on that
+ *     list, on its pool's list or return stack, uncarved, or out.
+ *   - A slab on the empty list has every block free (nfree + uncarved ==
+ *     POOL_CAP); a slab not all free with blocks on its own list is on the
+ *     partial list; the rest are on the full list.
  *
  * Concurrency:
  *   - A pool's lists, counts and slab lists: its owner thread only (the
@@ -101,8 +128,9 @@
  *     push on P's return stack. The block is still counted in live, and the
  *     pools are never freed (they are reused by the next run, like numa.c's
  *     arena), so the block waits on P's stack: the next run's owner may hand
- *     it out (its later free drops live: the slab is an orphan), or the next
- *     fini finds it and drops live. Nothing is lost or freed twice.
+ *     it out (its later free drops live: the slab is an orphan), or its idle
+ *     trim or the next fini finds it and drops live. Nothing is lost or
+ *     freed twice.
  *
  * NUMA: slabs come from tel__mem_alloc_aligned on the owner's thread, which
  * uses that scheduler's jemalloc binding; per-node arenas will take
@@ -112,8 +140,9 @@
  * are read and written through link_get/link_set, which ASan does not check.
  *
  * Slab headers sit at 64 KiB-aligned addresses, so they share L1/L2 sets;
- * a free reads only the header's owner word, and a scheduler has a few
- * dozen hot slabs at most, so the conflict misses stay rare.
+ * a free reads only the header's first line (and past the bound writes
+ * its second), and a scheduler has a few dozen hot slabs at most, so the
+ * conflict misses stay rare.
  */
 #include "alloc/pool.h"
 
@@ -143,7 +172,6 @@
 #define POOL_SLAB_SIZE ((size_t)64 << 10)
 #define POOL_MAX_CACHES 1024 /* as numa.c's tcaches and tel_run's limit */
 #define POOL_ORPHAN ((struct pool_cache *)(uintptr_t)1)
-#define POOL_DEAD UINT32_MAX /* slab->scratch in trim: to be freed */
 /* A return stack's top word: the top block's address in the low 48 bits
  * (user addresses fit: slabs above 2^48 panic in new_slab) and how many
  * blocks the stack holds in the high 16, saturating at POOL_TAG_MAX. So the
@@ -156,33 +184,54 @@
 #define POOL_COUNT(v) ((uint32_t)((v) >> POOL_TAG_SHIFT))
 
 static const size_t pool_size[POOL_CLASSES] = {64, 128, 256, POOL_MAX_SIZE};
-/* Blocks per slab: the first slot is the header. */
-#define POOL_CAP(c) ((uint32_t)(POOL_SLAB_SIZE / pool_size[c] - 1))
-/* Free blocks a list may hold before trim() looks for whole free slabs (the
- * old cache caps, at least two slabs): a churn of a thousand processes
- * (spawn_exit's batches, the epoch's retired blocks) never trims. */
-static const uint32_t pool_trim_min[POOL_CLASSES] = {2048, 1024, 1024, 256};
+/* A slab's header: two cache lines (see struct slab). Its first block
+ * starts after it, at a block boundary. */
+#define POOL_HDR_SIZE 128
+#define POOL_FIRST(c) \
+    (pool_size[c] < POOL_HDR_SIZE ? POOL_HDR_SIZE : pool_size[c])
+#define POOL_CAP(c) \
+    ((uint32_t)((POOL_SLAB_SIZE - POOL_FIRST(c)) / pool_size[c]))
+/* Free blocks a pool's list may hold; a local free past that goes to the
+ * block's slab. A churn of a thousand processes (spawn_exit's batches, the
+ * epoch's retired blocks) stays within it. */
+static const uint32_t pool_keep[POOL_CLASSES] = {2048, 1024, 1024, 512};
+/* Empty slabs a pool keeps per class for its next carving, rather than
+ * give them back to numa.c at once (a backlog that fills and drains). */
+#define POOL_EMPTY_KEEP 2
 
 struct pool_cache;
 
-/* At the start of every slab, in the slot of its first block. */
+/* The lists a pool keeps its slabs of one class on (slab->list). */
+enum {
+    SLAB_FULL,    /* nothing on its free list (all out, or uncarved) */
+    SLAB_PARTIAL, /* some blocks on its free list, some out */
+    SLAB_EMPTY,   /* every block free (on its list, or uncarved) */
+    SLAB_LISTS
+};
+
+/* At the start of every slab, in its first POOL_HDR_SIZE bytes. */
 struct slab {
+    /* Line 0: read by every free, on any thread; written when the slab is
+     * made and in fini only, so it stays shared in every cache. */
     _Atomic(struct pool_cache *) owner; /* see Concurrency */
     atomic_uint live;                   /* orphans only: blocks still out */
     uint32_t cls;                       /* fixed when made */
-    /* Owner (or fini) only. */
-    uint32_t scratch; /* free blocks counted by trim/fini, or POOL_DEAD */
-    struct slab *next; /* the owner's slab list for this class */
+    /* Line 1: the owner's (and fini's) only. */
+    void *free __attribute__((aligned(64))); /* the slab's own free list */
+    uint32_t nfree;                          /* blocks on it */
+    uint32_t list;                           /* SLAB_*: which list s is on */
+    struct slab *prev, *next;                /* on that list */
 };
-_Static_assert(sizeof(struct slab) <= 64, "a slab header fits a 64-byte slot");
+_Static_assert(sizeof(struct slab) <= POOL_HDR_SIZE, "a slab header fits");
 
-/* Hot fields first: an alloc or a free touches one cache line. */
+/* Hot fields first: an alloc or a local free touches one cache line. */
 struct pool_cache {
     /* Owner only (the shared pool: under lock). */
-    void *head[POOL_CLASSES];      /* LIFO free lists */
-    uint32_t n[POOL_CLASSES];      /* blocks on each */
-    uint32_t trim_at[POOL_CLASSES]; /* trim() when n exceeds this */
-    struct slab *slabs[POOL_CLASSES] TEL_ALIGNED_CL; /* every slab carved */
+    void *head[POOL_CLASSES];       /* LIFO free lists */
+    uint32_t n[POOL_CLASSES];       /* blocks on each */
+    uint32_t keep[POOL_CLASSES];    /* pool_keep, on this line */
+    struct slab *lists[POOL_CLASSES][SLAB_LISTS] TEL_ALIGNED_CL;
+    uint32_t n_empty[POOL_CLASSES]; /* slabs on the SLAB_EMPTY lists */
     /* The newest slab's blocks not handed out yet: [bump, bump_end). A
      * slab is carved lazily, one block per refill, so that its memory is
      * first touched by the block's user (a fresh page faults once, and a
@@ -198,6 +247,7 @@ static struct pool_cache *caches[POOL_MAX_CACHES];
 static unsigned n_made;   /* caches[0..n_made) exist */
 static unsigned n_caches; /* this run's slots */
 static struct pool_cache shared;
+static bool shared_made;
 static atomic_size_t n_slabs;
 static __thread struct pool_cache *tls_cache
     __attribute__((tls_model("initial-exec")));
@@ -226,8 +276,10 @@ static void class_reset(struct pool_cache *pc, unsigned c)
 {
     pc->head[c] = NULL;
     pc->n[c] = 0;
-    pc->trim_at[c] = pool_trim_min[c];
-    pc->slabs[c] = NULL;
+    pc->keep[c] = pool_keep[c];
+    for (unsigned l = 0; l < SLAB_LISTS; l++)
+        pc->lists[c][l] = NULL;
+    pc->n_empty[c] = 0;
     pc->bump[c] = pc->bump_end[c] = NULL;
 }
 
@@ -241,14 +293,50 @@ static inline uint32_t uncarved(const struct pool_cache *pc, unsigned c,
                       pool_size[c]);
 }
 
+/* Owner: put s on pc's list l for class c / take it off its list. */
+static void list_push(struct pool_cache *pc, unsigned c, struct slab *s,
+                      uint32_t l)
+{
+    s->list = l;
+    s->prev = NULL;
+    s->next = pc->lists[c][l];
+    if (s->next)
+        s->next->prev = s;
+    pc->lists[c][l] = s;
+    if (l == SLAB_EMPTY)
+        pc->n_empty[c]++;
+}
+
+static void list_del(struct pool_cache *pc, unsigned c, struct slab *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        pc->lists[c][s->list] = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    if (s->list == SLAB_EMPTY)
+        pc->n_empty[c]--;
+}
+
+static void list_move(struct pool_cache *pc, unsigned c, struct slab *s,
+                      uint32_t l)
+{
+    if (s->list != l) {
+        list_del(pc, c, s);
+        list_push(pc, c, s, l);
+    }
+}
+
 int tel__pool_init(unsigned n)
 {
     if (n > POOL_MAX_CACHES)
         return TEL_EINVAL;
-    if (n_made == 0 && shared.trim_at[0] == 0) {
+    if (!shared_made) {
         for (unsigned c = 0; c < POOL_CLASSES; c++)
             class_reset(&shared, c);
         tel__spin_init(&shared.lock);
+        shared_made = true;
     }
     for (; n_made < n; n_made++) {
         struct pool_cache *pc = tel__mem_zalloc_cl(sizeof(*pc));
@@ -277,9 +365,11 @@ bool tel__pool_holds(const void *b)
     struct pool_cache *pc = tls_cache ? tls_cache : &shared;
     const struct slab *want = slab_of(b);
     for (unsigned c = 0; c < POOL_CLASSES; c++)
-        for (const struct slab *s = pc->slabs[c]; s; s = s->next)
-            if (s == want)
-                return (const char *)b >= (const char *)s + pool_size[c];
+        for (unsigned l = 0; l < SLAB_LISTS; l++)
+            for (const struct slab *s = pc->lists[c][l]; s; s = s->next)
+                if (s == want)
+                    return (const char *)b >=
+                           (const char *)s + POOL_FIRST(c);
     return false;
 }
 
@@ -302,7 +392,8 @@ static void orphan_put(struct slab *s)
         slab_free(s);
 }
 
-/* Carve a new slab for pc's class c onto its (empty) list. Owner only. */
+/* Carve a new slab for pc's class c: it becomes the bump slab. Owner
+ * only. */
 static int new_slab(struct pool_cache *pc, unsigned c)
 {
     /* NUMA: the node choice goes here (tel__topo_node_of(owner's index)). */
@@ -316,81 +407,66 @@ static int new_slab(struct pool_cache *pc, unsigned c)
     atomic_store_explicit(&s->owner, pc, memory_order_relaxed);
     atomic_store_explicit(&s->live, 0, memory_order_relaxed);
     s->cls = c;
-    s->scratch = 0;
-    s->next = pc->slabs[c];
-    pc->slabs[c] = s;
-    size_t sz = pool_size[c];
+    s->free = NULL;
+    s->nfree = 0;
+    list_push(pc, c, s, SLAB_FULL); /* carved from at once */
     char *base = (char *)s;
-    POOL_POISON(base + sz, POOL_SLAB_SIZE - sz);
-    pc->bump[c] = base + sz;
+    POOL_POISON(base + POOL_FIRST(c), POOL_SLAB_SIZE - POOL_FIRST(c));
+    pc->bump[c] = base + POOL_FIRST(c);
     pc->bump_end[c] = base + POOL_SLAB_SIZE;
     return 0;
 }
 
-/*
- * Give back to numa.c slabs of pc's class c whose blocks are all on the
- * list, keeping about pool_trim_min / 2 blocks. Owner only.
- */
-static TEL_NOINLINE void trim(struct pool_cache *pc, unsigned c)
+/* Every block of s is free (s is on no list now): keep it for carving,
+ * or give it back to numa.c. Owner only. */
+static void slab_emptied(struct pool_cache *pc, unsigned c, struct slab *s)
 {
-    uint32_t cap = POOL_CAP(c);
-    for (struct slab *s = pc->slabs[c]; s; s = s->next)
-        s->scratch = uncarved(pc, c, s);
-    for (void *b = pc->head[c]; b; b = link_get(b)) {
-        struct slab *s = slab_of(b);
-        /* An orphan's block (the race in the top comment) is skipped. */
-        if (atomic_load_explicit(&s->owner, memory_order_relaxed) == pc)
-            s->scratch++;
+    if (pc->n_empty[c] < POOL_EMPTY_KEEP) {
+        list_push(pc, c, s, SLAB_EMPTY);
+        return;
     }
-    uint32_t n = pc->n[c], n_dead = 0;
-    uint32_t keep = pool_trim_min[c] / 2;
-    for (struct slab *s = pc->slabs[c]; s; s = s->next) {
-        if (s->scratch == cap && n >= keep + cap) {
-            n -= cap - uncarved(pc, c, s); /* those on the list */
-            s->scratch = POOL_DEAD;
-            n_dead++;
-        }
-    }
-    if (n_dead) {
-        void *head = NULL, *prev = NULL, *next;
-        for (void *b = pc->head[c]; b; b = next) {
-            next = link_get(b);
-            struct slab *s = slab_of(b);
-            if (atomic_load_explicit(&s->owner, memory_order_relaxed) == pc &&
-                s->scratch == POOL_DEAD)
-                continue;
-            if (prev)
-                link_set(prev, b);
-            else
-                head = b;
-            prev = b;
-        }
-        if (prev)
-            link_set(prev, NULL);
-        pc->head[c] = head;
-        struct slab **pp = &pc->slabs[c];
-        while (*pp) {
-            struct slab *s = *pp;
-            if (s->scratch == POOL_DEAD) {
-                *pp = s->next;
-                if (pc->bump[c] && slab_of(pc->bump[c] - 1) == s)
-                    pc->bump[c] = pc->bump_end[c] = NULL; /* the newest */
-                slab_free(s);
-            } else {
-                pp = &s->next;
-            }
-        }
-    }
-    pc->n[c] = n;
-    pc->trim_at[c] = n * 2 > pool_trim_min[c] ? n * 2 : pool_trim_min[c];
+    if (uncarved(pc, c, s))
+        pc->bump[c] = pc->bump_end[c] = NULL; /* the newest: carve no more */
+    slab_free(s);
 }
 
 /*
- * pc's list for class c is empty: take its return stack, or carve a slab;
- * then pop a block. NULL if out of memory. Owner only.
+ * A local free past the pool's list's bound: b goes on its own slab's
+ * list. The slab changes list as it fills (full -> partial) and is kept or
+ * given back once every block is free. O(1), no walk. Owner only.
+ */
+static TEL_NOINLINE void free_to_slab(struct pool_cache *pc, unsigned c,
+                                      struct slab *s, void *b)
+{
+    link_set(b, s->free);
+    s->free = b;
+    POOL_POISON(b, pool_size[c]);
+    if (++s->nfree + uncarved(pc, c, s) == POOL_CAP(c)) {
+        list_del(pc, c, s);
+        slab_emptied(pc, c, s);
+    } else {
+        list_move(pc, c, s, SLAB_PARTIAL);
+    }
+}
+
+/* Owner: move s's free list to pc's (empty) list for class c. */
+static void checkout(struct pool_cache *pc, unsigned c, struct slab *s)
+{
+    pc->head[c] = s->free;
+    pc->n[c] = s->nfree;
+    s->free = NULL;
+    s->nfree = 0;
+    list_move(pc, c, s, SLAB_FULL);
+}
+
+/*
+ * pc's list for class c is empty: take its return stack, or a slab's free
+ * list (a partly used one first, then a kept empty one), or carve the bump
+ * slab or a new one; then pop a block. NULL if out of memory. Owner only.
  */
 static TEL_NOINLINE void *refill(struct pool_cache *pc, unsigned c)
 {
+    struct slab *s;
     /* Load first: an empty stack's line is not taken from the pushers. */
     if (atomic_load_explicit(&pc->ret[c], memory_order_relaxed) != 0) {
         /* Acquire: pairs with the pushers' release CAS in free_remote. */
@@ -403,8 +479,18 @@ static TEL_NOINLINE void *refill(struct pool_cache *pc, unsigned c)
             for (void *b = chain; b; b = link_get(b))
                 n++;
         }
+        /* Out of their slabs they were, and out they stay (on this list):
+         * a returned block is not walked to its slab. */
         pc->head[c] = chain;
-        pc->n[c] = n; /* no trim: the owner is allocating */
+        pc->n[c] = n;
+    } else if ((s = pc->lists[c][SLAB_PARTIAL]) != NULL) {
+        checkout(pc, c, s);
+    } else {
+        for (s = pc->lists[c][SLAB_EMPTY]; s; s = s->next)
+            if (s->nfree) {
+                checkout(pc, c, s);
+                break;
+            }
     }
     void *b = pc->head[c];
     if (b == NULL) {
@@ -412,6 +498,9 @@ static TEL_NOINLINE void *refill(struct pool_cache *pc, unsigned c)
             return NULL;
         b = pc->bump[c];
         pc->bump[c] += pool_size[c];
+        s = slab_of(b);
+        if (s->list == SLAB_EMPTY) /* a kept empty one, carved from again */
+            list_move(pc, c, s, SLAB_FULL);
         POOL_UNPOISON(b, pool_size[c]);
         return b;
     }
@@ -450,11 +539,21 @@ void tel__pool_trim_idle(void)
         /* Relaxed load first: an empty or short stack costs one load and
          * leaves the pushers' line alone. */
         uintptr_t v = atomic_load_explicit(&pc->ret[c], memory_order_relaxed);
-        if (v == 0 || (uint64_t)POOL_COUNT(v) + pc->n[c] <= pc->trim_at[c])
+        if ((uint64_t)POOL_COUNT(v) + pc->n[c] <= pc->keep[c])
             continue;
         take_returns(pc, c);
-        if (pc->n[c] > pc->trim_at[c])
-            trim(pc, c);
+        /* The list's excess goes to the blocks' slabs, as local frees past
+         * the bound do: slabs all free are kept or given back. */
+        while (pc->n[c] > pc->keep[c]) {
+            void *b = pc->head[c];
+            pc->head[c] = link_get(b);
+            pc->n[c]--;
+            struct slab *s = slab_of(b);
+            if (atomic_load_explicit(&s->owner, memory_order_relaxed) == pc)
+                free_to_slab(pc, c, s, b);
+            else
+                orphan_put(s); /* the race in the top comment */
+        }
     }
 }
 
@@ -469,7 +568,7 @@ static TEL_NOINLINE void *alloc_shared(unsigned c)
         pc->head[c] = *(void **)b;
         pc->n[c]--;
     } else {
-        b = refill(&shared, c);
+        b = refill(pc, c);
     }
     tel__spin_unlock(&shared.lock);
     return b;
@@ -539,24 +638,27 @@ void tel__pool_free(void *p, size_t size)
     struct pool_cache *pc = tls_cache;
     TEL_ASSERT(c == class_of(size));
     if (TEL_LIKELY(owner == pc)) {
-        *(void **)p = pc->head[c];
-        pc->head[c] = p;
-        POOL_POISON(p, pool_size[c]);
-        if (TEL_UNLIKELY(++pc->n[c] > pc->trim_at[c]))
-            trim(pc, c);
+        if (TEL_LIKELY(pc->n[c] < pc->keep[c])) {
+            *(void **)p = pc->head[c];
+            pc->head[c] = p;
+            pc->n[c]++;
+            POOL_POISON(p, pool_size[c]);
+            return;
+        }
+        free_to_slab(pc, c, s, p);
         return;
     }
     free_remote(p, c, owner);
 }
 
-/* fini: one block found free on pc's list or stack. */
+/* fini: one block found free on pc's list or stack (not on its slab's). */
 static void fini_count(struct pool_cache *pc, void *b)
 {
     struct slab *s = slab_of(b);
     struct pool_cache *o = atomic_load_explicit(&s->owner,
                                                 memory_order_relaxed);
     if (o == pc)
-        s->scratch++;
+        s->nfree++; /* counted, not linked: the slab goes now */
     else if (o == POOL_ORPHAN)
         orphan_put(s); /* a straggler from an earlier run's teardown */
     else
@@ -566,8 +668,6 @@ static void fini_count(struct pool_cache *pc, void *b)
 static void fini_cache(struct pool_cache *pc)
 {
     for (unsigned c = 0; c < POOL_CLASSES; c++) {
-        for (struct slab *s = pc->slabs[c]; s; s = s->next)
-            s->scratch = uncarved(pc, c, s);
         void *next;
         for (void *b = pc->head[c]; b; b = next) {
             next = link_get(b); /* fini_count may free b's slab */
@@ -579,19 +679,22 @@ static void fini_cache(struct pool_cache *pc)
             next = link_get(b);
             fini_count(pc, b);
         }
-        struct slab *s = pc->slabs[c];
-        while (s) {
-            struct slab *sn = s->next;
-            if (s->scratch == POOL_CAP(c)) {
-                slab_free(s);
-            } else {
-                atomic_store_explicit(&s->live, POOL_CAP(c) - s->scratch,
-                                      memory_order_relaxed);
-                /* Release: pairs with the acquire in orphan_put. */
-                atomic_store_explicit(&s->owner, POOL_ORPHAN,
-                                      memory_order_release);
+        for (unsigned l = 0; l < SLAB_LISTS; l++) {
+            struct slab *s = pc->lists[c][l];
+            while (s) {
+                struct slab *sn = s->next;
+                uint32_t nfree = s->nfree + uncarved(pc, c, s);
+                if (nfree == POOL_CAP(c)) {
+                    slab_free(s);
+                } else {
+                    atomic_store_explicit(&s->live, POOL_CAP(c) - nfree,
+                                          memory_order_relaxed);
+                    /* Release: pairs with the acquire in orphan_put. */
+                    atomic_store_explicit(&s->owner, POOL_ORPHAN,
+                                          memory_order_release);
+                }
+                s = sn;
             }
-            s = sn;
         }
         class_reset(pc, c);
     }
@@ -601,7 +704,7 @@ void tel__pool_fini(void)
 {
     for (unsigned i = 0; i < n_made; i++)
         fini_cache(caches[i]);
-    if (shared.trim_at[0] != 0)
+    if (shared_made)
         fini_cache(&shared);
     n_caches = 0;
     tls_cache = NULL;

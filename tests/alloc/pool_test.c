@@ -280,8 +280,9 @@ Test(pool, a_long_free_list_gives_its_all_free_slabs_back,
     cr_assert_geq(peak, N / 255);
     for (int i = 0; i < N; i++)
         tel__pool_free(p[i], 200);
-    /* Trims keep about the threshold's worth (1024 blocks, a few slabs,
-     * rounded up by half-free slabs), not the 80 slabs of the peak. */
+    /* The pool keeps its list's bound (1024 blocks, a few slabs), two
+     * empty slabs and the slabs partly on the list, not the 80 slabs of
+     * the peak. */
     cr_assert_leq(tel__pool_n_slabs(), peak / 4, "kept %zu of %zu slabs",
                   tel__pool_n_slabs(), peak);
 }
@@ -350,26 +351,36 @@ Test(pool, the_idle_trim_leaves_a_short_return_stack_alone,
 }
 
 /* A slab is carved one block at a time: its last blocks are counted free
- * by trim and fini although they were never handed out, and a trim that
- * frees the newest slab does not leave the next allocation carving it. */
-Test(pool, a_partly_carved_slab_is_trimmed_and_never_carved_after,
+ * although they were never handed out, and a slab given back while it is
+ * the newest does not leave the next allocation carving it. */
+Test(pool, a_partly_carved_slab_is_given_back_and_never_carved_after,
      .init = up, .fini = down)
 {
-    enum { N = 3000 }; /* 64-byte class: 1023 a slab, the third partly */
+    /* 64-byte class: 1022 blocks a slab (the header takes two), so 6000
+     * blocks fill five slabs and 890 blocks of a sixth. */
+    enum { N = 6000, PER = 1022, KEEP = 2048 };
     static void *p[N];
     tel__pool_bind_thread(0);
     for (int i = 0; i < N; i++) {
         p[i] = tel__pool_alloc(64);
         cr_assert_not_null(p[i]);
     }
-    cr_assert_eq(tel__pool_n_slabs(), 3, "3000 blocks in %zu slabs",
+    cr_assert_eq(tel__pool_n_slabs(), 6, "%d blocks in %zu slabs", N,
                  tel__pool_n_slabs());
-    for (int i = N - 1; i >= 0; i--) /* the newest slab's blocks first */
+    /* The oldest 2048 fill the pool's list (the first two slabs and four
+     * blocks of the third, which is then never all free). */
+    for (int i = 0; i < KEEP; i++)
         tel__pool_free(p[i], 64);
-    /* Past 2048 free blocks a trim gave back the newest slab (954 blocks
-     * out and back, 69 never carved) and kept about 1024 blocks. */
-    size_t kept = tel__pool_n_slabs();
-    cr_assert_lt(kept, 3, "kept %zu slabs", kept);
+    /* Past the list's bound a free goes to its slab: the fourth and fifth
+     * slabs become all free and are kept for carving. */
+    for (int i = KEEP; i < 5 * PER; i++)
+        tel__pool_free(p[i], 64);
+    cr_assert_eq(tel__pool_n_slabs(), 6);
+    /* The sixth, newest one (890 out and back, 132 never carved) is all
+     * free too, past the two kept: it goes back to numa.c. */
+    for (int i = 5 * PER; i < N; i++)
+        tel__pool_free(p[i], 64);
+    cr_assert_eq(tel__pool_n_slabs(), 5, "the newest slab was kept");
     /* Allocate it all again and write every byte: carving from the freed
      * slab would be a use after free (ASan) or hand out a block twice. */
     for (int i = 0; i < N; i++) {
