@@ -389,6 +389,11 @@ Test(pool, a_partly_carved_slab_is_given_back_and_never_carved_after,
         cr_assert(tel__pool_holds(p[i]), "block %d of a slab given back", i);
         memset(p[i], i & 0xff, 64);
     }
+    /* What was kept was used before anything new was carved: the list,
+     * the third slab's own list and the two empty slabs (5,110 blocks),
+     * then one new slab for the last 890. */
+    cr_assert_eq(tel__pool_n_slabs(), 6, "%zu slabs after refilling",
+                 tel__pool_n_slabs());
     qsort(p, N, sizeof(p[0]), cmp_ptr);
     for (int i = 1; i < N; i++)
         cr_assert_neq(p[i], p[i - 1], "block %p handed out twice", p[i]);
