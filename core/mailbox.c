@@ -88,6 +88,8 @@ void tel__mbox_remove_if(struct mailbox *mb,
 
 /*
  * p is held by the caller: enqueue m and wake p if this push ends its wait.
+ * filtered: tel__msg_needs_filter(m), which a caller that made a plain
+ * message knows without loading it back.
  *
  * The direct hand-off: when p is parked on its mailbox, its arrival queue
  * is truly empty (a receive parks on nothing else) and every message it
@@ -110,7 +112,8 @@ void tel__mbox_remove_if(struct mailbox *mb,
  * the exchange would fetch that contended line shared and then again
  * exclusive.
  */
-TEL_INLINE void push_and_wake(struct sched *s, struct proc *p, struct msg *m)
+TEL_INLINE void push_and_wake(struct sched *s, struct proc *p, struct msg *m,
+                              bool filtered)
 {
     struct mailbox *mb = &p->mbox;
     if (TEL_UNLIKELY(atomic_load_explicit(&p->task.state,
@@ -122,14 +125,14 @@ TEL_INLINE void push_and_wake(struct sched *s, struct proc *p, struct msg *m)
              * queue was truly empty when it parked; if no producer has
              * exchanged since, m is the oldest news and goes to the saved
              * list, else it queues behind theirs. */
-            if (!tel__msg_needs_filter(m) && tel__mpsc_idle_hint(&mb->in))
+            if (!filtered && tel__mpsc_idle_hint(&mb->in))
                 tel__mbox_save(mb, m);
             else
                 tel__mpsc_push(&mb->in, &m->node);
             tel__sched_wake_parked(&p->task);
             return;
         }
-        if (!tel__msg_needs_filter(m) && tel__mpsc_unpark(&mb->in)) {
+        if (!filtered && tel__mpsc_unpark(&mb->in)) {
             tel__mbox_save(mb, m);
             tel__sched_wake_parked(&p->task);
             return;
@@ -152,7 +155,7 @@ bool tel__mbox_deliver_alive(tel_pid_t to, struct msg *m)
         tel__msg_free(m); /* dead or stale: dropped, as in Erlang */
         return false;
     }
-    push_and_wake(s, p, m);
+    push_and_wake(s, p, m, tel__msg_needs_filter(m));
     tel__proc_put(s, p);
     return true;
 }
@@ -174,7 +177,7 @@ int tel_send(tel_pid_t to, uint64_t tag, const void *data, size_t size)
     if (p) {
         struct msg *m = tel__msg_make(self ? self->pid : 0, tag, data, size);
         if (m)
-            push_and_wake(s, p, m);
+            push_and_wake(s, p, m, false); /* MSGK_PLAIN */
         else
             rc = TEL_ENOMEM;
         tel__proc_put(s, p);
