@@ -425,7 +425,7 @@ static void slab_emptied(struct pool_cache *pc, unsigned c, struct slab *s)
         list_push(pc, c, s, SLAB_EMPTY);
         return;
     }
-    if (uncarved(pc, c, s))
+    if (pc->bump[c] && slab_of(pc->bump[c] - 1) == s)
         pc->bump[c] = pc->bump_end[c] = NULL; /* the newest: carve no more */
     slab_free(s);
 }
@@ -498,9 +498,10 @@ static TEL_NOINLINE void *refill(struct pool_cache *pc, unsigned c)
             return NULL;
         b = pc->bump[c];
         pc->bump[c] += pool_size[c];
-        s = slab_of(b);
-        if (s->list == SLAB_EMPTY) /* a kept empty one, carved from again */
-            list_move(pc, c, s, SLAB_FULL);
+        /* The bump slab is never on the empty list here: it gets there
+         * only through a free to its own list, and a refill checks such
+         * a slab out (onto the full list) before it carves. */
+        TEL_ASSERT(slab_of(b)->list != SLAB_EMPTY);
         POOL_UNPOISON(b, pool_size[c]);
         return b;
     }
