@@ -334,8 +334,11 @@ static void run_model(uint64_t seed, long steps, uint32_t keep)
         if (step < 3000 || step % 61 == 0)
             check_all();
     }
-    /* Last, a build-up of many slabs a class on pool 0 and a drain, so
-     * that every run reaches slabs turning all free, kept and freed. */
+    /* Last, everything back (blocks out since a run's end are an orphan
+     * slab's, which never counts as empty), then a build-up of many slabs
+     * a class on pool 0 and a drain, so that every run reaches slabs
+     * turning all free, kept and freed. */
+    (void)drain(&r);
     tel__pool_bind_thread(0);
     while (n_out < 12000) {
         size_t size = sizes[tt_rng_below(&r, 8)];
