@@ -483,14 +483,11 @@ static TEL_NOINLINE void *refill(struct pool_cache *pc, unsigned c)
          * a returned block is not walked to its slab. */
         pc->head[c] = chain;
         pc->n[c] = n;
-    } else if ((s = pc->lists[c][SLAB_PARTIAL]) != NULL) {
+    } else if ((s = pc->lists[c][SLAB_PARTIAL]) != NULL ||
+               (s = pc->lists[c][SLAB_EMPTY]) != NULL) {
+        /* An empty slab got there by a free to its own list: it has one. */
+        TEL_ASSERT(s->nfree > 0);
         checkout(pc, c, s);
-    } else {
-        for (s = pc->lists[c][SLAB_EMPTY]; s; s = s->next)
-            if (s->nfree) {
-                checkout(pc, c, s);
-                break;
-            }
     }
     void *b = pc->head[c];
     if (b == NULL) {
