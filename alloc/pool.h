@@ -38,8 +38,9 @@ void tel__pool_bind_thread(int slot);
 size_t tel__pool_n_slabs(void);
 
 /* The calling scheduler is about to sleep: take back the blocks other
- * threads returned to its pool while it stopped allocating, and give back
- * the slabs that leaves all free (as a long local free list would). One
+ * threads returned to its pool while it stopped allocating, and send what
+ * its lists then hold beyond their bound to the blocks' slabs, as local
+ * frees past the bound go (slabs all free are kept or given back). One
  * relaxed load per class when there is nothing to do. Owner thread. */
 void tel__pool_trim_idle(void);
 
