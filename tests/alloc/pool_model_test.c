@@ -49,21 +49,28 @@ struct out {
 static struct out out[MAX_OUT];
 static int n_out;
 
-/* Scratch for one check: per slab, blocks found on pool lists and stacks. */
-static struct slab *seen[MAX_SLABS];
-static uint32_t seen_n[MAX_SLABS];
-static int n_seen;
+/* Scratch for one check: slabs met, with a count each (blocks found on
+ * pool lists and return stacks). */
+struct tally {
+    struct slab *slab[MAX_SLABS];
+    uint32_t n[MAX_SLABS];
+    int len;
+};
 
-static uint32_t *seen_count(struct slab *s)
+/* s's count in t, added at 0 the first time. */
+static uint32_t *tally_of(struct tally *t, struct slab *s)
 {
-    for (int i = 0; i < n_seen; i++)
-        if (seen[i] == s)
-            return &seen_n[i];
-    cr_assert_lt(n_seen, MAX_SLABS);
-    seen[n_seen] = s;
-    seen_n[n_seen] = 0;
-    return &seen_n[n_seen++];
+    for (int i = 0; i < t->len; i++)
+        if (t->slab[i] == s)
+            return &t->n[i];
+    cr_assert_lt(t->len, MAX_SLABS);
+    t->slab[t->len] = s;
+    t->n[t->len] = 0;
+    return &t->n[t->len++];
 }
+
+/* One class of one pool: its own slabs' blocks on its chains. */
+static struct tally seen;
 
 static uint32_t out_in(const struct slab *s)
 {
@@ -98,7 +105,7 @@ static uint32_t count_chain(struct pool_cache *pc, unsigned c, void *b)
         cr_assert(o == pc || o == POOL_ORPHAN,
                   "block %p of another pool's slab on this pool's chain", b);
         if (o == pc)
-            (*seen_count(s))++;
+            (*tally_of(&seen, s))++;
     }
     return n;
 }
@@ -108,7 +115,7 @@ static size_t check_pool(struct pool_cache *pc)
 {
     size_t slabs = 0;
     for (unsigned c = 0; c < POOL_CLASSES; c++) {
-        n_seen = 0;
+        seen.len = 0;
         cr_assert_eq(count_chain(pc, c, pc->head[c]), pc->n[c]);
         (void)count_chain(pc, c, POOL_PTR(atomic_load(&pc->ret[c])));
         uint32_t n_empty = 0;
@@ -122,7 +129,8 @@ static size_t check_pool(struct pool_cache *pc)
                 CHECK_UNPOISONED(s, sizeof(struct slab));
                 uint32_t k = 0;
                 for (void *b = s->free; b; b = link_get(b), k++) {
-                    cr_assert(slab_of(b) == s, "a block on another slab's list");
+                    cr_assert(slab_of(b) == s,
+                              "a block on another slab's list");
                     CHECK_POISONED(b, pool_size[c]);
                 }
                 cr_assert_eq(k, s->nfree);
@@ -131,7 +139,7 @@ static size_t check_pool(struct pool_cache *pc)
                     bump_ok = true;
                     CHECK_POISONED(pc->bump[c], u * pool_size[c]);
                 }
-                cr_assert_eq(s->nfree + u + *seen_count(s) + out_in(s),
+                cr_assert_eq(s->nfree + u + *tally_of(&seen, s) + out_in(s),
                              POOL_CAP(c), "slab %p of class %u loses blocks",
                              (void *)s, c);
                 if (l == SLAB_EMPTY) {
@@ -148,34 +156,21 @@ static size_t check_pool(struct pool_cache *pc)
         cr_assert_eq(n_empty, pc->n_empty[c]);
         cr_assert_leq(n_empty, POOL_EMPTY_KEEP);
         cr_assert(bump_ok, "the bump pointer is in no slab of the pool");
-        for (int i = 0; i < n_seen; i++)
-            cr_assert(on_a_list(pc, c, seen[i]), "a free block's slab is lost");
+        for (int i = 0; i < seen.len; i++)
+            cr_assert(on_a_list(pc, c, seen.slab[i]),
+                      "a free block's slab is lost");
     }
     return slabs;
 }
 
-/* The orphan slabs met so far in one check, with their blocks found free
- * on some pool's list or return stack. */
-static struct slab *orph[MAX_SLABS];
-static uint32_t orph_waiting[MAX_SLABS];
-static int n_orph;
-
-static uint32_t *orphan_count(struct slab *s)
-{
-    for (int j = 0; j < n_orph; j++)
-        if (orph[j] == s)
-            return &orph_waiting[j];
-    cr_assert_lt(n_orph, MAX_SLABS);
-    orph[n_orph] = s;
-    orph_waiting[n_orph] = 0;
-    return &orph_waiting[n_orph++];
-}
+/* The orphan slabs, with their blocks found free on any pool's chains. */
+static struct tally orph;
 
 /* Orphans: each one's live is its blocks out or on a chain; returns how
  * many there are. */
 static size_t check_orphans(void)
 {
-    n_orph = 0;
+    orph.len = 0;
     for (unsigned pi = 0; pi <= n_made; pi++) {
         struct pool_cache *pc = pi < n_made ? caches[pi] : &shared;
         for (unsigned c = 0; c < POOL_CLASSES; c++) {
@@ -184,17 +179,17 @@ static size_t check_orphans(void)
             for (int q = 0; q < 2; q++)
                 for (void *b = chains[q]; b; b = link_get(b))
                     if (atomic_load(&slab_of(b)->owner) == POOL_ORPHAN)
-                        (*orphan_count(slab_of(b)))++;
+                        (*tally_of(&orph, slab_of(b)))++;
         }
     }
     for (int i = 0; i < n_out; i++)
         if (atomic_load(&slab_of(out[i].p)->owner) == POOL_ORPHAN)
-            (void)orphan_count(slab_of(out[i].p));
-    for (int j = 0; j < n_orph; j++)
-        cr_assert_eq(atomic_load(&orph[j]->live),
-                     out_in(orph[j]) + orph_waiting[j],
-                     "orphan %p counts its blocks wrong", (void *)orph[j]);
-    return (size_t)n_orph;
+            (void)tally_of(&orph, slab_of(out[i].p));
+    for (int j = 0; j < orph.len; j++)
+        cr_assert_eq(atomic_load(&orph.slab[j]->live),
+                     out_in(orph.slab[j]) + orph.n[j],
+                     "orphan %p counts its blocks wrong", (void *)orph.slab[j]);
+    return (size_t)orph.len;
 }
 
 static void check_all(void)
@@ -309,8 +304,9 @@ static void run_model(uint64_t seed, long steps, uint32_t keep)
             out[n_out++] = (struct out){p, size};
         } else if (op < 990 && n_out) {
             /* Often the newest (LIFO), else any. */
-            int i = tt_rng_below(&r, 2) ? n_out - 1
-                                        : (int)tt_rng_below(&r, (uint64_t)n_out);
+            int i = tt_rng_below(&r, 2)
+                        ? n_out - 1
+                        : (int)tt_rng_below(&r, (uint64_t)n_out);
             struct out o = out[i];
             out[i] = out[--n_out];
             tel__pool_bind_thread(slot);

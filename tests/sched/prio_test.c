@@ -278,13 +278,18 @@ static void low_share_main(void *arg)
  * process finds it unchanged. Each send is followed by a yield, so the
  * next pick happens at once; with 9 normal hogs, the low turn is due at
  * about one of those picks in 9. */
-static tel_pid_t woken_pid;
-static uint64_t low_at_send;
-static atomic_uint n_woken, n_behind_low;
+/* A woken process that checks whether a counter moved between the send
+ * that woke it and its run: the waker stores the count in at_send before
+ * each send (tag 1); tag 0 ends it. */
+struct woken_probe {
+    atomic_uint_fast64_t *loops;
+    uint64_t at_send;
+    atomic_uint n_woken, n_behind;
+};
 
 static void woken_fn(void *arg)
 {
-    (void)arg;
+    struct woken_probe *w = arg;
     for (;;) {
         tel_msg_t *m = NULL;
         if (!TT_CHECK_RC(tel_recv(&m, TEL_INFINITY), 0, "tel_recv"))
@@ -293,11 +298,13 @@ static void woken_fn(void *arg)
         tel_msg_free(m);
         if (tag == 0)
             return;
-        atomic_fetch_add(&n_woken, 1);
-        if (atomic_load(&other_loops) != low_at_send)
-            atomic_fetch_add(&n_behind_low, 1);
+        atomic_fetch_add(&w->n_woken, 1);
+        if (atomic_load(w->loops) != w->at_send)
+            atomic_fetch_add(&w->n_behind, 1);
     }
 }
+
+static struct woken_probe low_probe = {.loops = &other_loops};
 
 static void waker_main(void *arg)
 {
@@ -305,10 +312,11 @@ static void waker_main(void *arg)
     spawn_with(hog_fn, &other_loops, TEL_PRIO_LOW, 0);
     for (int i = 0; i < 9; i++)
         spawn_with(hog_fn, NULL, TEL_PRIO_NORMAL, 0);
-    woken_pid = spawn_with(woken_fn, NULL, TEL_PRIO_NORMAL, 0);
+    tel_pid_t woken_pid =
+        spawn_with(woken_fn, &low_probe, TEL_PRIO_NORMAL, 0);
     enum { SENDS = 300 };
     for (int i = 0; i < SENDS; i++) {
-        low_at_send = atomic_load(&other_loops);
+        low_probe.at_send = atomic_load(&other_loops);
         if (!TT_CHECK_RC(tel_send(woken_pid, 1, NULL, 0), 0, "tel_send"))
             break;
         (void)tel_yield();
@@ -317,11 +325,12 @@ static void waker_main(void *arg)
     atomic_store(&stop_hogs, true);
     TT_CHECK(tt_await_count(1, 10000), "hogs did not stop");
     TT_CHECK(atomic_load(&other_loops) > 0, "the low process never ran");
-    TT_CHECK(atomic_load(&n_woken) == SENDS, "woken %u times of %d",
-             atomic_load(&n_woken), SENDS);
-    TT_CHECK(atomic_load(&n_behind_low) == 0,
+    TT_CHECK(atomic_load(&low_probe.n_woken) == SENDS, "woken %u times of %d",
+             atomic_load(&low_probe.n_woken), SENDS);
+    TT_CHECK(atomic_load(&low_probe.n_behind) == 0,
              "%u of %u wake-ups waited behind a low slice",
-             atomic_load(&n_behind_low), atomic_load(&n_woken));
+             atomic_load(&low_probe.n_behind),
+             atomic_load(&low_probe.n_woken));
 }
 
 Test(prio, a_woken_process_runs_before_the_low_levels_turn, .timeout = 60)
@@ -366,38 +375,20 @@ Test(prio, a_ping_pong_pair_does_not_starve_a_low_process, .timeout = 60)
  * the turn (the scheduler's tick), so every send tests the rule; 300 hogs
  * overfill the 256-task ring so the turn always finds a task. */
 #define TURN_HOGS 300
-static uint64_t hogs_at_send;
-static atomic_uint n_turn_woken, n_behind_turn;
-
-static void turn_woken_fn(void *arg)
-{
-    (void)arg;
-    for (;;) {
-        tel_msg_t *m = NULL;
-        if (!TT_CHECK_RC(tel_recv(&m, TEL_INFINITY), 0, "tel_recv"))
-            return;
-        uint64_t tag = m->tag;
-        tel_msg_free(m);
-        if (tag == 0)
-            return;
-        atomic_fetch_add(&n_turn_woken, 1);
-        if (atomic_load(&hog_loops) != hogs_at_send)
-            atomic_fetch_add(&n_behind_turn, 1);
-    }
-}
+static struct woken_probe turn_probe = {.loops = &hog_loops};
 
 static void turn_main(void *arg)
 {
     (void)arg;
     for (int i = 0; i < TURN_HOGS; i++)
         spawn_with(hog_fn, NULL, TEL_PRIO_NORMAL, 0);
-    tel_pid_t woken = spawn_with(turn_woken_fn, NULL, TEL_PRIO_NORMAL, 0);
+    tel_pid_t woken = spawn_with(woken_fn, &turn_probe, TEL_PRIO_NORMAL, 0);
     enum { SENDS = 20, MAX_YIELDS = 200000 };
     int sent = 0;
     for (int y = 0; sent < SENDS && y < MAX_YIELDS; y++) {
         struct sched *s = tel__sched_self();
         if ((s->tick + 1) % 61 == 0) { /* SCHED_GLOBAL_EVERY */
-            hogs_at_send = atomic_load(&hog_loops);
+            turn_probe.at_send = atomic_load(&hog_loops);
             if (!TT_CHECK_RC(tel_send(woken, 1, NULL, 0), 0, "tel_send"))
                 break;
             sent++;
@@ -408,11 +399,12 @@ static void turn_main(void *arg)
     atomic_store(&stop_hogs, true);
     TT_CHECK(tt_await_count(1, 10000), "hogs did not stop");
     TT_CHECK(sent == SENDS, "only %d sends came just before the turn", sent);
-    TT_CHECK(atomic_load(&n_turn_woken) == (unsigned)sent,
-             "woken %u times of %d", atomic_load(&n_turn_woken), sent);
-    TT_CHECK(atomic_load(&n_behind_turn) == 0,
+    TT_CHECK(atomic_load(&turn_probe.n_woken) == (unsigned)sent,
+             "woken %u times of %d", atomic_load(&turn_probe.n_woken), sent);
+    TT_CHECK(atomic_load(&turn_probe.n_behind) == 0,
              "%u of %u wake-ups waited behind the global turn's task",
-             atomic_load(&n_behind_turn), atomic_load(&n_turn_woken));
+             atomic_load(&turn_probe.n_behind),
+             atomic_load(&turn_probe.n_woken));
 }
 
 Test(prio, a_woken_process_runs_before_the_global_turn, .timeout = 120)

@@ -153,6 +153,36 @@ static bool await_tags(const uint64_t *tags, const char *what)
     return left == 0;
 }
 
+/* Start the safety net for the first n_pipes pipes; false (and a failure
+ * recorded) if the thread could not start. */
+static bool start_rescuer(pthread_t *th, int n_pipes)
+{
+    return TT_CHECK(pthread_create(th, NULL, rescuer,
+                                   (void *)(intptr_t)n_pipes) == 0,
+                    "pthread_create");
+}
+
+/* Inside a process: release the blockers on the first n pipes and wait
+ * for their tags (5 each). */
+static void release_blockers(int n)
+{
+    static const uint64_t fives[] = {5, 5, 5, 5, 0};
+    TT_CHECK(n >= 1 && n <= 4, "release_blockers(%d)", n);
+    for (int k = 0; k < n; k++)
+        TT_CHECK(write(pipes[k][1], "y", 1) == 1, "write");
+    (void)await_tags(fives + 4 - n, "blockers");
+}
+
+/* Inside a process: wait (up to 5 s) until no spare is at work: each is
+ * sent back once a scheduler is free. */
+static void await_spares_sent_back(void)
+{
+    for (int i = 0; i < 5000 && tel__sched_spares_at_work(); i++)
+        tel_sleep(1);
+    TT_CHECK(tel__sched_spares_at_work() == 0, "%u spare(s) still at work",
+             tel__sched_spares_at_work());
+}
+
 /* ------------------------------------------------------------------------ */
 /* One scheduler, blocked in read()                                          */
 /* ------------------------------------------------------------------------ */
@@ -191,8 +221,7 @@ static void lone_main(void *arg)
     bool spin = arg != NULL;
     tel_pid_t self = tel_self();
     pthread_t th;
-    if (!TT_CHECK(pthread_create(&th, NULL, rescuer, (void *)(intptr_t)1) == 0,
-                  "pthread_create"))
+    if (!start_rescuer(&th, 1))
         return;
     uint64_t runs0 = tel__sched_spare_runs();
     /* The sleeper first: its timer is on the lone scheduler's wheel. */
@@ -222,9 +251,7 @@ static void lone_main(void *arg)
     TT_CHECK(atomic_load(&late_on_spare), "late_fn did not run on the spare");
     TT_CHECK(tel__sched_spare_runs() > runs0, "the spare never ran");
     /* Sent back once the scheduler was free. */
-    for (int i = 0; i < 5000 && tel__sched_spares_at_work(); i++)
-        tel_sleep(1);
-    TT_CHECK(!tel__sched_spares_at_work(), "the spare is still at work");
+    await_spares_sent_back();
     /* And the scheduler runs everything again. */
     for (int i = 0; i < 50 && tel__sched_self()->spare; i++)
         tel_sleep(2);
@@ -303,8 +330,7 @@ static void sent_back_main(void *arg)
     }
     tel_pid_t self = tel_self();
     pthread_t th;
-    if (!TT_CHECK(pthread_create(&th, NULL, rescuer, (void *)(intptr_t)1) == 0,
-                  "pthread_create"))
+    if (!start_rescuer(&th, 1))
         return;
     struct blocker_arg ba = {.main = self, .pipe = 0};
     TT_CHECK_RC(tel_spawn(NULL, blocker_fn, &ba), 0, "spawn blocker");
@@ -372,8 +398,7 @@ static void runnext_main(void *arg)
     }
     uint64_t shed0 = tel__preempt_n_shed();
     pthread_t th;
-    if (!TT_CHECK(pthread_create(&th, NULL, rescuer, (void *)(intptr_t)1) == 0,
-                  "pthread_create"))
+    if (!start_rescuer(&th, 1))
         return;
     TT_CHECK_RC(tel_spawn(NULL, parent_fn, (void *)(uintptr_t)tel_self()), 0,
                 "spawn parent");
@@ -400,8 +425,7 @@ static void both_main(void *arg)
     (void)arg;
     tel_pid_t self = tel_self();
     pthread_t th;
-    if (!TT_CHECK(pthread_create(&th, NULL, rescuer, (void *)(intptr_t)2) == 0,
-                  "pthread_create"))
+    if (!start_rescuer(&th, 2))
         return;
     struct blocker_arg ba[2] = {{.main = self, .pipe = 0},
                                 {.main = self, .pipe = 1}};
@@ -415,12 +439,8 @@ static void both_main(void *arg)
                 "spawn pinger");
     bool ok = await_tags((const uint64_t[]){1, 0}, "pinger");
     atomic_store(&others_done, ok);
-    for (int k = 0; k < 2; k++)
-        TT_CHECK(write(pipes[k][1], "y", 1) == 1, "write");
-    (void)await_tags((const uint64_t[]){5, 5, 0}, "blockers");
-    for (int i = 0; i < 5000 && tel__sched_spares_at_work(); i++)
-        tel_sleep(1);
-    TT_CHECK(!tel__sched_spares_at_work(), "the spare is still at work");
+    release_blockers(2);
+    await_spares_sent_back();
     pthread_join(th, NULL);
     TT_CHECK(!atomic_load(&rescued),
              "the blockers had to be rescued: the others never ran");
@@ -480,8 +500,7 @@ static void reclaim_main(void *arg)
     }
     tel_pid_t self = tel_self();
     pthread_t th;
-    if (!TT_CHECK(pthread_create(&th, NULL, rescuer, (void *)(intptr_t)1) == 0,
-                  "pthread_create"))
+    if (!start_rescuer(&th, 1))
         return;
     struct blocker_arg ba = {.main = self, .pipe = 0};
     TT_CHECK_RC(tel_spawn(NULL, holding ? holding_blocker_fn : blocker_fn,
@@ -616,8 +635,7 @@ static void two_stuck_main(void *arg)
     (void)arg;
     tel_pid_t self = tel_self();
     pthread_t th;
-    if (!TT_CHECK(pthread_create(&th, NULL, rescuer, (void *)(intptr_t)2) == 0,
-                  "pthread_create"))
+    if (!start_rescuer(&th, 2))
         return;
     struct blocker_arg ba[2] = {{.main = self, .pipe = 0},
                                 {.main = self, .pipe = 1}};
@@ -639,14 +657,9 @@ static void two_stuck_main(void *arg)
     TT_CHECK(tel__sched_spares_started() >= 2, "%u spare(s) started",
              tel__sched_spares_started());
     atomic_store(&others_done, ok);
-    for (int k = 0; k < 2; k++)
-        TT_CHECK(write(pipes[k][1], "y", 1) == 1, "write");
-    (void)await_tags((const uint64_t[]){5, 5, 0}, "blockers");
+    release_blockers(2);
     /* Sent back once the scheduler was free. */
-    for (int i = 0; i < 5000 && tel__sched_spares_at_work(); i++)
-        tel_sleep(1);
-    TT_CHECK(tel__sched_spares_at_work() == 0, "%u spare(s) still at work",
-             tel__sched_spares_at_work());
+    await_spares_sent_back();
     for (int i = 0; i < 500 && tel__sched_self()->spare; i++)
         tel_sleep(2);
     TT_CHECK(tel__sched_self() == tel__sched_get(0),
@@ -670,8 +683,7 @@ static void three_stuck_main(void *arg)
     (void)arg;
     tel_pid_t self = tel_self();
     pthread_t th;
-    if (!TT_CHECK(pthread_create(&th, NULL, rescuer, (void *)(intptr_t)3) == 0,
-                  "pthread_create"))
+    if (!start_rescuer(&th, 3))
         return;
     struct blocker_arg ba[3] = {{.main = self, .pipe = 0},
                                 {.main = self, .pipe = 1},
@@ -688,13 +700,8 @@ static void three_stuck_main(void *arg)
                 "spawn pinger");
     bool ok = await_tags((const uint64_t[]){3, 1, 0}, "sleeper, pinger");
     atomic_store(&others_done, ok);
-    for (int k = 0; k < 3; k++)
-        TT_CHECK(write(pipes[k][1], "y", 1) == 1, "write");
-    (void)await_tags((const uint64_t[]){5, 5, 5, 0}, "blockers");
-    for (int i = 0; i < 5000 && tel__sched_spares_at_work(); i++)
-        tel_sleep(1);
-    TT_CHECK(tel__sched_spares_at_work() == 0, "%u spare(s) still at work",
-             tel__sched_spares_at_work());
+    release_blockers(3);
+    await_spares_sent_back();
     pthread_join(th, NULL);
     TT_CHECK(!atomic_load(&rescued),
              "the blockers had to be rescued: the others never ran");
@@ -767,10 +774,7 @@ static void bound_main(void *arg)
              atomic_load(&bound_blocked), SCHED_SPARE_MAX + 1);
     TT_CHECK(tel__sched_spares_started() == SCHED_SPARE_MAX,
              "%u spare threads started", tel__sched_spares_started());
-    for (int i = 0; i < 5000 && tel__sched_spares_at_work(); i++)
-        tel_sleep(1);
-    TT_CHECK(tel__sched_spares_at_work() == 0, "%u spare(s) still at work",
-             tel__sched_spares_at_work());
+    await_spares_sent_back();
 }
 
 Test(spare, more_blocked_processes_than_spares_keep_the_bound,
