@@ -97,6 +97,8 @@ static int sig_send(tel_pid_t to, tel_pid_t from, unsigned kind, uint64_t ref,
                     const void *pl, size_t n, bool urgent)
 {
     struct sched *s = tel__sched_self();
+    if (s && atomic_load_explicit(&s->ob_to, memory_order_relaxed))
+        tel__send_close(s);
     struct proc *p = tel__proc_get(s, to);
     if (!p)
         return 0;

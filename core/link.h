@@ -28,12 +28,28 @@ struct proc_ext {
 };
 
 #define XW_SIG ((uintptr_t)1)
+/* A sender opened a send batch for this process since it last looked
+ * (core/mailbox.c, "Batched sends"). */
+#define XW_OB ((uintptr_t)2)
+#define XW_FLAGS (XW_SIG | XW_OB)
+
+void tel__mbox_empty_slow(struct proc *p);
+
+/* p (running, or parking: its scheduler's thread) found its arrival queue
+ * empty and waits for a message (or polled): no send batch for it may
+ * stay held (core/mailbox.c, "Batched sends"). */
+static inline void tel__mbox_empty(struct proc *p)
+{
+    if (TEL_UNLIKELY(atomic_load_explicit(&p->xw, memory_order_relaxed) &
+                     XW_OB))
+        tel__mbox_empty_slow(p);
+}
 
 static inline struct proc_ext *tel__ext(struct proc *p)
 {
     return (struct proc_ext *)(atomic_load_explicit(&p->xw,
                                                     memory_order_relaxed) &
-                               ~XW_SIG);
+                               ~XW_FLAGS);
 }
 
 /* Owner (or the spawner of a task not yet queued): p's ext, allocated if

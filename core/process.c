@@ -79,8 +79,10 @@ void tel__proc_release(struct proc *p)
      * unreachable), so the consumer-side test is exact here. */
     if (p->mbox.saved || tel__mpsc_nonempty(&p->mbox.in))
         tel__mbox_drain(&p->mbox, release_signal, p);
-    if (atomic_load_explicit(&p->xw, memory_order_relaxed))
-        tel__ext_release(p); /* only a spawn undone before it ran */
+    /* An ext left: only a spawn undone before it ran (the flag bits alone,
+     * XW_OB from a late sender, leave nothing to free). */
+    if (tel__ext(p))
+        tel__ext_release(p);
     tel__task_fini(&p->task);
     tel__pool_free(p, sizeof(*p));
 }
@@ -115,7 +117,9 @@ static void proc_main(struct task *t)
 
 static bool proc_park_msg(struct task *t)
 {
-    return tel__mbox_park(&((struct proc *)(void *)t)->mbox);
+    struct proc *p = (struct proc *)(void *)t;
+    tel__mbox_empty(p);
+    return tel__mbox_park(&p->mbox);
 }
 
 static bool proc_unpark_msg(struct task *t)
@@ -128,7 +132,8 @@ void (*tel__proc_exit_observer)(tel_pid_t pid, tel_reason_t reason);
 static void proc_exit(struct sched *s, struct task *t)
 {
     struct proc *p = (struct proc *)(void *)t;
-    (void)s;
+    if (s && atomic_load_explicit(&s->ob_to, memory_order_relaxed))
+        tel__send_close(s); /* its last sends go before its exit signals */
     uint32_t f = t->flags;
     bool is_main = f & PROC_MAIN;
     if (TEL_UNLIKELY(f & (TASK_F_NOSTACK | TASK_F_OVERFLOW | TASK_F_CRASHED))) {
@@ -186,6 +191,8 @@ const struct tel__sched_hooks tel__proc_hooks = {
     .timer_drop = tel__timer_drop,
     .task_id = proc_task_id,
     .long_run = tel__rt_long_run,
+    .close_sends = tel__send_close,
+    .close_sends_async = tel__send_close_async,
 };
 
 static void kill_one(struct proc *p)
@@ -230,6 +237,8 @@ spawn(tel_pid_t *out, tel_fn fn, void *arg, const tel_spawn_opts_t *o,
         return TEL_ENOTPROC;
     if (!s && !tel__rt_enter())
         return TEL_ESHUTDOWN;
+    if (s && atomic_load_explicit(&s->ob_to, memory_order_relaxed))
+        tel__send_close(s);
     struct proc *p;
     int rc = tel__proc_create(s ? s->cache : -1, fn, arg, &p);
     if (rc == 0 && (o || owned_size)) {

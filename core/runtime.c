@@ -206,6 +206,10 @@ int tel_sched_stats(unsigned index, tel_sched_stats_t *out)
         atomic_load_explicit(&s->n_preempt_watchdog, memory_order_relaxed);
     out->preempt_signal =
         atomic_load_explicit(&s->n_preempt_signal, memory_order_relaxed);
+    out->send_batches =
+        atomic_load_explicit(&s->n_ob_opens, memory_order_relaxed);
+    out->send_nudges =
+        atomic_load_explicit(&s->n_ob_nudges, memory_order_relaxed);
     uint64_t id;
     tel__sysmon_record(index, &out->longest_run_ns, &id, &out->current_run_ns);
     out->longest_run_pid = (tel_pid_t)id;

@@ -321,8 +321,9 @@ TEL_API int tel_reduce(uint32_t n);
  * never restarts (nanosleep, poll, epoll_wait, a timed futex wait) made
  * directly on a scheduler thread may return EINTR, and only while its
  * process has run longer than watchdog_us (twice, then at most once per
- * 20 ms while ended processes' memory waits for that thread): use
- * tel_blocking to block.
+ * 20 ms while ended processes' memory waits for that thread), or while
+ * it holds sends a waiting receiver asks for (once per such request; see
+ * "Delivery" at tel_send): use tel_blocking to block.
  * Embedders must not use SIGURG on Telar's threads while tel_run runs.
  * Turned off by TEL_CFG_NO_ASYNC_PREEMPT or TEL_CFG_NO_WATCHDOG (then the
  * handler is not installed), and always in ThreadSanitizer builds.
@@ -410,6 +411,20 @@ TEL_API bool tel_is_alive(tel_pid_t pid);
  *   the copy could not be allocated (nothing is enqueued); TEL_ESHUTDOWN if no
  *   runtime is running.
  * Ownership: data stays the caller's; the receiver gets its own copy.
+ * Delivery: as in Erlang, asynchronous. A process that keeps sending to
+ *   one receiver that has unread messages (a flooded server or sink) may
+ *   hold its next messages to it (up to 64) and put them in the mailbox
+ *   together, which spares the receiver's CPU a cache-line exchange per
+ *   message. They go in when there are 64, when it sends to anyone else,
+ *   sends a signal or spawns, and when it yields, waits, is preempted or
+ *   ends. When the receiver finds its mailbox empty while they are held,
+ *   it asks the sender's scheduler for them: the sender is interrupted
+ *   as the watchdog interrupts a long run (but not demoted) and puts
+ *   them in. A sender blocked in a system call of its own puts them in
+ *   when the watchdog sheds its scheduler's work; with
+ *   TEL_CFG_NO_ASYNC_PREEMPT, at its next tel_send or when it next leaves
+ *   the CPU. So a receiver does not wait on held messages, and order per
+ *   sender is kept. tel_sched_stats counts send_batches and send_nudges.
  */
 TEL_API TEL_NODISCARD int tel_send(tel_pid_t to, uint64_t tag,
                                    const void *data, size_t size);
@@ -1075,6 +1090,12 @@ TEL_API unsigned tel_scheduler_count(void);
  *              (TEL_CFG_NO_WATCHDOG: the three run fields stay 0).
  *   blocking_threads: threads of the blocking pool now (the whole
  *              runtime's, as tel_blocking_threads; the same for every index).
+ *   send_batches: bursts its processes held back and pushed as one chain
+ *              ("Delivery" at tel_send: a process that keeps sending to a
+ *              receiver with unread messages).
+ *   send_nudges: times one of its processes found its mailbox empty while
+ *              another scheduler's process held a burst for it, and asked
+ *              that scheduler to push it.
  */
 typedef struct tel_sched_stats {
     uint64_t switches;
@@ -1088,6 +1109,8 @@ typedef struct tel_sched_stats {
     uint64_t current_run_ns;
     uint64_t sample_period_ns;
     unsigned blocking_threads;
+    uint64_t send_batches;
+    uint64_t send_nudges;
 } tel_sched_stats_t;
 
 /*

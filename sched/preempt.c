@@ -452,12 +452,51 @@ static void put_slot(uintptr_t at, uintptr_t pc)
     __builtin_memcpy((void *)at, &v, sizeof v); /* sp may be unaligned */
 }
 
+/*
+ * Held sends (core/mailbox.c, "Batched sends"): at any of our signals, if
+ * the running task holds a batch and the thread is outside Telar's code
+ * (none of Telar's work is half done under us: the batch is only changed
+ * there, and a send's copy, which may call memcpy, reads it after a signal
+ * fence), no Telar lock is held, no lookup window is open and the backlog
+ * is not growing, push it here. That answers a receiver's nudge at once
+ * wherever the sender computes or blocks (its own code, a library, the
+ * vDSO, a system call), and a long run's or a stuck scheduler's signal
+ * too. A sender interrupted inside Telar's code pushes at its next
+ * batched send (ob_flush) or at its next reduction point (a nudge zeroes
+ * its slice), at the latest at the watchdog's next signal for its run.
+ *
+ * The nudge's flag (ob_nudge) and the watchdog's count (preempt_sig) each
+ * send a signal only when none of theirs is on its way, but they share
+ * the signal: a handler run may take both, and the other's signal, still
+ * on its way, then finds neither and goes to the action that was there
+ * before the run, as a SIGURG that is not ours would. Such an action must
+ * already cope with spurious SIGURGs (the signal's default is to ignore).
+ */
+static void push_held(struct sched *s, struct task *t, uintptr_t pc,
+                      bool nudge)
+{
+    if (!(t->flags & TASK_F_OB) ||
+        !atomic_load_explicit(&s->ob_n, memory_order_relaxed))
+        return;
+    if (!(pc >= tel_lo && pc < tel_hi) && tel__locks_held == 0 &&
+        s->hold == 0 && !s->no_shed)
+        tel__sched_close_sends_async(s);
+    else if (nudge)
+        s->reds = 0; /* inside Telar: its next reduction point closes it */
+}
+
 static void on_preempt(int sig, siginfo_t *si, void *ucv)
 {
     int saved_errno = errno;
     struct sched *s = tel__sched_self();
-    if (!s || !atomic_exchange_explicit(&s->preempt_sig, 0,
-                                        memory_order_acquire)) {
+    uint32_t want = s ? atomic_exchange_explicit(&s->preempt_sig, 0,
+                                                 memory_order_acquire)
+                      : 0;
+    bool nudge = s && atomic_load_explicit(&s->ob_nudge,
+                                           memory_order_relaxed) &&
+                 atomic_exchange_explicit(&s->ob_nudge, 0,
+                                          memory_order_acquire);
+    if (!want && !nudge) {
         chain(sig, si, ucv);
         errno = saved_errno;
         return;
@@ -467,9 +506,14 @@ static void on_preempt(int sig, siginfo_t *si, void *ucv)
         errno = saved_errno;
         return;
     }
-    atomic_fetch_add_explicit(&n_handled, 1, memory_order_relaxed);
     ucontext_t *uc = ucv;
     uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    push_held(s, t, pc, nudge);
+    if (!want) { /* only a nudge: the task runs on */
+        errno = saved_errno;
+        return;
+    }
+    atomic_fetch_add_explicit(&n_handled, 1, memory_order_relaxed);
     uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
     uintptr_t entry = safe_entry(s, t, pc, sp);
     if (entry) {
@@ -596,6 +640,20 @@ bool tel__preempt_request(struct sched *s)
         return true;
     if (pthread_kill(s->thread, PREEMPT_SIG) != 0) {
         atomic_store_explicit(&s->preempt_sig, 0, memory_order_relaxed);
+        return false;
+    }
+    return true;
+}
+
+bool tel__preempt_nudge(struct sched *s)
+{
+    if (!atomic_load_explicit(&active, memory_order_acquire))
+        return false;
+    /* One on its way at a time: the handler takes the flag first. */
+    if (atomic_exchange_explicit(&s->ob_nudge, 1, memory_order_acq_rel))
+        return true;
+    if (pthread_kill(s->thread, PREEMPT_SIG) != 0) {
+        atomic_store_explicit(&s->ob_nudge, 0, memory_order_relaxed);
         return false;
     }
     return true;

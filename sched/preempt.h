@@ -32,6 +32,15 @@ void tel__preempt_uninstall(void);
  */
 bool tel__preempt_request(struct sched *s);
 
+/*
+ * Any scheduler thread: a receiver wants the send batch s's running task
+ * holds for it (core/mailbox.c, "Batched sends"). Signals s's thread
+ * unless a nudge is already on its way; its handler pushes the batch
+ * where the task was interrupted, if it is outside Telar's code, and does
+ * not preempt it. False when asynchronous preemption is off.
+ */
+bool tel__preempt_nudge(struct sched *s);
+
 /* Any thread: whether this run interrupts processes with the signal (the
  * handler is installed and the program's code could be told apart). */
 bool tel__preempt_active(void);

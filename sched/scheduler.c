@@ -191,6 +191,10 @@ static struct {
     /* Lazy parks are allowed: asynchronous preemption is active (set at
      * start; "Lazy parks"). */
     bool lazy;
+    /* core may hold sends back (core/mailbox.c, "Batched sends"): only
+     * where the signal can make a sender push them (asynchronous
+     * preemption is active; set at start), or where a test says so. */
+    _Atomic bool batch;
     struct park_counts idle;
     _Atomic unsigned rr; /* round-robin for foreign spawns */
     _Atomic unsigned n_stuck; /* schedulers marked stuck (the watchdog's) */
@@ -1373,8 +1377,55 @@ static inline void go_on(struct sched *s)
         s->low_skip++;
 }
 
+/* The running task leaves: its open send batch goes out first. */
+static inline void close_sends(struct sched *s)
+{
+    if (TEL_UNLIKELY(s->cur->flags & TASK_F_OB))
+        sys.hooks.close_sends(s);
+}
+
+void tel__sched_nudge_senders(struct sched *self, uint64_t to)
+{
+    for (unsigned i = 0; i < sys.n + sys.n_sp; i++) {
+        struct sched *o = tel__sched_wheel_owner(i);
+        if (!o || o == self ||
+            atomic_load_explicit(&o->ob_to, memory_order_relaxed) != to)
+            continue;
+        /* Its next held send pushes and closes the batch. If it holds
+         * messages already, the signal's handler pushes them where the
+         * task was interrupted (outside Telar's code), at once. The fence
+         * pairs with the sender's at its first held message: either we
+         * see that message or it sees ob_flush. A batch that holds nothing
+         * gets no signal (which would cost a system call of the sender's
+         * its EINTR for nothing). */
+        atomic_store_explicit(&o->ob_flush, 1, memory_order_relaxed);
+        atomic_thread_fence(memory_order_seq_cst);
+        if (!atomic_load_explicit(&o->ob_n, memory_order_relaxed))
+            continue;
+        if (self)
+            tel__stat_inc(&self->n_ob_nudges);
+        (void)tel__preempt_nudge(o);
+    }
+}
+
+bool tel__sched_batching(void)
+{
+    return atomic_load_explicit(&sys.batch, memory_order_relaxed);
+}
+
+void tel__sched_batching_force(bool on)
+{
+    atomic_store_explicit(&sys.batch, on, memory_order_relaxed);
+}
+
+void tel__sched_close_sends_async(struct sched *s)
+{
+    sys.hooks.close_sends_async(s);
+}
+
 struct sched *tel__sched_yield(struct sched *s)
 {
+    close_sends(s);
     /* The run may go on: a lazy park must not wait for it. */
     flush_lazy(s);
     /* Alone, keep running with a fresh slice, unless a due timer has work
@@ -1441,6 +1492,7 @@ struct sched *tel__sched_preempt(struct sched *s)
  * the signal): someone else's turn, if anyone's. */
 static struct sched *preempt_turn(struct sched *s)
 {
+    close_sends(s);
     /* A whole slice has passed since the last pick: a timer may be due. The
      * clock read is cheap next to a slice; every pick would not be (a
      * ping-pong switch costs about as much). */
@@ -1476,9 +1528,18 @@ struct sched *tel__sched_preempt_async(struct sched *s)
     return preempt_turn(s);
 }
 
+/* A parking task's flags ask for work first: its send batch goes out, and
+ * it is normal again once woken. One test of the flags for both. */
+static TEL_NOINLINE void park_flags(struct sched *s)
+{
+    close_sends(s);
+    undemote(s->cur);
+}
+
 struct sched *tel__sched_park(struct sched *s, uint32_t kind)
 {
-    undemote(s->cur); /* it waits: normal again when woken */
+    if (TEL_UNLIKELY(s->cur->flags & (TASK_F_OB | TASK_F_DEMOTED)))
+        park_flags(s);
     return switch_out(s, s->cur,
                       kind == TASK_WAIT_MSG ? ACT_PARK_MSG : ACT_PARK_TIMER);
 }
@@ -1493,6 +1554,7 @@ _Noreturn void tel__sched_exit(struct sched *s)
 
 _Noreturn void tel__sched_hibernate(struct sched *s, bool ready)
 {
+    close_sends(s);
     switch_out(s, s->cur, ready ? ACT_RESTART : ACT_HIBERNATE);
     tel__panic("sched: a hibernated task was resumed on its old stack");
 }
@@ -1749,10 +1811,16 @@ void tel__sched_shed(struct sched *s)
     while ((q = tel__mpsc_pop(&s->inject))) /* popped: qnode is ours */
         SHED_ADD(tel_container_of(q, struct task, qnode));
 #undef SHED_ADD
-    if (!n)
-        return;
-    push_global_chain(first, last, n);
-    wake_idle();
+    if (n) {
+        push_global_chain(first, last, n);
+        wake_idle();
+    }
+    /* The stuck task's held sends go too (core/mailbox.c, "Batched
+     * sends"): their receiver may be waiting for them. Not inside a
+     * lookup window (the push opens its own). */
+    if (s->cur && (s->cur->flags & TASK_F_OB) &&
+        atomic_load_explicit(&s->ob_n, memory_order_relaxed) && !s->hold)
+        sys.hooks.close_sends_async(s);
 }
 
 void tel__sched_publish_lazy(struct sched *s)
@@ -1819,6 +1887,12 @@ void tel__sched_wake_parked(struct task *t)
     } else {
         inject(atomic_load_explicit(&t->home, memory_order_relaxed), t);
     }
+}
+
+void tel__sched_wake_parked_async(struct task *t)
+{
+    atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
+    inject(atomic_load_explicit(&t->home, memory_order_relaxed), t);
 }
 
 void tel__sched_spawn(struct task *t)
@@ -2662,6 +2736,7 @@ int tel__sched_run(const struct tel__sched_config *cfg,
     (void)tel__preempt_install(cfg->async_preempt);
     /* Lazy parks rely on the signal to end a long run that follows one. */
     sys.lazy = tel__preempt_active();
+    atomic_store_explicit(&sys.batch, sys.lazy, memory_order_relaxed);
     int rc = tel__sysmon_start(cfg->watchdog, cfg->async_preempt, cfg->n,
                                cfg->watchdog_ns);
     if (rc) {

@@ -53,6 +53,16 @@ struct tel__sched_hooks {
      * (tel__sysmon_set_long). The watchdog's thread, which is no
      * scheduler; at most once per run. May be NULL. */
     void (*long_run)(unsigned index, uint64_t id, uint64_t ns);
+    /* The running task is about to leave the CPU (yield, preemption,
+     * park, hibernation) and holds sends (TASK_F_OB: core/mailbox.c,
+     * "Batched sends"): push them and close the batch. Owner thread, on
+     * the task's stack. */
+    void (*close_sends)(struct sched *s);
+    /* The same from the preemption signal's handler (preempt.c: a
+     * receiver's nudge, a long run, a stuck scheduler's shed), where the
+     * task was interrupted outside Telar's code; wakes go through
+     * tel__sched_wake_parked_async. Owner thread, async-signal context. */
+    void (*close_sends_async)(struct sched *s);
 };
 
 struct tel__sched_config {
@@ -80,6 +90,19 @@ struct sched {
     uint32_t low_skip;    /* normal picks while a low task waited */
     uint32_t g_defer;     /* global turns put off for woken tasks in a row */
     uint32_t recvs;       /* messages the running task received this turn */
+    /* core's send batch (core/mailbox.c, "Batched sends"): the running
+     * task's latest messages to one receiver, not pushed yet. Owner only
+     * (and its preemption signal's handler); closed (hooks->close_sends)
+     * before the task leaves the CPU. */
+    /* Messages in it. The owner writes it (relaxed: plain moves); a
+     * nudging receiver reads it (tel__sched_nudge_senders). */
+    _Atomic uint32_t ob_n;
+    /* Its receiver's pid; 0: no batch open. The owner writes it, a
+     * receiver that found its mailbox empty reads it
+     * (tel__sched_nudge_senders). */
+    _Atomic uint64_t ob_to;
+    uint32_t ob_on;       /* 1: open; 0: ob_to is only a candidate */
+    void *ob_head, *ob_tail;
     struct task **bl;     /* backlog: older tasks the ring had no room for */
     uint32_t bl_cap, bl_head, bl_tail;
     int32_t reds;         /* reductions left in the slice */
@@ -127,12 +150,21 @@ struct sched {
      * switched out at once), or was switched out by the signal itself
      * (preempt.c). Owner thread writes (load + store), anyone reads. */
     _Atomic uint64_t n_preempt_watchdog, n_preempt_signal;
+    /* core's send batches (core/mailbox.c): batches its tasks opened, and
+     * nudges its tasks sent to senders' schedulers (tel__sched_nudge_
+     * senders). Owner thread writes (load + store), anyone reads. */
+    _Atomic uint64_t n_ob_opens, n_ob_nudges;
     /* Asynchronous preemption (preempt.c). preempt_sig: requests since
      * the last signal was handled (any thread adds, this thread's handler
      * zeroes), so requests never pile up signals. preempt_want: the task the handler told
      * to yield at its next reduction point (written by the handler, on
      * this thread; read and cleared when that preemption happens). */
     _Atomic uint32_t preempt_sig;
+    /* A receiver's nudge (tel__sched_nudge_senders). ob_nudge: 1 while
+     * its signal is on its way (tel__preempt_nudge; the handler takes
+     * it). ob_flush: push the batch at the next send to it (core clears
+     * it when it pushes). */
+    _Atomic uint32_t ob_nudge, ob_flush;
     _Atomic(struct task *) preempt_want;
     pthread_t thread;
     _Atomic int32_t tid; /* its thread's kernel id, 0 until it started */
@@ -353,6 +385,11 @@ void tel__task_stack_release(struct task *t);
  * t): make t runnable. */
 void tel__sched_wake_parked(struct task *t);
 
+/* tel__sched_wake_parked from the preemption signal's handler (the
+ * owner's own queues may be mid-change under it): t goes to its home's
+ * injection queue, or another's if that one is stuck. */
+void tel__sched_wake_parked_async(struct task *t);
+
 /*
  * On s's own thread (a process running on s, or s's timer delivering a
  * message): if t is the task whose park on its mailbox s has not
@@ -438,5 +475,27 @@ static inline struct sched *tel__sched_charge(struct sched *s, uint32_t n)
         return tel__sched_preempt(s);
     return s;
 }
+
+/*
+ * A process (pid `to`, running on self) found its mailbox empty while
+ * some scheduler may hold an open send batch for it (core/mailbox.c,
+ * "Batched sends"): ask every other scheduler whose batch is for `to` to
+ * switch its task out (which pushes the batch), as the watchdog asks a
+ * long runner, but with no demotion. Any scheduler thread.
+ */
+void tel__sched_nudge_senders(struct sched *self, uint64_t to);
+
+/* Whether core may hold sends back in this run: only where the preemption
+ * signal is active (it makes a sender push them wherever it is). Any
+ * thread. tel__sched_batching_force: white-box tests of what does not
+ * need the signal (order, exits), in builds without it (ThreadSanitizer);
+ * call it inside the run, before the sends. */
+bool tel__sched_batching(void);
+void tel__sched_batching_force(bool on);
+
+/* The preemption signal's handler, on s's thread, found the running task
+ * holding sends where none of Telar's work is under way: push them and
+ * close the batch (hooks->close_sends_async). */
+void tel__sched_close_sends_async(struct sched *s);
 
 #endif /* TEL_SCHED_SCHEDULER_H */

@@ -67,6 +67,10 @@ enum {
      * reductions again (scheduler.c, "Long runners"). Written by the
      * scheduler running it; core's tel__proc_set_level clears it. */
     TASK_F_DEMOTED = 1u << 6,
+    /* Its scheduler holds a send batch (or a candidate) for it (core/
+     * mailbox.c, "Batched sends"): hooks->close_sends before it leaves
+     * the CPU. Set and cleared by core while the task runs. */
+    TASK_F_OB = 1u << 7,
     /* Its stack size class in bits 8-12: 0 is the run's stack size, k > 0
      * is a stack of 2^(k-1) * TEL_MIN_STACK_SIZE bytes (alloc/stack.h).
      * Set before it first runs. */
