@@ -75,38 +75,16 @@ static inline struct tel__mpsc_node *tel__mpsc_mark(struct tel__mpsc *q)
     return (struct tel__mpsc_node *)((uintptr_t)&q->stub | 1u);
 }
 
-/* Any thread: push n; true if this push must wake the parked consumer.
- * behind (if not NULL): whether nodes the consumer has not taken were
- * queued before n (the exchange returned one of them, not the stub). */
-static inline bool tel__mpsc_push_wake_b(struct tel__mpsc *q,
-                                         struct tel__mpsc_node *n,
-                                         bool *behind)
-{
-    atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
-    struct tel__mpsc_node *prev =
-        atomic_exchange_explicit(&q->in, n, memory_order_seq_cst);
-    if (TEL_UNLIKELY((uintptr_t)prev & 1u)) {
-        atomic_store_explicit(&q->stub.next, n, memory_order_release);
-        return true;
-    }
-    atomic_store_explicit(&prev->next, n, memory_order_release);
-    if (behind)
-        *behind = prev != &q->stub;
-    return false;
-}
-
-/* Any thread: push n; true if this push must wake the parked consumer. */
-static inline bool tel__mpsc_push_wake(struct tel__mpsc *q,
-                                       struct tel__mpsc_node *n)
-{
-    return tel__mpsc_push_wake_b(q, n, NULL);
-}
-
-/* Any thread: push the chain first..last (linked by next, last->next may
- * be anything) as push_wake pushes one node. */
+/*
+ * Any thread: push the chain first..last (linked by next; last->next may
+ * be anything) with one exchange; true if this push must wake the parked
+ * consumer. behind (if not NULL): whether nodes the consumer has not taken
+ * were queued before it (the exchange returned one of them, not the stub).
+ */
 static inline bool tel__mpsc_push_chain_wake(struct tel__mpsc *q,
                                              struct tel__mpsc_node *first,
-                                             struct tel__mpsc_node *last)
+                                             struct tel__mpsc_node *last,
+                                             bool *behind)
 {
     atomic_store_explicit(&last->next, NULL, memory_order_relaxed);
     struct tel__mpsc_node *prev =
@@ -116,7 +94,16 @@ static inline bool tel__mpsc_push_chain_wake(struct tel__mpsc *q,
         return true;
     }
     atomic_store_explicit(&prev->next, first, memory_order_release);
+    if (behind)
+        *behind = prev != &q->stub;
     return false;
+}
+
+/* Any thread: push n; true if this push must wake the parked consumer. */
+static inline bool tel__mpsc_push_wake(struct tel__mpsc *q,
+                                       struct tel__mpsc_node *n)
+{
+    return tel__mpsc_push_chain_wake(q, n, n, NULL);
 }
 
 /* For the consumer (which no longer runs): mark it parked. False if a node

@@ -138,7 +138,7 @@ TEL_INLINE void push_and_wake(struct sched *s, struct proc *p, struct msg *m,
             return;
         }
     }
-    if (tel__mpsc_push_wake_b(&mb->in, &m->node, behind))
+    if (tel__mpsc_push_chain_wake(&mb->in, &m->node, &m->node, behind))
         tel__sched_wake_parked(&p->task);
 }
 
@@ -264,10 +264,10 @@ static TEL_NOINLINE bool ob_push_any(struct sched *s, bool async)
         ((local = !async && tel__sched_take_lazy(s, &p->task)) ||
          tel__mpsc_unpark(&mb->in))) {
         /* Its wake is ours: the queue is empty and unparked. */
-        (void)tel__mpsc_push_chain_wake(&mb->in, &h->node, &t->node);
+        (void)tel__mpsc_push_chain_wake(&mb->in, &h->node, &t->node, NULL);
         wake = true;
     } else {
-        wake = tel__mpsc_push_chain_wake(&mb->in, &h->node, &t->node);
+        wake = tel__mpsc_push_chain_wake(&mb->in, &h->node, &t->node, NULL);
     }
     /* A receiver that parked on its own scheduler waited for these: it
      * goes back there (an injection queue), not behind us on ours as a
