@@ -220,8 +220,8 @@ bool tel__mbox_deliver_alive(tel_pid_t to, struct msg *m)
  *     the batch, so the sender's next one opens anew and sets it. A
  *     sender interrupted inside Telar's code pushes at its next held send
  *     or when it leaves the CPU, at the latest when the watchdog signals
- *     its long run (the handler pushes at any of its signals, and a
- *     stuck scheduler's shed does too).
+ *     its long run (the handler pushes at any of its signals: a stuck
+ *     scheduler's too).
  * The cost where nothing is held: a test of ob_to per send, a compare on
  * the exchange's path, and nothing on the receive path (XW_OB is tested
  * when a park is published and when a poll found nothing). fanin -s 2:

@@ -69,14 +69,13 @@ void tel__mbox_deliver(tel_pid_t to, struct msg *m);
 bool tel__mbox_deliver_alive(tel_pid_t to, struct msg *m);
 
 struct sched;
-struct proc;
 /* Push the running task's open send batch and close it (hooks->close_sends;
  * core's calls that must not overtake it). Owner thread. */
 void tel__send_close(struct sched *s);
 
-/* hooks->close_sends_async: push the batch from the preemption signal's
- * handler (the batch stays open). */
+/* hooks->close_sends_async: the same from the preemption signal's handler;
+ * a batch for a receiver that died stays (its messages are freed at the
+ * next tel__send_close, not in the handler). */
 void tel__send_close_async(struct sched *s);
-
 
 #endif /* TEL_CORE_MAILBOX_H */

@@ -418,13 +418,14 @@ TEL_API bool tel_is_alive(tel_pid_t pid);
  *   message. They go in when there are 64, when it sends to anyone else,
  *   sends a signal or spawns, and when it yields, waits, is preempted or
  *   ends. When the receiver finds its mailbox empty while they are held,
- *   it asks the sender's scheduler for them: the sender is interrupted
- *   as the watchdog interrupts a long run (but not demoted) and puts
- *   them in. A sender blocked in a system call of its own puts them in
- *   when the watchdog sheds its scheduler's work; with
- *   TEL_CFG_NO_ASYNC_PREEMPT, at its next tel_send or when it next leaves
- *   the CPU. So a receiver does not wait on held messages, and order per
- *   sender is kept. tel_sched_stats counts send_batches and send_nudges.
+ *   it asks the sender's scheduler for them: the sender's thread gets
+ *   the watchdog's signal, whose handler puts them in wherever the sender
+ *   is (its own code, a library, a system call; inside Telar's own
+ *   code, at its next reduction point), without preempting it.
+ *   So a receiver does not wait on held messages, and order per sender
+ *   is kept. Nothing is held where that signal is off
+ *   (TEL_CFG_NO_ASYNC_PREEMPT, TEL_CFG_NO_WATCHDOG, ThreadSanitizer
+ *   builds). tel_sched_stats counts send_batches and send_nudges.
  */
 TEL_API TEL_NODISCARD int tel_send(tel_pid_t to, uint64_t tag,
                                    const void *data, size_t size);

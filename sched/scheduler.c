@@ -1811,16 +1811,10 @@ void tel__sched_shed(struct sched *s)
     while ((q = tel__mpsc_pop(&s->inject))) /* popped: qnode is ours */
         SHED_ADD(tel_container_of(q, struct task, qnode));
 #undef SHED_ADD
-    if (n) {
-        push_global_chain(first, last, n);
-        wake_idle();
-    }
-    /* The stuck task's held sends go too (core/mailbox.c, "Batched
-     * sends"): their receiver may be waiting for them. Not inside a
-     * lookup window (the push opens its own). */
-    if (s->cur && (s->cur->flags & TASK_F_OB) &&
-        atomic_load_explicit(&s->ob_n, memory_order_relaxed) && !s->hold)
-        sys.hooks.close_sends_async(s);
+    if (!n)
+        return;
+    push_global_chain(first, last, n);
+    wake_idle();
 }
 
 void tel__sched_publish_lazy(struct sched *s)

@@ -59,7 +59,7 @@ struct tel__sched_hooks {
      * the task's stack. */
     void (*close_sends)(struct sched *s);
     /* The same from the preemption signal's handler (preempt.c: a
-     * receiver's nudge, a long run, a stuck scheduler's shed), where the
+     * receiver's nudge, a long run, a stuck scheduler), where the
      * task was interrupted outside Telar's code; wakes go through
      * tel__sched_wake_parked_async. Owner thread, async-signal context. */
     void (*close_sends_async)(struct sched *s);
@@ -97,7 +97,8 @@ struct sched {
     /* Messages in it. The owner writes it (relaxed: plain moves); a
      * nudging receiver reads it (tel__sched_nudge_senders). */
     _Atomic uint32_t ob_n;
-    /* Its receiver's pid; 0: no batch open. The owner writes it, a
+    /* Its receiver's pid; 0: no batch and no candidate. The owner writes
+     * it, a
      * receiver that found its mailbox empty reads it
      * (tel__sched_nudge_senders). */
     _Atomic uint64_t ob_to;
@@ -162,8 +163,8 @@ struct sched {
     _Atomic uint32_t preempt_sig;
     /* A receiver's nudge (tel__sched_nudge_senders). ob_nudge: 1 while
      * its signal is on its way (tel__preempt_nudge; the handler takes
-     * it). ob_flush: push the batch at the next send to it (core clears
-     * it when it pushes). */
+     * it). ob_flush: push and close the batch at the next send to it
+     * (core clears it when a batch closes or opens). */
     _Atomic uint32_t ob_nudge, ob_flush;
     _Atomic(struct task *) preempt_want;
     pthread_t thread;
@@ -479,9 +480,10 @@ static inline struct sched *tel__sched_charge(struct sched *s, uint32_t n)
 /*
  * A process (pid `to`, running on self) found its mailbox empty while
  * some scheduler may hold an open send batch for it (core/mailbox.c,
- * "Batched sends"): ask every other scheduler whose batch is for `to` to
- * switch its task out (which pushes the batch), as the watchdog asks a
- * long runner, but with no demotion. Any scheduler thread.
+ * "Batched sends"): every other scheduler whose batch is for `to` closes
+ * it at its next held send (ob_flush), and one that holds messages already
+ * gets the preemption signal (tel__preempt_nudge), whose handler pushes
+ * them where its task runs, without preempting it. Any scheduler thread.
  */
 void tel__sched_nudge_senders(struct sched *self, uint64_t to);
 
