@@ -118,6 +118,18 @@ static size_t check_pool(struct pool_cache *pc)
         seen.len = 0;
         cr_assert_eq(count_chain(pc, c, pc->head[c]), pc->n[c]);
         (void)count_chain(pc, c, POOL_PTR(atomic_load(&pc->ret[c])));
+        /* Remote frees another pool holds for this one (pool.c, "Remote
+         * frees in batches"): at most a batch, its count right. */
+        for (unsigned pi = 0; pi <= n_made; pi++) {
+            struct pool_cache *q = pi < n_made ? caches[pi] : &shared;
+            if (q->out_to[c] != pc) {
+                cr_assert(q->out_n[c] == 0 || q->out_to[c] != NULL);
+                continue;
+            }
+            cr_assert_neq(q, pc, "a pool holds its own blocks as remote");
+            cr_assert_lt(q->out_n[c], POOL_OUT_BATCH);
+            cr_assert_eq(count_chain(pc, c, q->out_head[c]), q->out_n[c]);
+        }
         uint32_t n_empty = 0;
         bool bump_ok = pc->bump[c] == pc->bump_end[c];
         for (unsigned l = 0; l < SLAB_LISTS; l++) {
@@ -174,9 +186,10 @@ static size_t check_orphans(void)
     for (unsigned pi = 0; pi <= n_made; pi++) {
         struct pool_cache *pc = pi < n_made ? caches[pi] : &shared;
         for (unsigned c = 0; c < POOL_CLASSES; c++) {
-            void *chains[2] = {pc->head[c],
-                               POOL_PTR(atomic_load(&pc->ret[c]))};
-            for (int q = 0; q < 2; q++)
+            void *chains[3] = {pc->head[c],
+                               POOL_PTR(atomic_load(&pc->ret[c])),
+                               pc->out_head[c]};
+            for (int q = 0; q < 3; q++)
                 for (void *b = chains[q]; b; b = link_get(b))
                     if (atomic_load(&slab_of(b)->owner) == POOL_ORPHAN)
                         (*tally_of(&orph, slab_of(b)))++;
@@ -244,6 +257,13 @@ static int by_address(const void *a, const void *b)
 {
     uintptr_t x = (uintptr_t)((const struct out *)a)->p;
     uintptr_t y = (uintptr_t)((const struct out *)b)->p;
+    return (x > y) - (x < y);
+}
+
+static int by_address_ptr(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (void *const *)a;
+    uintptr_t y = (uintptr_t) * (void *const *)b;
     return (x > y) - (x < y);
 }
 
@@ -365,4 +385,122 @@ Test(pool_model, with_a_small_bound_slabs_turn_over_and_keep_every_invariant,
 {
     uint64_t seed = tel_test_seed();
     run_model(seed ^ 0x5eed, (long)tel_test_scaled(40000, 3000), 8);
+}
+
+/* The tests below: a block the model knows is out, and its free. */
+static void *model_alloc(size_t size)
+{
+    void *p = tel__pool_alloc(size);
+    cr_assert_not_null(p);
+    cr_assert_lt(n_out, MAX_OUT);
+    out[n_out++] = (struct out){p, size};
+    return p;
+}
+
+static void model_free(void *p)
+{
+    for (int i = n_out - 1; i >= 0; i--)
+        if (out[i].p == p) {
+            size_t size = out[i].size;
+            out[i] = out[--n_out];
+            tel__pool_free(p, size);
+            return;
+        }
+    cr_assert_fail("%p is not out", p);
+}
+
+/* pool.c, "Remote frees in batches": a scheduler holds the remote frees of
+ * a class for one owner and pushes them with one CAS when it has a batch,
+ * when a free names another owner, when it is about to sleep and when its
+ * thread unbinds; the owner gets every block back. */
+Test(pool_model, remote_frees_reach_their_owner_in_batches, .init = up,
+     .fini = down)
+{
+    enum { N = 2 * POOL_OUT_BATCH + 1 };
+    void *p[N];
+    tel__pool_bind_thread(0);
+    for (int i = 0; i < N; i++)
+        p[i] = model_alloc(64);
+    tel__pool_bind_thread(-1);
+    void *foreign = model_alloc(64); /* the shared pool's */
+
+    struct pool_cache *owner = caches[0], *holder = caches[1];
+    tel__pool_bind_thread(1);
+    for (int i = 0; i < (int)POOL_OUT_BATCH - 1; i++)
+        model_free(p[i]);
+    cr_assert_eq(POOL_COUNT(atomic_load(&owner->ret[0])), 0,
+                 "a remote free was pushed before a batch was full");
+    cr_assert_eq(holder->out_n[0], POOL_OUT_BATCH - 1);
+    model_free(p[POOL_OUT_BATCH - 1]);
+    cr_assert_eq(POOL_COUNT(atomic_load(&owner->ret[0])), POOL_OUT_BATCH);
+    cr_assert_eq(holder->out_n[0], 0);
+    check_all();
+
+    /* A free for another owner pushes what was held for the first. */
+    for (int i = (int)POOL_OUT_BATCH; i < (int)POOL_OUT_BATCH + 3; i++)
+        model_free(p[i]);
+    model_free(foreign);
+    cr_assert_eq(POOL_COUNT(atomic_load(&owner->ret[0])),
+                 POOL_OUT_BATCH + 3);
+    cr_assert(holder->out_to[0] == &shared && holder->out_n[0] == 1);
+    check_all();
+    /* About to sleep: nothing stays held. */
+    tel__pool_trim_idle();
+    cr_assert_eq(holder->out_n[0], 0);
+    cr_assert_eq(POOL_COUNT(atomic_load(&shared.ret[0])), 1);
+
+    /* Rebinding to the same pool keeps the batch; unbinding pushes it. */
+    for (int i = (int)POOL_OUT_BATCH + 3; i < N; i++)
+        model_free(p[i]);
+    tel__pool_bind_thread(1);
+    cr_assert_eq(holder->out_n[0], (uint32_t)N - POOL_OUT_BATCH - 3);
+    tel__pool_bind_thread(0);
+    cr_assert_eq(holder->out_n[0], 0);
+    cr_assert_eq(POOL_COUNT(atomic_load(&owner->ret[0])), N);
+    check_all();
+
+    /* The owner gets each block back once (its list is empty: every block
+     * so far was carved, so the next refill takes the return stack). */
+    void *q[N];
+    for (int i = 0; i < N; i++) {
+        q[i] = model_alloc(64);
+        bool known = false;
+        for (int j = 0; j < N && !known; j++)
+            known = q[i] == p[j];
+        cr_assert(known, "block %d is not one of the freed ones", i);
+        for (int j = 0; j < i; j++)
+            cr_assert_neq(q[i], q[j], "a block came back twice");
+    }
+    for (int i = 0; i < N; i++)
+        model_free(q[i]);
+    check_all();
+}
+
+/* A return stack's count is exact past 65,535 blocks (it used to saturate
+ * there, and the owner's next refill walked the whole chain to count it),
+ * and the refill hands out every block once. */
+Test(pool_model, a_return_stack_counts_past_65535_blocks, .init = up,
+     .fini = down, .timeout = 120)
+{
+    enum { N = 70000 };
+    static void *p[N];
+    tel__pool_bind_thread(0);
+    for (int i = 0; i < N; i++)
+        cr_assert_not_null(p[i] = tel__pool_alloc(64));
+    tel__pool_bind_thread(1);
+    for (int i = 0; i < N; i++)
+        tel__pool_free(p[i], 64);
+    tel__pool_bind_thread(0);
+    cr_assert_eq(POOL_COUNT(atomic_load(&caches[0]->ret[0])), N);
+    cr_assert_null(caches[0]->head[0], "the owner's list was not empty");
+    cr_assert_not_null(p[0] = tel__pool_alloc(64));
+    cr_assert_eq(caches[0]->n[0], N - 1, "the refill's count is wrong");
+    for (int i = 1; i < N; i++)
+        cr_assert_not_null(p[i] = tel__pool_alloc(64));
+    qsort(p, N, sizeof(p[0]), by_address_ptr);
+    for (int i = 1; i < N; i++)
+        cr_assert_neq(p[i], p[i - 1], "block %p handed out twice", p[i]);
+    for (int i = 0; i < N; i++)
+        tel__pool_free(p[i], 64);
+    check_all(); /* the model knows of no block out: all back */
 }

@@ -16,7 +16,7 @@
 static void up(void)
 {
     cr_assert_eq(tel__mem_init(2), 0);
-    cr_assert_eq(tel__pool_init(2), 0);
+    cr_assert_eq(tel__pool_init(3), 0);
 }
 
 static void down(void)
@@ -163,8 +163,9 @@ Test(pool, many_threads_freeing_to_one_owner_lose_nothing_and_duplicate_nothing,
 {
     /* The owner allocates 2N blocks and keeps every other one, so no slab
      * becomes all free (a trim would give the blocks back to numa.c). Four
-     * threads, two bound to scheduler 1 and two not schedulers, free the
-     * other N at once. The owner must then get exactly those N back. */
+     * threads, two bound to schedulers 1 and 2 (one thread a slot, as
+     * pool.h asks) and two not schedulers, free the other N at once. The
+     * owner must then get exactly those N back. */
     enum { THREADS = 4 };
     size_t n = tel_test_scaled(40000, 4000) / THREADS * THREADS;
     size_t cap = 1023; /* 64-byte blocks per slab */
@@ -182,7 +183,8 @@ Test(pool, many_threads_freeing_to_one_owner_lose_nothing_and_duplicate_nothing,
     struct freer f[THREADS];
     pthread_t t[THREADS];
     for (int i = 0; i < THREADS; i++) {
-        f[i] = (struct freer){i % 2 ? 1 : -1, freed + (size_t)i * (n / THREADS),
+        f[i] = (struct freer){i % 2 ? 1 + i / 2 : -1,
+                              freed + (size_t)i * (n / THREADS),
                               n / THREADS, 64, &go};
         cr_assert_eq(pthread_create(&t[i], NULL, freer_main, &f[i]), 0);
     }
