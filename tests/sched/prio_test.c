@@ -443,6 +443,126 @@ Test(prio, a_normal_process_is_not_starved_by_10_low_hogs, .timeout = 60)
 }
 
 /* ------------------------------------------------------------------------ */
+/* A process draining a flood                                                */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * One receiver, FLOODERS processes that send to it without pause, on one
+ * scheduler. A process preempted while it drains its mailbox (a whole slice
+ * of receives) runs as the wake lane's: up to 8 slices in a row, then one
+ * ring task (sched/scheduler.c, preempt_turn and drain_on). Seen from the
+ * receiver: a "run" is the receives between two moments a flooder ran (its
+ * send count moved), and runs of about 8 slices show the drainer keeps its
+ * turn, while no run past the bound shows the flooders are not starved.
+ */
+#define FLOODERS 4
+#define FLOOD_SLICE 500u   /* the run's reductions: a receive costs one */
+#define FLOOD_BACKLOG 120000u /* sent before the receiver starts draining */
+#define FLOOD_RUNS 24
+
+struct flood {
+    tel_pid_t main;
+    _Atomic tel_pid_t recv;
+    atomic_bool stop;
+    atomic_uint_fast64_t sent;
+    uint64_t run[FLOOD_RUNS];
+    int n_runs;
+};
+
+static void flooder_fn(void *arg)
+{
+    struct flood *f = arg;
+    tel_pid_t to;
+    while (!(to = atomic_load(&f->recv)))
+        (void)tel_yield();
+    while (!atomic_load_explicit(&f->stop, memory_order_relaxed)) {
+        int rc = tel_send(to, 1, NULL, 0);
+        if (!TT_CHECK_RC(rc, 0, "tel_send"))
+            return;
+        atomic_fetch_add_explicit(&f->sent, 1, memory_order_relaxed);
+    }
+}
+
+static void flood_recv_fn(void *arg)
+{
+    struct flood *f = arg;
+    atomic_store(&f->recv, tel_self());
+    /* Let a backlog build (the flooders run meanwhile). */
+    while (atomic_load(&f->sent) < FLOOD_BACKLOG)
+        (void)tel_sleep(1);
+    uint64_t last = atomic_load(&f->sent), n = 0;
+    while (f->n_runs < FLOOD_RUNS) {
+        tel_msg_t *m = NULL;
+        int rc = tel_recv(&m, 5000);
+        if (!TT_CHECK_RC(rc, 0, "tel_recv"))
+            break;
+        tel_msg_free(m);
+        uint64_t now = atomic_load_explicit(&f->sent, memory_order_relaxed);
+        if (now != last) { /* a flooder ran since the last receive */
+            f->run[f->n_runs++] = n;
+            n = 0;
+            last = now;
+        }
+        n++;
+    }
+    atomic_store(&f->stop, true);
+    TT_CHECK_RC(tel_send(f->main, 2, NULL, 0), 0, "tel_send to main");
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void flood_main(void *arg)
+{
+    (void)arg;
+    static struct flood f;
+    memset(&f, 0, sizeof(f));
+    f.main = tel_self();
+    for (int i = 0; i < FLOODERS; i++)
+        spawn_with(flooder_fn, &f, TEL_PRIO_NORMAL, 0);
+    spawn_with(flood_recv_fn, &f, TEL_PRIO_NORMAL, 0);
+    /* Parked, not yielding: the ring holds the flooders alone. */
+    tel_msg_t *m = NULL;
+    int rc = tel_recv(&m, 30000);
+    if (!TT_CHECK_RC(rc, 0, "tel_recv (the flood's end)"))
+        return;
+    tel_msg_free(m);
+    TT_CHECK(tt_await_count(1, 30000), "the flood did not end");
+    if (!TT_CHECK(f.n_runs == FLOOD_RUNS, "%d runs seen", f.n_runs))
+        return;
+    /* The first run starts in the slice the receiver woke in (its sleep):
+     * not counted. A drainer never made to leave shows as a first run that
+     * takes the whole backlog, and short runs after it. */
+    uint64_t sorted[FLOOD_RUNS - 1], longest = 0;
+    for (int i = 1; i < FLOOD_RUNS; i++) {
+        sorted[i - 1] = f.run[i];
+        if (f.run[i] > longest)
+            longest = f.run[i];
+    }
+    qsort(sorted, FLOOD_RUNS - 1, sizeof(sorted[0]), cmp_u64);
+    uint64_t median = sorted[(FLOOD_RUNS - 1) / 2];
+    cr_log_info("drainer runs: median %" PRIu64 " receives, longest %" PRIu64
+                " (slice %u)", median, longest, FLOOD_SLICE);
+    TT_CHECK(median >= 4 * FLOOD_SLICE,
+             "median run %" PRIu64 " receives: the drainer lost its turn "
+             "after each slice (want about %u)", median, 8 * FLOOD_SLICE);
+    TT_CHECK(longest <= 9 * FLOOD_SLICE,
+             "a run of %" PRIu64 " receives: the flooders waited past the "
+             "wake lane's bound (%u)", longest, 8 * FLOOD_SLICE);
+}
+
+Test(prio, a_process_draining_a_flood_keeps_its_turn_but_not_forever,
+     .timeout = 120)
+{
+    tel_config_t c = one_sched;
+    c.reductions = FLOOD_SLICE;
+    TT_RUN(&c, flood_main, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
 /* tel_set_priority while running                                            */
 /* ------------------------------------------------------------------------ */
 
