@@ -226,6 +226,18 @@ bool tel__mbox_deliver_alive(tel_pid_t to, struct msg *m)
  * the exchange's path, and nothing on the receive path (XW_OB is tested
  * when a park is published and when a poll found nothing). fanin -s 2:
  * 36 -> 24 ns a message; pingpong: +10 instructions a round trip.
+ *
+ * Prefetch hints. A receiver that drains a chain another CPU wrote waits
+ * for each message's line before it learns where the next one is: 64% of
+ * tel_recv's samples in fanin -s 2 sat on that load. So each held message
+ * but the batch's last 8 gets, in its ref (0 for a plain message, whose
+ * kind bits a user address leaves PLAIN), the address of the message 8
+ * behind it in the batch (s->ob_ring keeps the last 8), and the receive
+ * loop prefetches it. The hint is written while the message is still held
+ * (after send_ob's fence, in Telar's code, where the handler never pushes)
+ * and only ever prefetched, so a stale one costs nothing. fanin -s 2,
+ * alternated runs, medians of 8: 20.9 -> 17.3 ns a message (100 senders:
+ * 21.1 -> 18.9); pingpong gets no hints and 0.2 instructions a round trip.
  */
 #define OB_MAX 64u
 
@@ -399,6 +411,11 @@ static TEL_NOINLINE int send_ob(struct sched *s, struct proc *self,
             s->ob_head = m;
         s->ob_tail = m;
         ob_set_n(s, ++n);
+        /* The message 8 ahead of m in the batch hints m ("Prefetch
+         * hints"); it is still held (see the fence above). */
+        if (n > 8)
+            ((struct msg *)s->ob_ring[n & 7])->ref = (uint64_t)(uintptr_t)m;
+        s->ob_ring[n & 7] = m;
         /* The first held message: a receiver that nudges us sees it, or
          * we see its ob_flush (the nudge's fence pairs with this one). */
         if (n == 1)
@@ -502,6 +519,9 @@ TEL_INLINE int receive(tel_msg_t **out,
         while ((n = tel__mpsc_pop(&mb->in))) {
             m = tel_container_of(n, struct msg, node);
             seen++;
+            /* A plain message's hint ("Prefetch hints" above). */
+            if (m->ref - 1 < (UINT64_C(1) << MSGK_SHIFT) - 1)
+                __builtin_prefetch((void *)(uintptr_t)m->ref, 0, 3);
             if (TEL_UNLIKELY(tel__msg_needs_filter(m)) &&
                 !tel__sig_filter(p, m))
                 continue; /* a signal acted on, or a stale reply */

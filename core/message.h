@@ -27,7 +27,8 @@ struct msg {
     tel_msg_t pub;
     struct tel__mpsc_node node;
     /* The kind (MSGK_*, top 3 bits) and a reference (low 61 bits): a
-     * call's and its reply's ref, a signal's monitor ref. 0 for tel_send. */
+     * call's and its reply's ref, a signal's monitor ref. 0 for tel_send,
+     * or a held message's prefetch hint (core/mailbox.c). */
     uint64_t ref;
 };
 

@@ -104,6 +104,7 @@ struct sched {
     _Atomic uint64_t ob_to;
     uint32_t ob_on;       /* 1: open; 0: ob_to is only a candidate */
     void *ob_head, *ob_tail;
+    void *ob_ring[8];     /* the batch's last 8 messages (prefetch hints) */
     struct task **bl;     /* backlog: older tasks the ring had no room for */
     uint32_t bl_cap, bl_head, bl_tail;
     int32_t reds;         /* reductions left in the slice */

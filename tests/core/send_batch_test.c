@@ -15,6 +15,7 @@
  */
 #include "common.h"
 
+#include "core/message.h"
 #include "sched/preempt.h"
 #include "sched/scheduler.h"
 
@@ -291,6 +292,80 @@ Test(send_batch, a_polling_receiver_gets_what_a_computing_sender_holds,
     struct pair pr = {.role = {poll_receiver, spinning_sender},
                       .needs_signal = true};
     run_pair(&pr, 0, TEL_MAX_WATCHDOG_US);
+}
+
+/*
+ * Prefetch hints (core/mailbox.c, send_ob): each held message but the
+ * batch's last 8 carries, in its ref, the address of the message 8 behind
+ * it in the batch, so the receiver can fetch ahead in a chain another CPU
+ * wrote. Plain messages keep kind PLAIN; the others carry no hint.
+ */
+#define LONG_BURST 30u
+
+static void long_sender(struct pair *pr)
+{
+    tel_pid_t r = await_receiver(pr);
+    for (uint64_t i = 0; i < LONG_BURST; i++)
+        if (!TT_CHECK_RC(tt_send_u64(r, TAG_NUM, i), 0, "burst"))
+            break;
+    atomic_store(&pr->held, (int)held_now());
+    atomic_store(&pr->burst_sent, 1);
+    spin_until(&pr->got_all, 3000);
+    TT_CHECK(atomic_load(&pr->got_all), "the receiver missed the burst");
+    tt_send_tag(pr->main, TAG_DONE);
+}
+
+static void hint_receiver(struct pair *pr)
+{
+    spin_until(&pr->burst_sent, 5000);
+    struct msg *got[LONG_BURST];
+    for (uint64_t i = 0; i < LONG_BURST; i++) {
+        tel_msg_t *m = NULL;
+        if (!TT_CHECK_RC(tel_recv(&m, 5000), 0, "tel_recv burst")) {
+            while (i--)
+                tel_msg_free(&got[i]->pub);
+            return;
+        }
+        TT_CHECK(tt_msg_u64(m) == i, "message %" PRIu64 " out of order", i);
+        got[i] = tel__msg_of(m);
+    }
+    /* The held ones are the last `held`, in one batch. */
+    uint32_t held = (uint32_t)atomic_load(&pr->held);
+    uint32_t first = LONG_BURST - held;
+    for (uint32_t j = 0; j < LONG_BURST; j++) {
+        uint64_t want = j >= first && j + 8 < LONG_BURST
+                            ? (uint64_t)(uintptr_t)got[j + 8]
+                            : 0;
+        TT_CHECK(tel__msg_kind(got[j]) == MSGK_PLAIN,
+                 "message %u is of kind %u", j, tel__msg_kind(got[j]));
+        TT_CHECK(got[j]->ref == want,
+                 "message %u (held from %u of %u) hints %#" PRIx64
+                 ", want %#" PRIx64, j, first, LONG_BURST, got[j]->ref, want);
+    }
+    for (uint32_t j = 0; j < LONG_BURST; j++)
+        tel_msg_free(&got[j]->pub);
+    atomic_store(&pr->got_all, 1);
+}
+
+Test(send_batch, held_messages_hint_the_message_8_behind_them,
+     .timeout = 60)
+{
+    struct pair pr = {.role = {hint_receiver, long_sender},
+                      .needs_signal = true};
+    tel_config_t cfg = {.schedulers = 2,
+                        .watchdog_us = TEL_MAX_WATCHDOG_US};
+    TT_RUN(&cfg, pair_main, &pr);
+    if (atomic_load(&pr.skipped)) {
+        cr_log_info("skipped: no asynchronous preemption in this build");
+        return;
+    }
+    cr_assert(atomic_load(&pr.claimed[0]) && atomic_load(&pr.claimed[1]),
+              "no processes reached both schedulers");
+    int held = atomic_load(&pr.held);
+    cr_assert(held >= (int)LONG_BURST - 4 && held <= (int)LONG_BURST - 2,
+              "the sender held %d of %u (the case under test was not "
+              "reached)", held, LONG_BURST);
+    cr_assert(atomic_load(&pr.got_all), "the receiver missed the burst");
 }
 
 Test(send_batch, a_hibernating_receiver_gets_what_a_computing_sender_holds,
