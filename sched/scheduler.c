@@ -1013,8 +1013,8 @@ static inline const char *low_sp(const struct task *t)
  * it from the slot and wakes it without any atomic; at the end of the run
  * (the next finish_handoff, a yield or a preemption) the park is published
  * as before (publish_park): the CAS then fails if a message came in the
- * meantime, and the task is queued. A ping-pong round trip thus does no
- * read-modify-write at all.
+ * meantime, and the task is queued with the woken tasks (the wake lane). A
+ * ping-pong round trip thus does no read-modify-write at all.
  *
  * What it costs: a message from another thread (or a fired timer) to a
  * lazily parked task pushes without finding a mark, so it wakes nobody;
@@ -1075,7 +1075,7 @@ static inline void flush_lazy(struct sched *s)
     s->lazy = NULL;
     atomic_signal_fence(memory_order_seq_cst); /* tel__sched_publish_lazy */
     if (!publish_park(t))
-        push_tail(s, t, false);
+        push_wake(s, t); /* woken meanwhile: see ACT_PARK_MSG */
 }
 
 /* The context that resumed publishes the task the last switch left. */
@@ -1106,8 +1106,12 @@ static TEL_NOINLINE void finish_handoff_full(struct sched *s)
             atomic_signal_fence(memory_order_seq_cst); /* the handler's */
             break;
         }
+        /* A message (or its timer) came first: t was woken, and waits
+         * with the woken tasks, not behind the ring (a receiver whose
+         * lazy park another CPU's messages found unpublished waited a
+         * round of 50 senders' slices, 7-10 ms, in fanin -s 2). */
         if (!publish_park(t))
-            push_tail(s, t, false);
+            push_wake(s, t);
         break;
     case ACT_PARK_TIMER: {
         /* tel_sleep: no mailbox involved. Publish the wait, then look for
@@ -1423,7 +1427,9 @@ void tel__sched_close_sends_async(struct sched *s)
     sys.hooks.close_sends_async(s);
 }
 
-struct sched *tel__sched_yield(struct sched *s)
+/* A yield: act is ACT_YIELD (behind the others) or ACT_YIELD_WAKE (with
+ * the woken tasks). */
+TEL_INLINE struct sched *yield_as(struct sched *s, uint32_t act)
 {
     close_sends(s);
     /* The run may go on: a lazy park must not wait for it. */
@@ -1440,7 +1446,17 @@ struct sched *tel__sched_yield(struct sched *s)
         }
     }
     s->reds = 0; /* the next pick must not give runnext our slice */
-    return switch_out(s, s->cur, ACT_YIELD);
+    return switch_out(s, s->cur, act);
+}
+
+struct sched *tel__sched_yield(struct sched *s)
+{
+    return yield_as(s, ACT_YIELD);
+}
+
+struct sched *tel__sched_yield_woken(struct sched *s)
+{
+    return yield_as(s, ACT_YIELD_WAKE);
 }
 
 /*

@@ -419,6 +419,10 @@ static inline bool tel__sched_take_lazy(struct sched *s, struct task *t)
  *   preempt: yield because the slice is spent.
  */
 struct sched *tel__sched_yield(struct sched *s);
+/* yield_woken: as yield, but wait with the woken tasks (the wake lane),
+ * not behind the others: for a task that has work a moment away (a
+ * receive whose message is being linked by another thread). */
+struct sched *tel__sched_yield_woken(struct sched *s);
 struct sched *tel__sched_park(struct sched *s, uint32_t kind);
 struct sched *tel__sched_preempt(struct sched *s);
 

@@ -5,8 +5,9 @@
  * task takes it without an atomic. These tests check that the path is
  * taken (white-box: the scheduler's lazy slot, read by the woken task),
  * and that a lazily parked task is not stranded: its receive timeout
- * fires, and a message from another thread reaches it while the run that
- * followed its park never ends by itself.
+ * fires, a message from another thread reaches it while the run that
+ * followed its park never ends by itself, and one that reached it before
+ * that run ended has it wait with the woken tasks.
  */
 #include "common.h"
 
@@ -297,4 +298,138 @@ Test(lazy, another_threads_message_reaches_it_while_the_next_run_never_ends,
     st.spin = true;
     tel_config_t c = {.schedulers = 2};
     TT_RUN(&c, strand_main, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Woken while lazy                                                          */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A lazily parked task that another thread's message reaches is woken when
+ * the run that followed its park ends (its park's publication fails): it
+ * then waits with the woken tasks (the wake lane), not behind every
+ * process in the ring. One scheduler, 8 hogs: the waiter wakes the worker
+ * and parks lazily; the worker has another thread send the waiter a
+ * message, then parks itself. The waiter must run within about a slice of
+ * hog loops, where behind the ring it waited for all 8 hogs.
+ */
+#define WL_HOGS 8
+#define WL_SLICE 1000u
+#define WL_LOOP_REDS 100 /* a hog's loop: a slice is 10 loops */
+
+struct woken_lazy {
+    _Atomic tel_pid_t waiter;
+    atomic_int poke;   /* the worker asks the other thread to send */
+    atomic_int poked;  /* it has sent */
+    atomic_int lazy;   /* the waiter's park was lazy when the message came */
+    atomic_bool stop;
+    atomic_uint_fast64_t loops;
+    uint64_t parked_at, got_at;
+    tel_pid_t main;
+};
+
+static struct woken_lazy wl;
+
+static void wl_hog(void *arg)
+{
+    (void)arg;
+    while (!atomic_load_explicit(&wl.stop, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&wl.loops, 1, memory_order_relaxed);
+        (void)tel_reduce(WL_LOOP_REDS);
+    }
+}
+
+static void wl_worker(void *arg)
+{
+    (void)arg;
+    tel_msg_t *m = NULL;
+    if (!TT_CHECK_RC(tel_recv(&m, 20000), 0, "worker: tel_recv go"))
+        return;
+    tel_msg_free(m);
+    /* No Telar call until the other thread has sent: the run goes on. */
+    atomic_store(&wl.poke, 1);
+    int64_t until = tt_now_ms() + 5000;
+    while (!atomic_load(&wl.poked) && tt_now_ms() < until)
+        ;
+    atomic_store(&wl.lazy, lazy_here());
+    wl.parked_at = atomic_load(&wl.loops);
+    /* The run ends: the waiter's park is published, and fails. */
+    if (TT_CHECK_RC(tel_recv(&m, 20000), 0, "worker: tel_recv end"))
+        tel_msg_free(m);
+}
+
+static void wl_waiter(void *arg)
+{
+    tel_pid_t w = (tel_pid_t)(uintptr_t)arg;
+    atomic_store(&wl.waiter, tel_self());
+    (void)tt_send_tag(w, TAG_GO);
+    tel_msg_t *m = NULL;
+    int rc = tel_recv(&m, 20000);
+    wl.got_at = atomic_load(&wl.loops);
+    if (TT_CHECK_RC(rc, 0, "waiter: tel_recv"))
+        tel_msg_free(m);
+    (void)tt_send_tag(wl.main, TAG_DONE);
+}
+
+static void *wl_poker(void *arg)
+{
+    (void)arg;
+    int64_t until = tt_now_ms() + 20000;
+    while (!atomic_load(&wl.poke) && tt_now_ms() < until)
+        ;
+    TT_CHECK_RC(tel_send(atomic_load(&wl.waiter), TAG_PING, NULL, 0), 0,
+                "poker: tel_send");
+    atomic_store(&wl.poked, 1);
+    return NULL;
+}
+
+static void woken_lazy_main(void *arg)
+{
+    (void)arg;
+    wl.main = tel_self();
+    if (!tel__preempt_active()) {
+        cr_log_info("skipped: no lazy parks without asynchronous "
+                    "preemption");
+        return;
+    }
+    tel_pid_t w = 0;
+    if (!TT_CHECK_RC(tel_spawn(&w, wl_worker, NULL), 0, "spawn worker"))
+        return;
+    for (int i = 0; i < WL_HOGS; i++)
+        TT_CHECK_RC(tel_spawn(NULL, wl_hog, NULL), 0, "spawn hog");
+    (void)tel_yield(); /* the worker waits for its go */
+    pthread_t th;
+    if (!TT_CHECK(pthread_create(&th, NULL, wl_poker, NULL) == 0,
+                  "pthread_create"))
+        return;
+    if (TT_CHECK_RC(tel_spawn(NULL, wl_waiter, (void *)(uintptr_t)w), 0,
+                    "spawn waiter")) {
+        tel_msg_t *m = NULL;
+        if (TT_CHECK_RC(tel_recv(&m, 20000), 0, "main: tel_recv"))
+            tel_msg_free(m);
+    }
+    pthread_join(th, NULL);
+    TT_CHECK_RC(tt_send_tag(w, TAG_DONE), 0, "end the worker");
+    atomic_store(&wl.stop, true);
+    TT_CHECK(tt_await_count(1, 10000), "hogs did not stop");
+    TT_CHECK(atomic_load(&wl.lazy), "the waiter's park was not lazy");
+    uint64_t waited = wl.got_at - wl.parked_at;
+    cr_log_info("the waiter ran %" PRIu64 " hog loops after the worker "
+                "parked (a slice is %u)", waited, WL_SLICE / WL_LOOP_REDS);
+    /* A hog's slice may come first (the pick precedes the publication);
+     * behind the ring it was all 8. */
+    TT_CHECK(waited <= 2 * WL_SLICE / WL_LOOP_REDS,
+             "the waiter ran %" PRIu64 " hog loops after the worker parked: "
+             "it waited behind the ring (want at most 2 slices, %u)",
+             waited, 2 * WL_SLICE / WL_LOOP_REDS);
+}
+
+Test(lazy, a_lazy_park_that_a_message_reached_waits_with_the_woken,
+     .timeout = 60)
+{
+    /* The watchdog's bound is 10 s: its signal never publishes the park
+     * first (it would send the waiter to the global queue). */
+    tel_config_t c = {.schedulers = 1, .reductions = WL_SLICE,
+                      .watchdog_us = TEL_MAX_WATCHDOG_US};
+    TT_RUN(&c, woken_lazy_main, NULL);
 }
