@@ -118,14 +118,19 @@ static tel_pid_t await_receiver(struct pair *pr)
     return atomic_load(&pr->recv_pid);
 }
 
-static void send_burst(struct pair *pr)
+static void send_burst_of(struct pair *pr, uint64_t n)
 {
     tel_pid_t r = await_receiver(pr);
-    for (uint64_t i = 0; i < BURST; i++)
+    for (uint64_t i = 0; i < n; i++)
         if (!TT_CHECK_RC(tt_send_u64(r, TAG_NUM, i), 0, "burst"))
             break;
     atomic_store(&pr->held, (int)held_now());
     atomic_store(&pr->burst_sent, 1);
+}
+
+static void send_burst(struct pair *pr)
+{
+    send_burst_of(pr, BURST);
 }
 
 /* The receiver takes the burst in order (timeout each). */
@@ -304,12 +309,7 @@ Test(send_batch, a_polling_receiver_gets_what_a_computing_sender_holds,
 
 static void long_sender(struct pair *pr)
 {
-    tel_pid_t r = await_receiver(pr);
-    for (uint64_t i = 0; i < LONG_BURST; i++)
-        if (!TT_CHECK_RC(tt_send_u64(r, TAG_NUM, i), 0, "burst"))
-            break;
-    atomic_store(&pr->held, (int)held_now());
-    atomic_store(&pr->burst_sent, 1);
+    send_burst_of(pr, LONG_BURST);
     spin_until(&pr->got_all, 3000);
     TT_CHECK(atomic_load(&pr->got_all), "the receiver missed the burst");
     tt_send_tag(pr->main, TAG_DONE);
