@@ -503,7 +503,7 @@ static TEL_NOINLINE void *refill(struct pool_cache *pc, unsigned c)
     struct slab *s;
     /* Load first: an empty stack's line is not taken from the pushers. */
     if (atomic_load_explicit(&pc->ret[c], memory_order_relaxed) != 0) {
-        /* Acquire: pairs with the pushers' release CAS in free_remote. */
+        /* Acquire: pairs with the pushers' release CAS in ret_push. */
         uintptr_t v = atomic_exchange_explicit(&pc->ret[c], 0,
                                                memory_order_acquire);
         void *chain = POOL_PTR(v);
