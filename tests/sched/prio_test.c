@@ -565,18 +565,22 @@ Test(prio, a_process_draining_a_flood_keeps_its_turn_but_not_forever,
 /*
  * The drainer leaves at the end of its slice for a task another thread
  * woke (the injection queue): with no other work here, the pick takes
- * that task at once. A foreign thread floods the drainer, then, once it
- * drains, sends a parked waiter a message: the waiter must run within
- * about a slice of the drainer's receives, where going on it waited 8.
+ * that task at once. A foreign thread floods the drainer; in the middle
+ * of a slice the drainer has that thread send a parked waiter a message
+ * (it spins, calling nothing, until the send is done): the waiter must
+ * run within about a slice of the drainer's receives after it, where
+ * going on the drainer kept it waiting 8 slices.
  */
-#define FW_BACKLOG 100000u
+#define FW_BACKLOG 20000u
+#define FW_PING_AT (2 * FLOOD_SLICE + FLOOD_SLICE / 2)
 
 struct foreign_wake {
     _Atomic tel_pid_t drainer, waiter;
     atomic_int flooded;
     atomic_uint_fast64_t drained; /* the drainer's receives so far */
-    atomic_int pinged;            /* the waiter's message was sent */
-    uint64_t ping_at, woke_at;
+    atomic_int poke;              /* the drainer asks for the message */
+    atomic_int pinged;            /* it was sent */
+    uint64_t woke_at;
     tel_pid_t main;
 };
 
@@ -595,7 +599,7 @@ static void *fw_thread(void *arg)
         if (!TT_CHECK_RC(tel_send(d, 1, NULL, 0), 0, "flood: tel_send"))
             break;
     atomic_store(&fw.flooded, 1);
-    while (atomic_load(&fw.drained) < 2 * FLOOD_SLICE && tt_now_ms() < until)
+    while (!atomic_load(&fw.poke) && tt_now_ms() < until)
         ;
     TT_CHECK_RC(tel_send(w, 2, NULL, 0), 0, "ping: tel_send");
     atomic_store(&fw.pinged, 1);
@@ -608,16 +612,17 @@ static void fw_drainer(void *arg)
     atomic_store(&fw.drainer, tel_self());
     while (!atomic_load(&fw.flooded))
         (void)tel_sleep(1);
-    bool seen = false;
     for (uint32_t i = 0; i < FW_BACKLOG; i++) {
         tel_msg_t *m = NULL;
         if (!TT_CHECK_RC(tel_recv(&m, 5000), 0, "drainer: tel_recv"))
             break;
         tel_msg_free(m);
-        uint64_t n = atomic_fetch_add(&fw.drained, 1) + 1;
-        if (!seen && atomic_load_explicit(&fw.pinged, memory_order_relaxed)) {
-            seen = true;
-            fw.ping_at = n;
+        if (atomic_fetch_add(&fw.drained, 1) + 1 == FW_PING_AT) {
+            atomic_store(&fw.poke, 1);
+            int64_t until = tt_now_ms() + 5000;
+            while (!atomic_load(&fw.pinged) && tt_now_ms() < until)
+                ; /* no Telar call: the slice goes on */
+            TT_CHECK(atomic_load(&fw.pinged), "the message was not sent");
         }
     }
     TT_CHECK_RC(tel_send(fw.main, 1, NULL, 0), 0, "drainer: done");
@@ -646,13 +651,13 @@ static void foreign_wake_main(void *arg)
         if (TT_CHECK_RC(tel_recv(&m, 30000), 0, "main: tel_recv"))
             tel_msg_free(m);
     }
-    if (fw.ping_at == 0)
-        return; /* the drain ended first: the Test runs it again */
-    /* The drainer sees the flag at most a receive after the send. */
-    uint64_t waited = fw.woke_at - fw.ping_at;
+    if (!TT_CHECK(fw.woke_at >= FW_PING_AT,
+                  "the waiter woke at receive %" PRIu64
+                  ", before its message (at %u)", fw.woke_at, FW_PING_AT))
+        return;
+    uint64_t waited = fw.woke_at - FW_PING_AT;
     cr_log_info("the waiter woke %" PRIu64 " receives of the drainer after "
                 "the message (slice %u)", waited, FLOOD_SLICE);
-    TT_CHECK(fw.woke_at >= fw.ping_at, "the waiter woke before its message");
     TT_CHECK(waited <= 2 * FLOOD_SLICE,
              "the waiter woke %" PRIu64 " receives after another thread's "
              "message: the drainer went on past it (want at most %u)",
@@ -662,22 +667,15 @@ static void foreign_wake_main(void *arg)
 Test(prio, a_process_draining_a_flood_leaves_for_a_task_another_thread_woke,
      .timeout = 120)
 {
-    /* The other thread starts here, not in a process: a thread started
-     * on the pinned scheduler thread would share its CPU. If it was slow
-     * enough that the drain ended before its message, run again. */
-    for (int attempt = 0; attempt < 3; attempt++) {
-        memset(&fw, 0, sizeof(fw));
-        pthread_t th;
-        cr_assert_eq(pthread_create(&th, NULL, fw_thread, NULL), 0);
-        tel_config_t c = one_sched;
-        c.reductions = FLOOD_SLICE;
-        TT_RUN(&c, foreign_wake_main, NULL);
-        pthread_join(th, NULL);
-        if (fw.ping_at)
-            return;
-        cr_log_info("the drain ended before the other thread's message");
-    }
-    cr_assert_fail("the other thread never sent during the drain");
+    /* The other thread starts here, not in a process: a thread started on
+     * the pinned scheduler thread would share its CPU. */
+    memset(&fw, 0, sizeof(fw));
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, fw_thread, NULL), 0);
+    tel_config_t c = one_sched;
+    c.reductions = FLOOD_SLICE;
+    TT_RUN(&c, foreign_wake_main, NULL);
+    pthread_join(th, NULL);
 }
 
 /* ------------------------------------------------------------------------ */
