@@ -31,13 +31,16 @@ int tel__pool_init(unsigned n_caches);
  * stopped, before tel__mem_fini; other threads may still free. */
 void tel__pool_fini(void);
 /* The calling thread uses pool `slot` from now on (-1: none, the shared
- * pool). Only one thread may be bound to a slot at a time. */
+ * pool). Only one thread may be bound to a slot at a time. A change of
+ * binding first pushes the remote frees the old pool holds (pool.c,
+ * "Remote frees in batches"), so a thread unbinds before it ends. */
 void tel__pool_bind_thread(int slot);
 /* Slabs held from numa.c right now, by every pool (a statistic; 0 between
  * runs when nothing is kept). Any thread. */
 size_t tel__pool_n_slabs(void);
 
-/* The calling scheduler is about to sleep: take back the blocks other
+/* The calling scheduler is about to sleep: push the remote frees its pool
+ * holds for other pools, take back the blocks other
  * threads returned to its pool while it stopped allocating, and send what
  * its lists then hold beyond their bound to the blocks' slabs, as local
  * frees past the bound go (slabs all free are kept or given back). One
