@@ -230,14 +230,22 @@ bool tel__mbox_deliver_alive(tel_pid_t to, struct msg *m)
  * Prefetch hints. A receiver that drains a chain another CPU wrote waits
  * for each message's line before it learns where the next one is: 64% of
  * tel_recv's samples in fanin -s 2 sat on that load. So each held message
- * but the batch's last 8 gets, in its ref (0 for a plain message, whose
- * kind bits a user address leaves PLAIN), the address of the message 8
- * behind it in the batch (s->ob_ring keeps the last 8), and the receive
- * loop prefetches it. The hint is written while the message is still held
- * (after send_ob's fence, in Telar's code, where the handler never pushes)
- * and only ever prefetched, so a stale one costs nothing. fanin -s 2,
- * alternated runs, medians of 8: 20.9 -> 17.3 ns a message (100 senders:
- * 21.1 -> 18.9); pingpong gets no hints and 0.2 instructions a round trip.
+ * but the batch's last TEL_OB_HINT_DIST (16) gets, in its ref (0 for a
+ * plain message, whose kind bits a user address leaves PLAIN), the address
+ * of the message 16 behind it in the batch (s->ob_ring keeps the last 16),
+ * and the receive loop prefetches it. The hint is written while the
+ * message is still held (after send_ob's fence, in Telar's code, where the
+ * handler never pushes) and only ever prefetched, so a stale one costs
+ * nothing. fanin -s 2, alternated runs, medians of 8: 20.9 -> 17.3 ns a
+ * message with 8 (100 senders: 21.1 -> 18.9); pingpong gets no hints and
+ * 0.2 instructions a round trip. 16 ahead, for a receiver far behind
+ * (full fanin -s 2: a million messages and more, out of every cache, so
+ * each line comes from memory and 8 in flight were too few): 16.2 -> 15.1
+ * ns a message, medians of 20 alternated runs (two other sets of 12: 0.90
+ * and 1.02 of before; the runs are bimodal, 12 or 16-17, by how far the
+ * receiver falls behind); 100 senders and -s 1 the same within noise. 32
+ * ahead was worse (17.5 against 16.6: half of each batch of 64 goes
+ * unhinted).
  */
 #define OB_MAX 64u
 
@@ -411,11 +419,12 @@ static TEL_NOINLINE int send_ob(struct sched *s, struct proc *self,
             s->ob_head = m;
         s->ob_tail = m;
         ob_set_n(s, ++n);
-        /* The message 8 ahead of m in the batch hints m ("Prefetch
-         * hints"); it is still held (see the fence above). */
-        if (n > 8)
-            ((struct msg *)s->ob_ring[n & 7])->ref = (uint64_t)(uintptr_t)m;
-        s->ob_ring[n & 7] = m;
+        /* The message TEL_OB_HINT_DIST ahead of m in the batch hints m
+         * ("Prefetch hints"); it is still held (see the fence above). */
+        if (n > TEL_OB_HINT_DIST)
+            ((struct msg *)s->ob_ring[n & (TEL_OB_HINT_DIST - 1)])->ref =
+                (uint64_t)(uintptr_t)m;
+        s->ob_ring[n & (TEL_OB_HINT_DIST - 1)] = m;
         /* The first held message: a receiver that nudges us sees it, or
          * we see its ob_flush (the nudge's fence pairs with this one). */
         if (n == 1)

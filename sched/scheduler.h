@@ -75,6 +75,10 @@ struct tel__sched_config {
     uint64_t watchdog_ns; /* a run longer than this is acted on */
 };
 
+/* How far ahead in a held batch a message hints the receive loop to
+ * prefetch (core/mailbox.c, "Prefetch hints"); a power of two. */
+#define TEL_OB_HINT_DIST 16u
+
 struct sched {
     /* Owner thread only (hot). */
     struct task *cur;     /* running task; NULL on the loop context */
@@ -104,7 +108,7 @@ struct sched {
     _Atomic uint64_t ob_to;
     uint32_t ob_on;       /* 1: open; 0: ob_to is only a candidate */
     void *ob_head, *ob_tail;
-    void *ob_ring[8];     /* the batch's last 8 messages (prefetch hints) */
+    void *ob_ring[TEL_OB_HINT_DIST]; /* the batch's last messages (hints) */
     struct task **bl;     /* backlog: older tasks the ring had no room for */
     uint32_t bl_cap, bl_head, bl_tail;
     int32_t reds;         /* reductions left in the slice */

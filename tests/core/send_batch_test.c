@@ -301,11 +301,11 @@ Test(send_batch, a_polling_receiver_gets_what_a_computing_sender_holds,
 
 /*
  * Prefetch hints (core/mailbox.c, send_ob): each held message but the
- * batch's last 8 carries, in its ref, the address of the message 8 behind
- * it in the batch, so the receiver can fetch ahead in a chain another CPU
+ * batch's last TEL_OB_HINT_DIST (16) carries, in its ref, the address of
+ * the message 16 behind it in the batch, so the receiver can fetch ahead in a chain another CPU
  * wrote. Plain messages keep kind PLAIN; the others carry no hint.
  */
-#define LONG_BURST 30u
+#define LONG_BURST 40u
 
 static void long_sender(struct pair *pr)
 {
@@ -333,8 +333,8 @@ static void hint_receiver(struct pair *pr)
     uint32_t held = (uint32_t)atomic_load(&pr->held);
     uint32_t first = LONG_BURST - held;
     for (uint32_t j = 0; j < LONG_BURST; j++) {
-        uint64_t want = j >= first && j + 8 < LONG_BURST
-                            ? (uint64_t)(uintptr_t)got[j + 8]
+        uint64_t want = j >= first && j + TEL_OB_HINT_DIST < LONG_BURST
+                            ? (uint64_t)(uintptr_t)got[j + TEL_OB_HINT_DIST]
                             : 0;
         TT_CHECK(tel__msg_kind(got[j]) == MSGK_PLAIN,
                  "message %u is of kind %u", j, tel__msg_kind(got[j]));
@@ -347,7 +347,7 @@ static void hint_receiver(struct pair *pr)
     atomic_store(&pr->got_all, 1);
 }
 
-Test(send_batch, held_messages_hint_the_message_8_behind_them,
+Test(send_batch, held_messages_hint_the_message_16_behind_them,
      .timeout = 60)
 {
     struct pair pr = {.role = {hint_receiver, long_sender},
