@@ -289,6 +289,11 @@ static void exiting_signal(struct proc *p, struct msg *m)
 
 void tel__sig_exit(struct proc *p)
 {
+    /* It dies flooded: its senders need not make way for it any longer
+     * (core/mailbox.c, "Floods"). */
+    if (atomic_fetch_and_explicit(&p->xw, ~XW_FLOOD, memory_order_relaxed) &
+        XW_FLOOD)
+        tel__sched_flood_senders(p->pid, false);
     struct tel__mpsc_node *n;
     while ((n = tel__mpsc_pop(&p->mbox.in))) {
         struct msg *m = tel_container_of(n, struct msg, node);

@@ -31,7 +31,10 @@ struct proc_ext {
 /* A sender opened a send batch for this process since it last looked
  * (core/mailbox.c, "Batched sends"). */
 #define XW_OB ((uintptr_t)2)
-#define XW_FLAGS (XW_SIG | XW_OB)
+/* This process has told the schedulers it is flooded (core/mailbox.c,
+ * "Floods"); it clears the flag when its mailbox runs dry. */
+#define XW_FLOOD ((uintptr_t)4)
+#define XW_FLAGS (XW_SIG | XW_OB | XW_FLOOD)
 
 void tel__mbox_empty_slow(struct proc *p);
 
@@ -41,7 +44,7 @@ void tel__mbox_empty_slow(struct proc *p);
 static inline void tel__mbox_empty(struct proc *p)
 {
     if (TEL_UNLIKELY(atomic_load_explicit(&p->xw, memory_order_relaxed) &
-                     XW_OB))
+                     (XW_OB | XW_FLOOD)))
         tel__mbox_empty_slow(p);
 }
 

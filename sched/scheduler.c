@@ -1433,6 +1433,23 @@ void tel__sched_nudge_senders(struct sched *self, uint64_t to)
     }
 }
 
+void tel__sched_flood_senders(uint64_t to, bool flooded)
+{
+    for (unsigned i = 0; i < sys.n + sys.n_sp; i++) {
+        struct sched *o = tel__sched_wheel_owner(i);
+        if (!o)
+            continue;
+        if (flooded) {
+            atomic_store_explicit(&o->ob_flood, to, memory_order_relaxed);
+        } else {
+            uint64_t want = to;
+            (void)atomic_compare_exchange_strong_explicit(
+                &o->ob_flood, &want, 0, memory_order_relaxed,
+                memory_order_relaxed);
+        }
+    }
+}
+
 bool tel__sched_batching(void)
 {
     return atomic_load_explicit(&sys.batch, memory_order_relaxed);

@@ -171,6 +171,11 @@ struct sched {
      * it). ob_flush: push and close the batch at the next send to it
      * (core clears it when a batch closes or opens). */
     _Atomic uint32_t ob_nudge, ob_flush;
+    /* The pid of a receiver that has fallen far behind (a flood), 0 if
+     * none: a send batch to it ends the sender's slice when pushed
+     * (tel__sched_flood_senders). The receiver writes it, rarely; the
+     * owner reads it at each batch push. */
+    _Atomic uint64_t ob_flood;
     _Atomic(struct task *) preempt_want;
     pthread_t thread;
     _Atomic int32_t tid; /* its thread's kernel id, 0 until it started */
@@ -495,6 +500,10 @@ static inline struct sched *tel__sched_charge(struct sched *s, uint32_t n)
  * them where its task runs, without preempting it. Any scheduler thread.
  */
 void tel__sched_nudge_senders(struct sched *self, uint64_t to);
+/* The receiver `to` has fallen far behind (flooded: true) or caught up
+ * (false): tell every scheduler, so that its senders' batches end their
+ * slices while it is behind (core/mailbox.c, "Floods"). */
+void tel__sched_flood_senders(uint64_t to, bool flooded);
 
 /* Whether core may hold sends back in this run: only where the preemption
  * signal is active (it makes a sender push them wherever it is). Any

@@ -658,3 +658,133 @@ Test(send_batch, nudges_in_the_middle_of_sends_keep_order_per_sender,
     cr_log_info("batches %" PRIu64 ", nudges %" PRIu64, f.batches,
                 f.nudges);
 }
+
+/* ------------------------------------------------------------------------ */
+/* Floods                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A receiver that has received four slices' worth of messages in one run
+ * without its mailbox running dry is flooded (core/mailbox.c, "Floods"):
+ * a sender's batch push to it ends the sender's slice, so the receiver
+ * gets the CPU back after about one batch instead of a whole slice of
+ * sends. One scheduler, so runs alternate exactly: the receiver counts its
+ * receives, and the sender knows it was switched out when that count moved
+ * between two of its sends. The receiver sleeps while the sender builds a
+ * backlog, then drains it; the sender records each of its runs, its length
+ * in sends and whether its scheduler had the receiver flooded when the run
+ * began. It stops once a flooded run was followed by a long one (the flood
+ * over: the receiver ran dry).
+ */
+#define FLOOD_BACKLOG 60000u /* more than the receiver's first run takes */
+#define FLOOD_MAX_SENDS 2000000u
+#define FLOOD_RUNS 4096
+
+struct flood {
+    _Atomic tel_pid_t receiver;
+    atomic_uint_fast64_t received;
+    atomic_int backlog_ready;
+    tel_pid_t main;
+    uint32_t run_len[FLOOD_RUNS];
+    bool run_flooded[FLOOD_RUNS];
+    unsigned n_runs;
+};
+
+static struct flood fl;
+
+static void flood_receiver(void *arg)
+{
+    (void)arg;
+    atomic_store(&fl.receiver, tel_self());
+    while (!atomic_load(&fl.backlog_ready))
+        (void)tel_sleep(1);
+    for (;;) {
+        tel_msg_t *m = NULL;
+        if (!TT_CHECK_RC(tel_recv(&m, 30000), 0, "receiver: tel_recv"))
+            return;
+        atomic_fetch_add(&fl.received, 1);
+        uint64_t tag = m->tag;
+        tel_msg_free(m);
+        if (tag == TAG_DONE)
+            break;
+    }
+    tt_send_tag(fl.main, TAG_DONE);
+}
+
+static void flood_sender(void *arg)
+{
+    (void)arg;
+    bool ok;
+    TT_AWAIT(ok, atomic_load(&fl.receiver) != 0, 5000);
+    if (!TT_CHECK(ok, "no receiver"))
+        return;
+    tel_pid_t r = atomic_load(&fl.receiver);
+    uint64_t seen = atomic_load(&fl.received);
+    uint32_t len = 0;
+    bool flooded = false, was_flooded = false, done = false;
+    for (uint32_t i = 0; i < FLOOD_MAX_SENDS && !done; i++) {
+        uint64_t now = atomic_load(&fl.received);
+        if (now != seen) { /* the receiver ran: a run of ours ended */
+            if (fl.n_runs < FLOOD_RUNS) {
+                fl.run_len[fl.n_runs] = len;
+                fl.run_flooded[fl.n_runs] = flooded;
+                fl.n_runs++;
+            }
+            done = was_flooded && !flooded && len >= 1000;
+            was_flooded |= flooded;
+            seen = now;
+            len = 0;
+            flooded = atomic_load(&tel__sched_self()->ob_flood) == r;
+        }
+        if (!TT_CHECK_RC(tel_send(r, TAG_NUM, NULL, 0), 0, "tel_send"))
+            return;
+        len++;
+        if (i + 1 == FLOOD_BACKLOG)
+            atomic_store(&fl.backlog_ready, 1);
+    }
+    tt_send_tag(r, TAG_DONE);
+}
+
+static void flood_main(void *arg)
+{
+    (void)arg;
+    fl.main = tel_self();
+    tel__sched_batching_force(true);
+    tel_pid_t p;
+    if (!TT_CHECK_RC(tel_spawn(&p, flood_receiver, NULL), 0, "spawn") ||
+        !TT_CHECK_RC(tel_spawn(&p, flood_sender, NULL), 0, "spawn"))
+        return;
+    tel_msg_t *m = NULL;
+    if (TT_CHECK_RC(tel_recv(&m, 60000), 0, "flood: done"))
+        tel_msg_free(m);
+}
+
+Test(send_batch, a_flooded_receiver_gets_the_cpu_back_after_a_batch,
+     .timeout = 120)
+{
+    memset(&fl, 0, sizeof(fl));
+    tel_config_t cfg = {.schedulers = 1, .flags = TEL_CFG_NO_WATCHDOG};
+    TT_RUN(&cfg, flood_main, NULL);
+    unsigned n_flooded = 0, first_flooded = fl.n_runs;
+    uint32_t worst = 0, longest_after = 0;
+    for (unsigned i = 0; i < fl.n_runs; i++) {
+        if (fl.run_flooded[i]) {
+            n_flooded++;
+            if (first_flooded == fl.n_runs)
+                first_flooded = i;
+            worst = fl.run_len[i] > worst ? fl.run_len[i] : worst;
+        } else if (first_flooded < i && fl.run_len[i] > longest_after) {
+            longest_after = fl.run_len[i];
+        }
+    }
+    cr_log_info("%u runs, %u began flooded (longest %u sends); longest "
+                "after the flood: %u sends", fl.n_runs, n_flooded, worst,
+                longest_after);
+    cr_assert(n_flooded > 0, "the receiver was never flooded (%u runs)",
+              fl.n_runs);
+    /* Two sends before the batch opens, then one batch. */
+    cr_assert(worst <= 2 * 64, "a run that began with the receiver flooded "
+              "went on for %u sends, want one batch (64) and a few", worst);
+    cr_assert(longest_after >= 1000, "the sender's runs stayed short once "
+              "the flood was over (longest %u sends)", longest_after);
+}
