@@ -760,6 +760,54 @@ Test(stack, scattered_free_stacks_are_trimmed_one_by_one_without_vectors,
     trim_scattered();
 }
 
+/*
+ * New stacks come in batches (alloc/stack.c, "New stacks in batches"): a
+ * refill that finds the pool empty carves 32 neighbours, installs their
+ * guards together and hands them out in the order they were carved. Every
+ * one of them is guarded, with the vectored call and without it.
+ */
+static void new_batch_is_guarded(void)
+{
+    enum { N = 40 }; /* more than one batch */
+    size_t slot = STACK_64K + tel__stack_guard_size();
+    void *b[N];
+    for (int i = 0; i < N; i++) {
+        b[i] = tel__stack_alloc(0);
+        cr_assert_not_null(b[i]);
+    }
+    for (int i = 1; i < 32; i++)
+        cr_assert_eq((char *)b[i], (char *)b[0] + (size_t)i * slot,
+                     "stack %d of the first batch is not its neighbour's "
+                     "next (%p, first %p)", i, b[i], b[0]);
+    /* The other cache's first refill carves after both of cache 0's
+     * batches: the batches were carved whole. */
+    void *other = tel__stack_alloc(1);
+    cr_assert_eq((char *)other, (char *)b[0] + 64 * slot,
+                 "the other cache's first stack is %p, want 64 slots "
+                 "after %p", other, b[0]);
+    tel__stack_free(1, other);
+    struct tel__stack_stats st;
+    tel__stack_stats(&st);
+    if (st.guard_markers)
+        check_guards(b, N);
+    else /* the fallback's default budget guards these few */
+        check_guards(b, 2);
+    for (int i = 0; i < N; i++)
+        tel__stack_free(0, b[i]);
+}
+
+Test(stack, an_empty_pool_carves_a_batch_of_guarded_neighbours,
+     .init = up_64k, .fini = pool_down, .timeout = 120)
+{
+    new_batch_is_guarded();
+}
+
+Test(stack, a_batch_is_guarded_one_by_one_without_vectors,
+     .init = per_range_up, .fini = per_range_down, .timeout = 120)
+{
+    new_batch_is_guarded();
+}
+
 /* ------------------------------------------------------------------ */
 /* Nodes                                                               */
 /* ------------------------------------------------------------------ */
