@@ -37,6 +37,9 @@ struct proc_ext {
 #define XW_FLAGS (XW_SIG | XW_OB | XW_FLOOD)
 
 void tel__mbox_empty_slow(struct proc *p);
+/* p (running) has received four slices of messages in this run without
+ * its mailbox running dry: tell the schedulers (core/mailbox.c, "Floods"). */
+void tel__mbox_flooded(struct proc *p);
 
 /* p (running, or parking: its scheduler's thread) found its arrival queue
  * empty and waits for a message (or polled): no send batch for it may

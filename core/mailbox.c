@@ -259,8 +259,10 @@ bool tel__mbox_deliver_alive(tel_pid_t to, struct msg *m)
  * its senders are switched out sooner. Telar keeps no queue length (a
  * counter senders update would be another contended write per message), so
  * it punishes on a coarser sign: a receiver that has received
- * FLOOD_SLICES whole slices of messages in one run (a drainer goes on for
- * up to 9 slices, scheduler.c) without its mailbox running dry is flooded.
+ * SCHED_FLOOD_SLICES (4) whole slices of messages in one run (a drainer
+ * goes on for up to 9 slices, scheduler.c) without its mailbox running dry
+ * is flooded: the scheduler sees it where such a slice ends
+ * (hooks->flooded, tel__mbox_flooded).
  * It sets XW_FLOOD on itself and tells every scheduler its pid
  * (tel__sched_flood_senders: sched->ob_flood, one flooded receiver per
  * scheduler, the latest); a batch push to that pid then ends the sender's
@@ -269,8 +271,8 @@ bool tel__mbox_deliver_alive(tel_pid_t to, struct msg *m)
  * receiver's scheduler gives the receiver almost all of its time. When its
  * mailbox runs dry (tel__mbox_empty) or it exits (tel__sig_exit), the
  * receiver clears the flag and the schedulers' pid. Costs nothing per
- * message: a compare per receive (recvs), and a load of the sender's own
- * scheduler line per batch push. It cannot see a receiver that does much
+ * message: a compare at a drainer's slice end, and a load of the sender's
+ * own scheduler line per batch push. It cannot see a receiver that does much
  * work per message (fewer than 64 receives a slice: not a drainer, and its
  * count restarts every run); BEAM's queue length would.
  * Measured: full fanin -s 2, medians of 12 alternated runs, 16.4 -> 14.2
@@ -279,13 +281,12 @@ bool tel__mbox_deliver_alive(tel_pid_t to, struct msg *m)
  * flood episodes cost the senders a switch and a batch reopened per
  * turn); -s 1 the same within noise.
  */
-#define FLOOD_SLICES 4u
-
-static TEL_NOINLINE void flooded(struct proc *p)
+void tel__mbox_flooded(struct proc *p)
 {
-    if (!(atomic_fetch_or_explicit(&p->xw, XW_FLOOD, memory_order_relaxed) &
-          XW_FLOOD))
+    if (!(atomic_load_explicit(&p->xw, memory_order_relaxed) & XW_FLOOD)) {
+        atomic_fetch_or_explicit(&p->xw, XW_FLOOD, memory_order_relaxed);
         tel__sched_flood_senders(p->pid, true);
+    }
 }
 
 /* Push the open batch's messages (if any) to its receiver; the batch
@@ -649,8 +650,6 @@ found:
     tel__msg_set_next(m, NULL);
     *out = &m->pub;
     s->recvs++; /* a drainer is favoured when preempted (scheduler.c) */
-    if (TEL_UNLIKELY(s->recvs == (uint64_t)FLOOD_SLICES * s->slice))
-        flooded(p); /* "Floods" */
     s->reds -= (int32_t)seen; /* no switch with m taken (see above) */
     return 0;
 }

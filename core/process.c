@@ -177,6 +177,11 @@ void tel__timer_drop(struct tw_node *n);
 
 /* The id the watchdog names a task by: its pid (the task is alive: its
  * scheduler runs it). */
+static void proc_flooded(struct task *t)
+{
+    tel__mbox_flooded((struct proc *)(void *)t);
+}
+
 static uint64_t proc_task_id(struct task *t)
 {
     return ((struct proc *)(void *)t)->pid;
@@ -193,6 +198,7 @@ const struct tel__sched_hooks tel__proc_hooks = {
     .long_run = tel__rt_long_run,
     .close_sends = tel__send_close,
     .close_sends_async = tel__send_close_async,
+    .flooded = proc_flooded,
 };
 
 static void kill_one(struct proc *p)

@@ -115,6 +115,7 @@ _Static_assert(SCHED_TIMER_EARLY_NS < SCHED_SPIN_NS,
 #define SCHED_COLLECT_EVERY 16u /* picks between reclamation attempts */
 #define SCHED_WAKE_BURST 8u     /* woken tasks in a row before a ring task */
 #define SCHED_DRAIN_MIN 64u     /* receives in a slice that make a drainer */
+#define SCHED_FLOOD_SLICES 4u   /* slices of receives in a run: a flood */
 #define SCHED_INJECT_BATCH 32u
 #define SCHED_LOW_EVERY 8u      /* normal picks before a waiting low task */
 
@@ -1586,6 +1587,9 @@ static struct sched *preempt_turn(struct sched *s)
     run_timers(s);
     if (s->recvs < SCHED_DRAIN_MIN)
         return tel__sched_yield(s);
+    if (TEL_UNLIKELY(s->recvs >= (uint64_t)SCHED_FLOOD_SLICES * s->slice) &&
+        sys.hooks.flooded)
+        sys.hooks.flooded(s->cur);
     flush_lazy(s); /* as tel__sched_yield does */
     /* It spent its slice receiving: a process draining a flood of messages
      * (one receiver, many senders). Behind the preempted tasks it would get

@@ -63,6 +63,11 @@ struct tel__sched_hooks {
      * task was interrupted outside Telar's code; wakes go through
      * tel__sched_wake_parked_async. Owner thread, async-signal context. */
     void (*close_sends_async)(struct sched *s);
+    /* The running task has received SCHED_FLOOD_SLICES slices' worth of
+     * messages in this run without its mailbox running dry (core/mailbox.c,
+     * "Floods"); called at each of its slice ends from then on. Owner
+     * thread, on the task's stack. May be NULL. */
+    void (*flooded)(struct task *t);
 };
 
 struct tel__sched_config {
