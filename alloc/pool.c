@@ -197,6 +197,7 @@
     ((uintptr_t)(p) >> POOL_PTR_SHIFT | (uintptr_t)(k) << POOL_TAG_SHIFT)
 
 static const size_t pool_size[POOL_CLASSES] = {64, 128, 256, POOL_MAX_SIZE};
+_Static_assert(POOL_MAX_SIZE == 64 << 3, "class c's blocks are 64 << c");
 /* A slab's header: two cache lines (see struct slab). Its first block
  * starts after it, at a block boundary. */
 #define POOL_HDR_SIZE 128
@@ -242,10 +243,16 @@ _Static_assert(sizeof(struct slab) <= POOL_HDR_SIZE, "a slab header fits");
 
 /* Hot fields first: an alloc or a local free touches one cache line. */
 struct pool_cache {
-    /* Owner only (the shared pool: under lock). */
-    void *head[POOL_CLASSES];       /* LIFO free lists */
-    uint32_t n[POOL_CLASSES];       /* blocks on each */
-    uint32_t keep[POOL_CLASSES];    /* pool_keep, on this line */
+    /* Owner only (the shared pool: under lock). The first line is
+     * pool.h's struct tel__pool_hot, which the inline fast paths use. */
+    union {
+        struct tel__pool_hot hot;
+        struct {
+            void *head[POOL_CLASSES];    /* LIFO free lists */
+            uint32_t n[POOL_CLASSES];    /* blocks on each */
+            uint32_t keep[POOL_CLASSES]; /* pool_keep, on this line */
+        };
+    };
     struct slab *lists[POOL_CLASSES][SLAB_LISTS] TEL_ALIGNED_CL;
     uint32_t n_empty[POOL_CLASSES]; /* slabs on the SLAB_EMPTY lists */
     /* The newest slab's blocks not handed out yet: [bump, bump_end). A
@@ -273,8 +280,26 @@ static unsigned n_caches; /* this run's slots */
 static struct pool_cache shared;
 static bool shared_made;
 static atomic_size_t n_slabs;
-static __thread struct pool_cache *tls_cache
+__thread struct tel__pool_hot *tel__pool_tls
     __attribute__((tls_model("initial-exec")));
+/* The calling thread's pool (its first member is tel__pool_tls's). */
+#define tls_cache ((struct pool_cache *)(void *)tel__pool_tls)
+_Static_assert(POOL_CLASSES == TEL_POOL_CLASSES &&
+                   POOL_SLAB_SIZE == TEL_POOL_SLAB_SIZE,
+               "pool.h's fast paths see pool.c's layout");
+_Static_assert(offsetof(struct pool_cache, hot) == 0 &&
+                   offsetof(struct pool_cache, head) ==
+                       offsetof(struct tel__pool_hot, head) &&
+                   offsetof(struct pool_cache, n) ==
+                       offsetof(struct tel__pool_hot, n) &&
+                   offsetof(struct pool_cache, keep) ==
+                       offsetof(struct tel__pool_hot, keep),
+               "a pool's first line is struct tel__pool_hot");
+_Static_assert(offsetof(struct slab, owner) ==
+                       offsetof(struct tel__pool_slab_hot, owner) &&
+                   offsetof(struct slab, cls) ==
+                       offsetof(struct tel__pool_slab_hot, cls),
+               "a slab's first line is struct tel__pool_slab_hot");
 
 static inline unsigned class_of(size_t size)
 {
@@ -386,7 +411,7 @@ void tel__pool_bind_thread(int slot)
     /* Held remote frees go out with the thread that held them. */
     if (tls_cache && tls_cache != pc)
         out_flush_all(tls_cache);
-    tls_cache = pc;
+    tel__pool_tls = pc ? &pc->hot : NULL;
 }
 
 size_t tel__pool_n_slabs(void)
@@ -607,7 +632,7 @@ static TEL_NOINLINE void *alloc_shared(unsigned c)
     return b;
 }
 
-void *tel__pool_alloc(size_t size)
+void *tel__pool_alloc_slow(size_t size)
 {
     struct pool_cache *pc = tls_cache;
     if (TEL_UNLIKELY(size > POOL_MAX_SIZE))
@@ -708,7 +733,7 @@ static TEL_NOINLINE void free_remote(void *p, unsigned c,
         out_flush(pc, c);
 }
 
-void tel__pool_free(void *p, size_t size)
+void tel__pool_free_slow(void *p, size_t size)
 {
     if (p == NULL)
         return;
@@ -797,5 +822,5 @@ void tel__pool_fini(void)
     if (shared_made)
         fini_cache(&shared);
     n_caches = 0;
-    tls_cache = NULL;
+    tel__pool_tls = NULL;
 }

@@ -18,6 +18,7 @@
 #ifndef TEL_ALLOC_POOL_H
 #define TEL_ALLOC_POOL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -51,9 +52,106 @@ void tel__pool_trim_idle(void);
  * a slab the calling thread's pool holds for its class. Owner thread. */
 bool tel__pool_holds(const void *b);
 
+/* The general paths of tel__pool_alloc and tel__pool_free below (any size,
+ * any thread, every case); callers use those. */
+void *tel__pool_alloc_slow(size_t size);
+void tel__pool_free_slow(void *p, size_t size);
+
+/*
+ * The fast paths, inline: a pool hit was a call to a leaf of some 20
+ * instructions, four of them per ping-pong round trip and per short-lived
+ * process (a message and a process block, each allocated and freed), plus
+ * the call, its argument moves and the caller's spills. pool.c owns the
+ * layout; these see only the first line of a pool (struct tel__pool_hot,
+ * the first member of struct pool_cache) and of a slab (owner and class).
+ */
+#include <stdint.h>
+
+#include "alloc/base.h"
+#include "alloc/failinj.h"
+
+#ifdef TEL_ASAN
+#include <sanitizer/asan_interface.h>
+#define TEL_POOL_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define TEL_POOL_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define TEL_POOL_POISON(p, n) ((void)(p), (void)(n))
+#define TEL_POOL_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+#define TEL_POOL_CLASSES 4
+#define TEL_POOL_SLAB_SIZE ((size_t)64 << 10)
+
+struct tel__pool_hot {
+    void *head[TEL_POOL_CLASSES]; /* LIFO free lists */
+    uint32_t n[TEL_POOL_CLASSES]; /* blocks on each */
+    uint32_t keep[TEL_POOL_CLASSES]; /* how many each may hold */
+};
+
+struct tel__pool_slab_hot {
+    _Atomic(void *) owner; /* the owning pool (struct pool_cache *) */
+    uint32_t live_;        /* pool.c's */
+    uint32_t cls;
+};
+
+/* The calling thread's pool, NULL if none (pool.c: tls_cache). */
+extern __thread struct tel__pool_hot *tel__pool_tls
+    __attribute__((tls_model("initial-exec")));
+
+/* Block class of a size (<= POOL_MAX_SIZE): blocks are 64 << class. */
+static inline unsigned tel__pool_class_of(size_t size)
+{
+    return size <= 64 ? 0 : size <= 128 ? 1 : size <= 256 ? 2 : 3;
+}
+
 /* size bytes (any size; NULL if out of memory), aligned for any type. Free
  * with tel__pool_free and the same size. Any thread. */
-void *tel__pool_alloc(size_t size);
-void tel__pool_free(void *p, size_t size);
+static inline void *tel__pool_alloc(size_t size)
+{
+    struct tel__pool_hot *pc = tel__pool_tls;
+    if (TEL_UNLIKELY(size > POOL_MAX_SIZE || pc == NULL))
+        return tel__pool_alloc_slow(size);
+    unsigned c = tel__pool_class_of(size);
+    void *b = pc->head[c];
+    if (TEL_UNLIKELY(b == NULL || tel__failinj_hit()))
+        return b ? NULL : tel__pool_alloc_slow(size);
+    TEL_POOL_UNPOISON(b, (size_t)64 << c);
+    void *next = *(void **)b;
+    pc->head[c] = next;
+    pc->n[c]--;
+    /* The next block's line is often in another CPU's cache (it came back
+     * from a free there): fetch it now, so the next allocation does not
+     * wait for it (a prefetch never faults, NULL included). */
+    __builtin_prefetch(next, 1, 3);
+    return b;
+}
+
+static inline void tel__pool_free(void *p, size_t size)
+{
+    if (p == NULL)
+        return;
+    if (TEL_UNLIKELY(size > POOL_MAX_SIZE)) {
+        tel__pool_free_slow(p, size);
+        return;
+    }
+    const struct tel__pool_slab_hot *s =
+        (const struct tel__pool_slab_hot *)((uintptr_t)p &
+                                            ~(uintptr_t)(TEL_POOL_SLAB_SIZE -
+                                                         1));
+    /* The slab's class, not tel__pool_class_of(size): one load from the
+     * line owner is on, instead of a chain of compares. */
+    unsigned c = s->cls;
+    struct tel__pool_hot *pc = tel__pool_tls;
+    if (TEL_LIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) ==
+                   (void *)pc) &&
+        TEL_LIKELY(pc->n[c] < pc->keep[c])) {
+        *(void **)p = pc->head[c];
+        pc->head[c] = p;
+        pc->n[c]++;
+        TEL_POOL_POISON(p, (size_t)64 << c);
+        return;
+    }
+    tel__pool_free_slow(p, size);
+}
 
 #endif /* TEL_ALLOC_POOL_H */
