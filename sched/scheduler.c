@@ -1392,7 +1392,12 @@ static inline bool nothing_ahead(struct sched *s)
  * counts as a normal pick for a low task that waits. */
 static inline void go_on(struct sched *s)
 {
-    /* A run ends here too (the watchdog's sequence moves on). */
+    /* A run ends here too (the watchdog's sequence moves on), and this is
+     * a point where the task could have been switched out, so it holds no
+     * unreferenced pointer: quiescent, as at a pick (sched/epoch.h). A
+     * task that went on alone for long held every other scheduler's
+     * reclamation back for as long. */
+    tel__epoch_quiescent(&s->ep);
     uint32_t pm = atomic_load_explicit(&s->prio.mask, memory_order_relaxed);
     if (TEL_UNLIKELY(pm & PRIO_WD_ASK))
         wd_answer(s);
