@@ -2,9 +2,11 @@
  * sched/epoch.h: quiescent-state-based reclamation (QSBR) for memory that
  * scheduler threads read without a reference count.
  *
- * A scheduler thread is quiescent whenever it picks the next task: no code
- * running there then holds a pointer it looked up without a reference (the
- * rule for such pointers: they do not live across a call that may switch).
+ * A scheduler thread is quiescent whenever it picks the next task, or
+ * renews the slice of a task that goes on (nothing else to run, or a
+ * drainer): no code running there then holds a pointer it looked up
+ * without a reference (the rule for such pointers: they do not live across
+ * a call that may switch).
  * It is also quiescent where the preemption signal finds it running the
  * program's code or a library's (outside Telar's), with no Telar lock held
  * and no lookup window open (tel__sched_hold, sched/scheduler.h): the
