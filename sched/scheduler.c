@@ -1950,7 +1950,7 @@ static void inject(struct sched *target, struct task *t)
     tel__park_wake(&target->park, idle_of(target));
 }
 
-void tel__sched_wake_parked(struct task *t)
+void tel__sched_wake_parked_slow(struct task *t)
 {
     /* Ours alone (the park mark said so): no CAS. The mark's exchange
      * (seq_cst) made the parking scheduler's writes, t's saved context

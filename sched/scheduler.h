@@ -398,8 +398,35 @@ void tel__task_stack_release(struct task *t);
 
 /* Any thread: t was parked waiting for a message and the caller's push
  * ended the wait (it took the park mark, or tel__sched_take_lazy gave it
- * t): make t runnable. */
-void tel__sched_wake_parked(struct task *t);
+ * t): make t runnable. The general path; callers use the inline one
+ * below, which does the common case (a scheduler thread, a normal task,
+ * runnext free) itself. */
+void tel__sched_wake_parked_slow(struct task *t);
+
+static inline void tel__sched_wake_parked(struct task *t)
+{
+    struct sched *s = tel__sched_self();
+    if (__builtin_expect(s == NULL || s->runnext != NULL ||
+                             (t->flags & TASK_PRIO_MASK) != 0,
+                         0)) {
+        tel__sched_wake_parked_slow(t);
+        return;
+    }
+    /* Ours alone (the park mark said so): no CAS. The mark's exchange
+     * (seq_cst) made the parking scheduler's writes, t's saved context
+     * among them, visible here. */
+    atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
+    /* It runs next here, usually as soon as we block: start loading the
+     * lines it resumes through while we finish (scheduler.c has the
+     * figures). */
+    const char *sp = (const char *)t->sp;
+    __builtin_prefetch(sp, 0, 3);
+    __builtin_prefetch(sp + 64, 0, 3);
+    __builtin_prefetch(sp + 128, 0, 3);
+    __builtin_prefetch(sp + 192, 0, 3);
+    s->woke = t; /* a park that switches to t may be lazy */
+    s->runnext = t; /* put_next's case with runnext empty */
+}
 
 /* tel__sched_wake_parked from the preemption signal's handler (the
  * owner's own queues may be mid-change under it): t goes to its home's

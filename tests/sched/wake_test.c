@@ -285,9 +285,10 @@ Test(wake, a_process_going_on_alone_lets_the_epoch_advance, .timeout = 60)
               "only %llu renewals%s (the case was not reached)",
               (unsigned long long)l.renews, l.moved ? ", and the hog moved" : "");
     /* Each renewal announces; the other scheduler advances as it collects
-     * (here about one advance in two renewals; none, or a stray few, when
-     * renewals did not announce). */
-    cr_assert(l.advanced * 10 >= l.renews,
+     * (here thousands of times; a few hundred on a loaded machine). When
+     * renewals did not announce, the epoch could move once past the hog's
+     * last pick and no further: once in 40,000 renewals. */
+    cr_assert(l.advanced >= 5,
               "the epoch advanced %llu times while a process went on alone "
               "for %llu slices",
               (unsigned long long)l.advanced, (unsigned long long)l.renews);
