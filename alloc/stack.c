@@ -730,8 +730,10 @@ static TEL_NOINLINE void *take_one(struct node_pool *np)
  * first frames, would fault each one). The caller gets the first, the
  * cache the rest. A kernel without the vectored call (or one that stops
  * part way) gets a madvise per remaining guard, as before; a stack whose
- * guard cannot be had is left unused, as before. The fallback mode
- * (canaries, mprotect guards) arms one at a time.
+ * guard cannot be had is left unused, as before. The batch comes from the
+ * reservation at hand only (no new mapping for it), and only for classes
+ * below STACK_BIG with guard markers: the fallback mode (canaries,
+ * mprotect guards under a budget) carves and arms one at a time.
  */
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
@@ -823,11 +825,15 @@ static TEL_NOINLINE void *refill(struct cache *c)
     tel__mutex_lock(&np->lock);
     void *base = take_locked(np, &fresh);
     if (base && fresh) {
-        /* Nothing free: a batch of new ones ("New stacks in batches"). */
+        /* Nothing free: a batch of new ones ("New stacks in batches"),
+         * from the reservation at hand only (a big class holds a few
+         * stacks a reservation: no mapping for stacks nobody asked for),
+         * and only with guard markers (the fallback's mprotect budget is
+         * not spent ahead of need). */
         cold[n_new++] = base;
-        void *b;
-        while (n_new < STACK_BATCH && (b = carve(np)) != NULL)
-            cold[n_new++] = b;
+        while (markers && n_new < STACK_BATCH && np->bump != np->bump_end &&
+               np->sc->size < STACK_BIG)
+            cold[n_new++] = carve(np);
     } else if (base) {
         for (unsigned i = 0; i < STACK_BATCH && np->warm; i++) {
             struct free_stack *l = np->warm;

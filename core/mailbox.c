@@ -265,12 +265,15 @@ bool tel__mbox_deliver_alive(tel_pid_t to, struct msg *m)
  * (hooks->flooded, tel__mbox_flooded).
  * It sets XW_FLOOD on itself and tells every scheduler its pid
  * (tel__sched_flood_senders: sched->ob_flood, one flooded receiver per
- * scheduler, the latest); a batch push to that pid then ends the sender's
- * slice (ob_push_any), so a sender gets about one batch (64 messages) per
+ * scheduler, the latest; a receiver still flooded at its next slice end
+ * takes it back); a full batch pushed to that pid then ends the sender's
+ * slice (send_ob), so a sender gets about one batch (64 messages) per
  * turn instead of a slice's worth (4,000 at the default slice), and the
  * receiver's scheduler gives the receiver almost all of its time. When its
  * mailbox runs dry (tel__mbox_empty) or it exits (tel__sig_exit), the
- * receiver clears the flag and the schedulers' pid. Costs nothing per
+ * receiver clears the flag and the schedulers' pid (a park that a sender
+ * on its own scheduler ends before it is published clears nothing: the
+ * flag waits for the next time its mailbox runs dry). Costs nothing per
  * message: a compare at a drainer's slice end, and a load of the sender's
  * own scheduler line per batch push. It cannot see a receiver that does much
  * work per message (fewer than 64 receives a slice: not a drainer, and its
@@ -286,7 +289,14 @@ void tel__mbox_flooded(struct proc *p)
     if (!(atomic_load_explicit(&p->xw, memory_order_relaxed) & XW_FLOOD)) {
         atomic_fetch_or_explicit(&p->xw, XW_FLOOD, memory_order_relaxed);
         tel__sched_flood_senders(p->pid, true);
+        return;
     }
+    /* Still flooded, but another flooded receiver took the schedulers'
+     * slot since (one per scheduler): tell them again. */
+    struct sched *s = tel__sched_self();
+    if (s && atomic_load_explicit(&s->ob_flood, memory_order_relaxed) !=
+                 p->pid)
+        tel__sched_flood_senders(p->pid, true);
 }
 
 /* Push the open batch's messages (if any) to its receiver; the batch
@@ -328,11 +338,6 @@ static TEL_NOINLINE bool ob_push_any(struct sched *s, bool async)
         wake = true;
     } else {
         wake = tel__mpsc_push_chain_wake(&mb->in, &h->node, &t->node, NULL);
-        if (TEL_UNLIKELY(atomic_load_explicit(&s->ob_flood,
-                                              memory_order_relaxed) ==
-                         ob_to(s)) &&
-            !async && s->reds > 1)
-            s->reds = 1; /* "Floods" */
     }
     /* A receiver that parked on its own scheduler waited for these: it
      * goes back there (an injection queue), not behind us on ours as a
@@ -481,10 +486,20 @@ static TEL_NOINLINE int send_ob(struct sched *s, struct proc *self,
         /* A receiver asked for it (its mailbox is empty): push, and close
          * (a batch opened anew tells it again, XW_OB). Or it is full. */
         if (TEL_UNLIKELY(atomic_load_explicit(&s->ob_flush,
-                                              memory_order_relaxed)))
+                                              memory_order_relaxed))) {
             tel__send_close(s);
-        else if (n >= OB_MAX)
+        } else if (n >= OB_MAX) {
             ob_push(s);
+            /* Its receiver is flooded: this sender's slice ends here
+             * ("Floods"). Only on the sender's own send: a batch pushed
+             * as a task leaves (close_sends, an exit) is pushed while
+             * another task's slice is on. */
+            if (TEL_UNLIKELY(atomic_load_explicit(&s->ob_flood,
+                                                  memory_order_relaxed) ==
+                             to) &&
+                s->reds > 1)
+                s->reds = 1;
+        }
     } else {
         rc = TEL_ENOMEM;
     }

@@ -762,15 +762,26 @@ static struct task *take_inject(struct sched *s)
 /* Owner, at a full pick: tasks other threads queued here (woken by a
  * message or a timer elsewhere, or spawned from outside) join the wake
  * lane, as tasks woken here do, rather than waiting for the every-61st
- * turn behind a busy ring ("Foreign wake-ups" in the pick order). */
+ * turn behind a busy ring (item 3 of the pick order). A burst of them
+ * fills the lane up to its burst bound and goes on to the ring, where an
+ * idle scheduler can steal it (the lane is this scheduler's alone). */
 static TEL_NOINLINE void inject_to_wake(struct sched *s)
 {
+    bool spread = false;
     for (uint32_t i = 0; i < SCHED_INJECT_BATCH; i++) {
         struct tel__mpsc_node *n = tel__mpsc_pop(&s->inject);
         if (!n)
             break;
-        push_wake(s, tel_container_of(n, struct task, qnode));
+        struct task *t = tel_container_of(n, struct task, qnode);
+        if (i < SCHED_WAKE_BURST) {
+            push_wake(s, t);
+        } else {
+            push_tail(s, t, false);
+            spread = true;
+        }
     }
+    if (spread && sys.n > 1)
+        wake_idle();
 }
 
 /* Owner, at a pick, when it has retired blocks: now and then, free what
