@@ -30,7 +30,8 @@
  *   3. the wake lane: tasks woken by their timer (a sleeper, a receive
  *      that timed out), and the tasks other threads queued here (the
  *      injection queue: woken by a message from another thread, spawned
- *      from outside), which every full pick moves into the lane; before the
+ *      from outside), which every full pick moves into the lane (up to its
+ *      burst bound; the rest of a burst goes to the ring); before the
  *      ring, at most SCHED_WAKE_BURST in a row while the ring has work.
  *      Without that move a task another thread woke waited for the
  *      every-61st turn: 61 slices behind a busy ring (2.4 ms among
