@@ -1970,19 +1970,7 @@ void tel__sched_wake_parked_slow(struct task *t)
     atomic_store_explicit(&t->state, TASK_RUNNABLE, memory_order_relaxed);
     struct sched *s = tel__sched_self();
     if (s) {
-        /* It runs next here, usually as soon as we block: start loading
-         * the lines it resumes through while we finish. With many
-         * processes they are cold (ring's 10,000 stacks are out of L2):
-         * its saved registers and the frames of the context switch, the
-         * park and the receive above them, about 200 bytes with GCC -O3,
-         * so four lines. One line (the registers) before: ring -s 1 10000
-         * 49.8 -> 35.7 ns a hop, thread_ring 27.9 -> 26.7 (medians of 10
-         * and 14 alternated runs); six lines were worse than four. */
-        const char *sp = (const char *)t->sp;
-        __builtin_prefetch(sp, 0, 3);
-        __builtin_prefetch(sp + 64, 0, 3);
-        __builtin_prefetch(sp + 128, 0, 3);
-        __builtin_prefetch(sp + 192, 0, 3);
+        tel__sched_prefetch_resume(t);
         s->woke = t; /* a park that switches to t may be lazy */
         put_next(s, t);
     } else {
