@@ -278,8 +278,8 @@ bool tel__mbox_deliver_alive(tel_pid_t to, struct msg *m)
  * own scheduler line per batch push. It cannot see a receiver that does much
  * work per message (fewer than 64 receives a slice: not a drainer, and its
  * count restarts every run); BEAM's queue length would.
- * Measured: full fanin -s 2, medians of 12 alternated runs, 16.4 -> 14.2
- * ns a message, peak RSS 67-123 MB -> 34-65 MB; 100 senders -s 2 (1 M
+ * Measured: full fanin -s 2, medians of 12 alternated runs, 15.7 -> 10.9
+ * ns a message, peak RSS 48-106 MB -> 29-47 MB; 100 senders -s 2 (1 M
  * messages, the receiver mostly keeps up) 13.4 -> 14.0 over 30 runs (its
  * flood episodes cost the senders a switch and a batch reopened per
  * turn); -s 1 the same within noise.
