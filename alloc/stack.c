@@ -534,28 +534,34 @@ static void discard_close(void)
     self_pidfd = -1;
 }
 
-/* MADV_DONTNEED on n ranges (n <= DISCARD_VEC). */
+/* advice on n ranges with one process_madvise; the number of ranges
+ * wholly advised (from the first: the call stops at a range it could not
+ * advise), 0 if the call is not available. */
+static unsigned advise_vec(const struct iovec *iov, unsigned n, int advice)
+{
+    if (n == 0 || self_pidfd < 0 ||
+        atomic_load_explicit(&vec_refused, memory_order_relaxed) ||
+        getpid() != self_pid)
+        return 0;
+    long r = syscall(SYS_process_madvise, self_pidfd, iov, (size_t)n,
+                     advice, 0u);
+    if (r < 0) {
+        if (errno == ENOSYS || errno == EINVAL || errno == EPERM)
+            atomic_store_explicit(&vec_refused, true, memory_order_relaxed);
+        return 0;
+    }
+    unsigned done = 0;
+    for (size_t left = (size_t)r; done < n && left >= iov[done].iov_len;
+         done++)
+        left -= iov[done].iov_len;
+    return done;
+}
+
+/* MADV_DONTNEED on n ranges (n <= DISCARD_VEC): in one call if it can,
+ * the ranges it did not wholly advise one by one. */
 static void discard(const struct iovec *iov, unsigned n)
 {
-    unsigned done = 0;
-    if (n > 1 && self_pidfd >= 0 &&
-        !atomic_load_explicit(&vec_refused, memory_order_relaxed) &&
-        getpid() == self_pid) {
-        size_t want = 0;
-        for (unsigned i = 0; i < n; i++)
-            want += iov[i].iov_len;
-        long r = syscall(SYS_process_madvise, self_pidfd, iov, (size_t)n,
-                         MADV_DONTNEED, 0u);
-        if (r < 0 && (errno == ENOSYS || errno == EINVAL || errno == EPERM))
-            atomic_store_explicit(&vec_refused, true, memory_order_relaxed);
-        if (r > 0 && (size_t)r == want)
-            return;
-        /* Partly done (it stops at a range it could not advise): the
-         * ranges wholly advised are skipped, the rest go one by one. */
-        for (size_t left = r > 0 ? (size_t)r : 0;
-             done < n && left >= iov[done].iov_len; done++)
-            left -= iov[done].iov_len;
-    }
+    unsigned done = n > 1 ? advise_vec(iov, n, MADV_DONTNEED) : 0;
     for (unsigned i = done; i < n; i++)
         (void)madvise(iov[i].iov_base, iov[i].iov_len, MADV_DONTNEED);
 }
@@ -739,28 +745,6 @@ static TEL_NOINLINE void *take_one(struct node_pool *np)
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 
-/* advice on n ranges with one process_madvise; the number of ranges
- * wholly advised (from the first), 0 if the call is not available. */
-static unsigned advise_vec(struct iovec *iov, unsigned n, int advice)
-{
-    if (n == 0 || self_pidfd < 0 ||
-        atomic_load_explicit(&vec_refused, memory_order_relaxed) ||
-        getpid() != self_pid)
-        return 0;
-    long r = syscall(SYS_process_madvise, self_pidfd, iov, (size_t)n,
-                     advice, 0u);
-    if (r < 0) {
-        if (errno == ENOSYS || errno == EINVAL || errno == EPERM)
-            atomic_store_explicit(&vec_refused, true, memory_order_relaxed);
-        return 0;
-    }
-    unsigned done = 0;
-    for (size_t left = (size_t)r; done < n && left >= iov[done].iov_len;
-         done++)
-        left -= iov[done].iov_len;
-    return done;
-}
-
 /* Arm the n stacks at b (just carved); keeps the armed ones at the front
  * of b, in order, and returns how many. */
 static unsigned arm_many(void **b, unsigned n)
@@ -799,7 +783,7 @@ static void *arm_batch(struct cache *c, void **b, unsigned n)
     if (n > 1)
         populate_tops(c->sc, b, n);
     /* Last first, so that they come out in the order they were carved
-     * (neighbours, and the fallback's guards on the first ones). */
+     * (neighbours in the reservation). */
     for (unsigned i = n; i-- > 0;) {
 #ifdef STACK_VALGRIND
         if (RUNNING_ON_VALGRIND)

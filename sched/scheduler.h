@@ -177,9 +177,10 @@ struct sched {
      * (core clears it when a batch closes or opens). */
     _Atomic uint32_t ob_nudge, ob_flush;
     /* The pid of a receiver that has fallen far behind (a flood), 0 if
-     * none: a send batch to it ends the sender's slice when pushed
-     * (tel__sched_flood_senders). The receiver writes it, rarely; the
-     * owner reads it at each batch push. */
+     * none: a full send batch the running sender pushes to it ends that
+     * sender's slice (core/mailbox.c, "Floods"; tel__sched_flood_senders).
+     * The receiver writes it, rarely; the owner reads it at each full
+     * batch. */
     _Atomic uint64_t ob_flood;
     _Atomic(struct task *) preempt_want;
     pthread_t thread;
